@@ -1,0 +1,152 @@
+/* ptcore.h - ptstub's C helper: the all-stop hot loop over ptrace.
+ *
+ * This header is the single source of truth for the C/Python boundary: build_ptcore.py hands the
+ * part between the CDEF markers to cffi verbatim.  Every function returns a result >= 0 or -errno.
+ * The C side owns mechanism (wait, interrupt, step over, restart fix-up); Python owns policy (which
+ * threads to resume, which breakpoints exist, what to report to GDB).
+ */
+#ifndef PTSTUB_PTCORE_H
+#define PTSTUB_PTCORE_H
+#include <stdint.h>
+
+/* CDEF-BEGIN */
+/* Thread states (DESIGN.md §2).  STOPPING is RUNNING with interrupt_pending set. */
+enum {
+    PT_RUNNING = 0,
+    PT_STOPPED = 1,
+    PT_EXITING = 2, /* past PTRACE_EVENT_EXIT or a zombie: never interrupted, never waited for */
+    PT_GONE = 3
+};
+
+/* What a thread does on the next pt_resume. */
+enum { PT_ACT_NONE = 0, PT_ACT_CONT = 1, PT_ACT_STEP = 2, PT_ACT_RANGE = 3 };
+
+/* Pending (not yet reported) event kinds. */
+enum {
+    PT_EV_NONE = 0,
+    PT_EV_BREAKPOINT = 1, /* int3 on an inserted breakpoint; pc already rewound */
+    PT_EV_STEP = 2,       /* single-step or range step finished */
+    PT_EV_SIGNAL = 3,     /* signal-delivery-stop; ev_sig is the signal */
+    PT_EV_INTERRUPT = 4,  /* stopped on request (pt_request_stop / timeout) */
+    PT_EV_EXEC = 5,       /* execve done; ev_data = former tid */
+    PT_EV_FORK = 6,       /* ev_data = child pid (only with PT_OPT_FORK_EVENTS) */
+    PT_EV_VFORK = 7,
+    PT_EV_VFORK_DONE = 8,
+    PT_EV_HWTRAP = 9, /* TRAP_HWBKPT: hardware breakpoint or watchpoint; ev_data = DR6 */
+    PT_EV_EXITED = 10, /* whole process ended; ev_data = raw wait status */
+    PT_EV_SYSCALL = 11 /* syscall entry/exit stop (catch syscall); ev_sig = 0 entry, 1 exit */
+};
+
+/* Engine option bits (pt_engine.options). */
+enum {
+    PT_OPT_FORK_EVENTS = 1,   /* report forks instead of detaching the child after removing breakpoints */
+    PT_OPT_EINTR_FIXUP = 2,   /* transparent restart of calls that return -EINTR at our interrupt stops */
+    PT_OPT_CATCH_SYSCALLS = 4 /* resume with PTRACE_SYSCALL */
+};
+
+typedef struct pt_thread {
+    int32_t tid;
+    int32_t state;
+    int32_t interrupt_pending; /* PTRACE_INTERRUPT sent, its PTRACE_EVENT_STOP not seen yet */
+    int32_t awaiting_initial;  /* seized clone child whose first PTRACE_EVENT_STOP is still to come */
+    int32_t action;            /* PT_ACT_*, set before pt_resume */
+    int32_t action_sig;        /* signal to deliver on resume, 0 for none */
+    uint64_t range_start;      /* PT_ACT_RANGE: keep stepping while range_start <= pc < range_end */
+    uint64_t range_end;
+    int32_t ev_kind;           /* pending event (PT_EV_*), PT_EV_NONE if none */
+    int32_t ev_sig;
+    uint64_t ev_pc;
+    uint64_t ev_data;
+    int32_t deliver_sig;       /* a passed signal collected while stopping, delivered on resume */
+    int32_t stale_trap;        /* an int3 SIGTRAP already accounted for is still queued: swallow it */
+    int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
+    int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
+    uint64_t resumed_ns;       /* CLOCK_MONOTONIC time of the last resume */
+} pt_thread;
+
+typedef struct pt_breakpoint {
+    uint64_t addr;
+    uint8_t orig;     /* the program's byte under the int3 */
+    uint8_t pad[7];
+} pt_breakpoint;
+
+typedef struct pt_engine {
+    int32_t pid;
+    int32_t memfd;        /* /proc/PID/mem, reopened after exec */
+    int32_t wakefd;       /* eventfd: pt_request_stop() from any thread makes pt_wait stop all */
+    int32_t options;
+    int32_t nthreads;
+    int32_t cap;
+    pt_thread **threads;       /* stable pointers: a thread's record never moves while it lives */
+    int32_t *hash;             /* open addressing: tid -> index + 1 into threads, 0 = empty */
+    int32_t hashcap;           /* power of two, >= 2 * cap */
+    int32_t nrunning;          /* threads in PT_RUNNING (incl. clone children not yet stopped) */
+    int32_t stopping;          /* inside a stop-all: every stop is kept, nothing is resumed */
+    int32_t world_stopped;     /* every thread is stopped and the world stays so until pt_resume */
+    int32_t launched;          /* we forked it: PTRACE_O_EXITKILL, kill on close */
+    int32_t nbps;
+    int32_t bpcap;
+    pt_breakpoint *bps;
+    uint64_t rng;              /* xorshift state for fair choice among pending events */
+    int32_t last_stepped_tid;  /* preferred when several events are pending */
+    int32_t report_tid;        /* set by pt_wait/pt_resume when an event is to be reported */
+    pt_thread *reported;       /* that thread's record (NULL when the process ended) */
+    int32_t exited;            /* the process is gone; exit_status holds its raw wait status */
+    int32_t exit_status;
+    int32_t stop_requested;
+    int32_t vfork_parent_tid;  /* internal vfork window: breakpoints lifted until VFORK_DONE */
+    uint64_t pass_signals;     /* bit (sig-1): deliver without stopping (QPassSignals) */
+    uint64_t dr[4];            /* hardware debug registers applied to every thread */
+    uint64_t dr7;
+    /* statistics, for logs and benchmarks */
+    uint64_t n_stops;
+    uint64_t n_interrupts;
+    uint64_t n_eintr_fixups;
+    uint64_t n_stale_stops;
+    uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
+    int32_t n_orphans;         /* statuses of pids that are not ours, for the caller to route */
+    int32_t orphan_tid[16];
+    int32_t orphan_status[16];
+} pt_engine;
+
+/* Launch flags. */
+enum { PT_LAUNCH_NO_ASLR = 1, PT_LAUNCH_SETPGID = 2 };
+
+int pt_launch(const char *path, char *const argv[], char *const envp[], const char *cwd, int flags,
+              int stdin_fd, int stdout_fd, int stderr_fd, int32_t *pid_out);
+pt_engine *pt_engine_new(int32_t pid, uint64_t seed);
+void pt_engine_free(pt_engine *e);
+int pt_attach_all(pt_engine *e);
+int pt_adopt_launched(pt_engine *e);
+
+int pt_resume(pt_engine *e);
+int pt_wait(pt_engine *e, int timeout_ms, int extra_fd);
+int pt_cont(pt_engine *e, int timeout_ms, int extra_fd);
+int pt_set_actions(pt_engine *e, int action);
+int pt_stop_all(pt_engine *e);
+int pt_request_stop(pt_engine *e);
+int pt_find_thread(pt_engine *e, int32_t tid);
+int pt_prune(pt_engine *e);
+int pt_set_options(pt_engine *e, int options);
+
+int pt_insert_breakpoint(pt_engine *e, uint64_t addr);
+int pt_remove_breakpoint(pt_engine *e, uint64_t addr);
+int64_t pt_read_memory(pt_engine *e, uint64_t addr, uint8_t *buf, uint64_t len);
+int64_t pt_write_memory(pt_engine *e, uint64_t addr, const uint8_t *buf, uint64_t len);
+
+int pt_get_regs(pt_engine *e, int32_t tid, uint8_t *buf216);
+int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216);
+int pt_get_xstate(int32_t tid, uint8_t *buf, uint32_t len);
+int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len);
+int pt_get_siginfo(int32_t tid, uint8_t *buf128);
+int pt_set_siginfo(int32_t tid, const uint8_t *buf128);
+int pt_set_debugregs(pt_engine *e, const uint64_t *dr4, uint64_t dr7);
+int pt_get_dr6(int32_t tid, uint64_t *out);
+
+int pt_detach(pt_engine *e);
+int pt_kill(pt_engine *e);
+int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
+uint64_t pt_now_ns(void);
+/* CDEF-END */
+
+#endif

@@ -1,0 +1,131 @@
+"""Typed stop events: what the all-stop engine reports once every thread is stopped.
+
+One frozen value per kind of stop. The engine produces them; the RSP session turns them into stop
+replies and the stress harness into statistics. Thread-level events carry the tid of the thread that
+is reported; process-level ones (exit, kill) carry only the status.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from dataclasses import dataclass
+from enum import Enum
+
+
+class WatchKind(Enum):
+    """What a hardware watchpoint triggers on (GDB's `watch`, `rwatch`, `awatch`)."""
+
+    WRITE = "watch"
+    READ = "rwatch"
+    ACCESS = "awatch"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakpointHit:
+    """A thread stopped on a breakpoint; `pc` already rewound to the breakpoint's address."""
+
+    tid: int
+    pc: int
+    hardware: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class WatchpointHit:
+    """A hardware watchpoint triggered; `address` is the watched address that was accessed."""
+
+    tid: int
+    pc: int
+    address: int
+    kind: WatchKind
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    """A single-step (or range step) of `tid` finished."""
+
+    tid: int
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignalReceived:
+    """A signal is about to be delivered to `tid`; it is delivered on resume unless suppressed."""
+
+    tid: int
+    pc: int
+    signal: int
+
+    @property
+    def name(self) -> str:
+        try:
+            return _signal.Signals(self.signal).name
+        except ValueError:
+            return f"SIG{self.signal}"
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupted:
+    """The world was stopped on request (`Inferior.interrupt()`, Ctrl-C); `tid` is the thread shown."""
+
+    tid: int
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class Exec:
+    """A thread called execve successfully; the process now runs `path` (thread table reset)."""
+
+    tid: int
+    pc: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class Forked:
+    """A thread forked (or vforked); the child is stopped and traced, as GDB's fork events expect."""
+
+    tid: int
+    pc: int
+    child_pid: int
+    vfork: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VforkDone:
+    """The vfork child released the parent's memory (exec or exit)."""
+
+    tid: int
+    pc: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyscallStop:
+    """A caught system call: entry (`returned=False`) or return."""
+
+    tid: int
+    pc: int
+    number: int
+    returned: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Exited:
+    """The process exited normally with `code`."""
+
+    pid: int
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
+class Killed:
+    """The process was terminated by `signal`."""
+
+    pid: int
+    signal: int
+
+
+ThreadStop = (
+    BreakpointHit | WatchpointHit | StepDone | SignalReceived | Interrupted | Exec | Forked | VforkDone | SyscallStop
+)
+ProcessEnd = Exited | Killed
+StopEvent = ThreadStop | ProcessEnd

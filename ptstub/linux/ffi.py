@@ -1,0 +1,36 @@
+"""The cffi helper (`ptstub._ptcore`) and the one place its -errno results become exceptions."""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import os
+
+from ptstub._ptcore import ffi, lib  # built from csrc/ at install time (API mode)
+from ptstub.errors import MemoryAccessError, NoSuchThreadError, PtraceError, TargetError
+
+__all__ = ["ffi", "lib", "check", "check_thread", "check_memory"]
+
+
+def check(rc: int, what: str) -> int:
+    """Return `rc` when it is a result, raise `TargetError` when it is -errno."""
+    if rc < 0:
+        raise TargetError(f"{what}: {os.strerror(-rc)}", -rc)
+    return rc
+
+
+def check_thread(rc: int, op: str, tid: int) -> int:
+    """Like `check` for a per-thread ptrace request: ESRCH means the thread is gone."""
+    if rc < 0:
+        if rc == -errno_mod.ESRCH:
+            raise NoSuchThreadError(tid)
+        raise PtraceError(op, tid, -rc)
+    return rc
+
+
+def check_memory(rc: int, address: int, length: int, verb: str) -> int:
+    """Like `check` for memory access: any failure names the address range."""
+    if rc < 0:
+        raise MemoryAccessError(
+            f"cannot {verb} {length} byte(s) at {address:#x}: {os.strerror(-rc)}", -rc
+        )
+    return rc

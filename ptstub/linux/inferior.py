@@ -1,0 +1,565 @@
+"""`Inferior`: one traced process under the all-stop engine (the Linux backend of `Target`).
+
+Python keeps policy: which threads run, breakpoint reference counts, hardware slots, which signal a
+resume delivers, turning the C engine's pending-event records into typed `StopEvent`s. The C helper
+(`csrc/ptcore.c`) keeps the mechanism. Invariant: between two calls every thread is stopped
+(`world_stopped`) unless `resume()` was called and `wait()` has not yet reported.
+
+All calls must come from the thread that created the Inferior (ptrace(2): requests are accepted only
+from the tracer thread), except `interrupt()`, which any thread may call.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import logging
+import os
+import signal as signal_mod
+import threading
+from collections.abc import Mapping
+from typing import IO, Any
+
+from ptstub.errors import AttachError, LaunchError, ProcessGoneError, StopTimeout, TargetError
+from ptstub.events import (
+    BreakpointHit,
+    Exec,
+    Exited,
+    Forked,
+    Interrupted,
+    Killed,
+    SignalReceived,
+    StepDone,
+    StopEvent,
+    SyscallStop,
+    VforkDone,
+    WatchKind,
+    WatchpointHit,
+)
+from ptstub.linux import symbols
+from ptstub.linux.debugregs import DebugRegisters
+from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
+from ptstub.linux.program import resolve_program
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
+
+log = logging.getLogger("ptstub.events")
+
+GPR_SIZE = 216
+XSTATE_MAX = 16384
+SIGINFO_SIZE = 128
+STATES = {
+    lib.PT_RUNNING: ThreadState.RUNNING,
+    lib.PT_STOPPED: ThreadState.STOPPED,
+    lib.PT_EXITING: ThreadState.EXITING,
+    lib.PT_GONE: ThreadState.GONE,
+}
+ACTIONS = {ResumeKind.CONTINUE: lib.PT_ACT_CONT, ResumeKind.STEP: lib.PT_ACT_STEP, ResumeKind.RANGE_STEP: lib.PT_ACT_RANGE}
+WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
+WAIT_FOREVER = -1
+
+
+def _fd_of(stream: IO[Any] | int | None) -> int:
+    if stream is None:
+        return -1
+    if isinstance(stream, int):
+        return stream
+    return stream.fileno()
+
+
+def _ms(timeout: float | None) -> int:
+    return WAIT_FOREVER if timeout is None else max(0, int(timeout * 1000))
+
+
+class Inferior:
+    """A traced process, stopped between calls; use `launch()` or `attach()` to get one."""
+
+    def __init__(self, engine: Any, pid: int, launched: bool, executable: str) -> None:
+        self._e = engine
+        self.pid = pid
+        self.launched = launched
+        self._executable = executable
+        self._owner = threading.get_ident()
+        self._breakpoints: dict[int, int] = {}  # address -> reference count
+        self._debugregs = DebugRegisters()
+        self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
+        self._ready = False  # pt_resume found an event to report without running anything
+        self._last_tid = pid
+        self.exit_code: int | None = None
+        self.exit_signal: int | None = None
+        self._closed = False
+
+    # -------------------------------------------------------------------------------- life cycle
+    def __enter__(self) -> Inferior:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Kill a launched process, detach from an attached one; idempotent."""
+        if self._closed:
+            return
+        try:
+            if self.alive:
+                if self.launched:
+                    self.kill()
+                else:
+                    self.detach()
+        finally:
+            self._closed = True
+            lib.pt_engine_free(self._e)
+            self._e = ffi.NULL
+
+    @property
+    def alive(self) -> bool:
+        return not self._closed and not self._e.exited
+
+    def _require_alive(self) -> None:
+        if self._closed or self._e.exited:
+            raise ProcessGoneError()
+
+    # -------------------------------------------------------------------------------- threads
+    def threads(self) -> list[ThreadInfo]:
+        """Live threads in creation order (threads past their exit are left out)."""
+        self._require_alive()
+        result = []
+        for i in range(self._e.nthreads):
+            t = self._e.threads[i]
+            state = t.state
+            if state in (lib.PT_GONE, lib.PT_EXITING) and not t.exiting:
+                continue
+            if state == lib.PT_GONE:
+                continue
+            result.append(ThreadInfo(t.tid, _thread_name(self.pid, t.tid), _thread_core(self.pid, t.tid), STATES[state]))
+        return result
+
+    def thread_ids(self) -> list[int]:
+        e = self._e
+        return [e.threads[i].tid for i in range(e.nthreads) if e.threads[i].state in (lib.PT_STOPPED, lib.PT_RUNNING)]
+
+    def _thread(self, tid: int) -> Any:
+        index = lib.pt_find_thread(self._e, tid)
+        if index < 0:
+            check_thread(-errno_mod.ESRCH, "find", tid)
+        return self._e.threads[index]
+
+    def has_thread(self, tid: int) -> bool:
+        return not self._closed and lib.pt_find_thread(self._e, tid) >= 0
+
+    # -------------------------------------------------------------------------------- symbols
+    def executable(self) -> str:
+        try:
+            return os.readlink(f"/proc/{self.pid}/exe")
+        except OSError:
+            return self._executable
+
+    def symbol(self, name: str) -> int:
+        """Runtime address of a function or global of the main executable (PIE relocated)."""
+        self._require_alive()
+        return symbols.resolve_symbol(self.pid, self.executable(), name)
+
+    # -------------------------------------------------------------------------------- breakpoints
+    def insert_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
+        """Insert a breakpoint (reference counted) or a hardware breakpoint / watchpoint."""
+        self._require_alive()
+        if kind is BreakpointKind.SOFTWARE:
+            count = self._breakpoints.get(address, 0)
+            if count == 0:
+                check_memory(lib.pt_insert_breakpoint(self._e, address), address, 1, "insert a breakpoint")
+            self._breakpoints[address] = count + 1
+            return
+        self._debugregs.insert(address, length, kind)
+        self._apply_debugregs()
+
+    def remove_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
+        self._require_alive()
+        if kind is BreakpointKind.SOFTWARE:
+            count = self._breakpoints.get(address, 0)
+            if count <= 1:
+                self._breakpoints.pop(address, None)
+                rc = lib.pt_remove_breakpoint(self._e, address)
+                if rc < 0 and rc != -errno_mod.ENOENT:
+                    check_memory(rc, address, 1, "remove the breakpoint")
+            else:
+                self._breakpoints[address] = count - 1
+            return
+        if self._debugregs.remove(address, length, kind):
+            self._apply_debugregs()
+
+    def _apply_debugregs(self) -> None:
+        regs = ffi.new("uint64_t[4]", self._debugregs.addresses())
+        check(lib.pt_set_debugregs(self._e, regs, self._debugregs.dr7()), "set debug registers")
+
+    # -------------------------------------------------------------------------------- run control
+    def resume(self, actions: Mapping[int, ResumeAction] | None = None, default: ResumeAction | None = None) -> None:
+        """Start threads: those in `actions` as given, every other one with `default` (or not at all)."""
+        self._require_alive()
+        e = self._e
+        actions = actions or {}
+        for i in range(e.nthreads):
+            t = e.threads[i]
+            action = actions.get(t.tid, default)
+            if action is None:
+                t.action = lib.PT_ACT_NONE
+                continue
+            t.action = ACTIONS[action.kind]
+            t.action_sig = action.signal
+            if action.kind is ResumeKind.RANGE_STEP:
+                t.range_start = action.range_start
+                t.range_end = action.range_end
+            self._held_signals.pop(t.tid, None)
+        self._after_resume(lib.pt_resume(e))
+
+    def _after_resume(self, rc: int) -> None:
+        if rc == -errno_mod.EDEADLK:
+            raise TargetError("no thread was resumed", errno_mod.EINVAL)
+        check(rc, "resume")
+        self._ready = rc == 1
+
+    def wait(self, timeout: float | None = None, wake_fd: int | None = None) -> StopEvent | None:
+        """Block until a stop is reported with every thread stopped; None on timeout or `wake_fd` readable."""
+        if self._ready:
+            self._ready = False
+            return self._take_event()
+        rc = check(lib.pt_wait(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
+        if rc == 1:
+            return self._take_event()
+        if rc == 3:
+            raise TargetError("no thread is running", errno_mod.ECHILD)
+        return None
+
+    def cont(self, timeout: float | None = 10.0, pass_signal: bool = True) -> StopEvent:
+        """Resume every thread; return the next event (all threads stopped). Raise StopTimeout if none."""
+        self._require_alive()
+        if self._held_signals:
+            for tid, sig in self._held_signals.items():
+                if pass_signal and self.has_thread(tid):
+                    self._thread(tid).action_sig = sig
+            self._held_signals.clear()
+        rc = lib.pt_cont(self._e, _ms(timeout), -1)
+        if rc == 1:
+            return self._take_event()
+        if rc == 0:
+            self._timeout()
+        self._after_resume(rc)
+        if self._ready:
+            self._ready = False
+            return self._take_event()
+        raise TargetError("nothing left to run", errno_mod.ECHILD)
+
+    def step(self, tid: int, timeout: float | None = 10.0, pass_signal: bool = True) -> StopEvent:
+        """Single-step `tid` only; every other thread stays stopped."""
+        self._require_alive()
+        self._thread(tid)
+        sig = self._held_signals.pop(tid, 0) if pass_signal else 0
+        self.resume({tid: ResumeAction(ResumeKind.STEP, sig)})
+        event = self.wait(timeout)
+        if event is None:
+            self._timeout()
+        assert event is not None
+        return event
+
+    def _timeout(self) -> None:
+        lib.pt_request_stop(self._e)
+        event = self.wait(5.0)
+        if event is not None and not isinstance(event, Interrupted):
+            raise StopTimeout(f"no stop within the timeout; then {event} (world stopped)")
+        raise StopTimeout("nothing was reported within the timeout (every thread is now stopped)")
+
+    def interrupt(self) -> None:
+        """Stop the world; a running `cont()`/`wait()` returns `Interrupted`. Safe from any thread."""
+        if not self._closed:
+            lib.pt_request_stop(self._e)
+
+    def stop(self) -> StopEvent:
+        """Stop every running thread now (after `resume()`), and return what is reported."""
+        self.interrupt()
+        event = self.wait(10.0)
+        if event is None:
+            raise StopTimeout("the process did not stop")
+        return event
+
+    def set_pass_signals(self, signals: set[int]) -> None:
+        """Signals delivered to the program without a stop (GDB's QPassSignals)."""
+        mask = 0
+        for sig in signals:
+            if 0 < sig <= 64:
+                mask |= 1 << (sig - 1)
+        self._e.pass_signals = mask
+
+    def set_options(self, *, fork_events: bool = False, eintr_fixup: bool = True, catch_syscalls: bool = False) -> None:
+        options = (lib.PT_OPT_FORK_EVENTS if fork_events else 0) | (lib.PT_OPT_EINTR_FIXUP if eintr_fixup else 0)
+        options |= lib.PT_OPT_CATCH_SYSCALLS if catch_syscalls else 0
+        lib.pt_set_options(self._e, options)
+
+    # -------------------------------------------------------------------------------- events
+    def _take_event(self) -> StopEvent:
+        e = self._e
+        t = e.reported
+        if e.exited or t == ffi.NULL:
+            return self._process_end()
+        kind, tid, pc = t.ev_kind, t.tid, t.ev_pc
+        t.ev_kind = lib.PT_EV_NONE
+        self._last_tid = tid
+        if kind == lib.PT_EV_BREAKPOINT:
+            return BreakpointHit(tid, pc)
+        if kind == lib.PT_EV_STEP:
+            return StepDone(tid, pc)
+        if kind == lib.PT_EV_SIGNAL:
+            self._held_signals[tid] = t.ev_sig
+            return SignalReceived(tid, pc, t.ev_sig)
+        if kind == lib.PT_EV_INTERRUPT:
+            return Interrupted(tid, pc)
+        if kind == lib.PT_EV_HWTRAP:
+            return self._hardware_event(tid, pc, t.ev_data)
+        if kind == lib.PT_EV_EXEC:
+            return self._on_exec(tid, pc)
+        if kind in (lib.PT_EV_FORK, lib.PT_EV_VFORK):
+            return Forked(tid, pc, int(t.ev_data), kind == lib.PT_EV_VFORK)
+        if kind == lib.PT_EV_VFORK_DONE:
+            return VforkDone(tid, pc)
+        if kind == lib.PT_EV_SYSCALL:
+            return SyscallStop(tid, pc, int(t.ev_data), bool(t.ev_sig))
+        raise TargetError(f"engine reported unknown event kind {kind}")
+
+    def _process_end(self) -> StopEvent:
+        status = self._e.exit_status
+        if os.WIFSIGNALED(status):
+            self.exit_signal = os.WTERMSIG(status)
+            return Killed(self.pid, self.exit_signal)
+        self.exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
+        return Exited(self.pid, self.exit_code)
+
+    def _hardware_event(self, tid: int, pc: int, dr6: int) -> StopEvent:
+        slot = self._debugregs.triggered(dr6)
+        if slot is None or slot.kind is BreakpointKind.HARDWARE:
+            return BreakpointHit(tid, pc, hardware=True)
+        return WatchpointHit(tid, pc, slot.request[0], WATCH_KINDS[slot.kind])
+
+    def _on_exec(self, tid: int, pc: int) -> StopEvent:
+        self._breakpoints.clear()  # the old image and its int3 bytes are gone
+        self._debugregs.clear()
+        self._held_signals.clear()
+        self._executable = self.executable()
+        return Exec(tid, pc, self._executable)
+
+    # -------------------------------------------------------------------------------- memory
+    def read_memory(self, address: int, length: int) -> bytes:
+        """Read program memory as the program sees it (breakpoint bytes hidden); may return fewer bytes."""
+        self._require_alive()
+        if length <= 0:
+            return b""
+        buf = ffi.new("uint8_t[]", length)
+        n = check_memory(lib.pt_read_memory(self._e, address, buf, length), address, length, "read")
+        return ffi.buffer(buf, n)[:]
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        """Write program memory, including read-only text; breakpoints under it stay in force."""
+        self._require_alive()
+        if not data:
+            return
+        n = check_memory(lib.pt_write_memory(self._e, address, data, len(data)), address, len(data), "write")
+        if n != len(data):
+            check_memory(-errno_mod.EIO, address + n, len(data) - n, "write")
+
+    # -------------------------------------------------------------------------------- registers
+    def read_gpr(self, tid: int) -> bytes:
+        buf = ffi.new("uint8_t[]", GPR_SIZE)
+        check_thread(lib.pt_get_regs(self._e, tid, buf), "GETREGS", tid)
+        return ffi.buffer(buf, GPR_SIZE)[:]
+
+    def write_gpr(self, tid: int, data: bytes) -> None:
+        if len(data) != GPR_SIZE:
+            raise TargetError(f"general registers are {GPR_SIZE} bytes, got {len(data)}", errno_mod.EINVAL)
+        check_thread(lib.pt_set_regs(self._e, tid, data), "SETREGS", tid)
+
+    def read_xstate(self, tid: int) -> bytes:
+        buf = ffi.new("uint8_t[]", XSTATE_MAX)
+        n = check_thread(lib.pt_get_xstate(tid, buf, XSTATE_MAX), "GETREGSET", tid)
+        return ffi.buffer(buf, n)[:]
+
+    def write_xstate(self, tid: int, data: bytes) -> None:
+        check_thread(lib.pt_set_xstate(tid, data, len(data)), "SETREGSET", tid)
+
+    def get_regs(self, tid: int) -> dict[str, int]:
+        """General registers of `tid` by name (user_regs_struct: rax, rip, orig_rax, fs_base ...)."""
+        from ptstub.arch import x86_64
+
+        self._require_alive()
+        return x86_64.unpack_gpr(self.read_gpr(tid))
+
+    def set_regs(self, tid: int, values: Mapping[str, int]) -> None:
+        """Change some general registers of `tid`; the others keep their values."""
+        from ptstub.arch import x86_64
+
+        self._require_alive()
+        unknown = set(values) - set(x86_64.GPR_FIELDS)
+        if unknown:
+            raise TargetError(f"unknown register(s): {', '.join(sorted(unknown))}", errno_mod.EINVAL)
+        self.write_gpr(tid, x86_64.pack_gpr(values, self.read_gpr(tid)))
+
+    def read_siginfo(self, tid: int) -> bytes:
+        buf = ffi.new("uint8_t[]", SIGINFO_SIZE)
+        check_thread(lib.pt_get_siginfo(tid, buf), "GETSIGINFO", tid)
+        return ffi.buffer(buf, SIGINFO_SIZE)[:]
+
+    def write_siginfo(self, tid: int, data: bytes) -> None:
+        data = data.ljust(SIGINFO_SIZE, b"\0")[:SIGINFO_SIZE]
+        check_thread(lib.pt_set_siginfo(tid, data), "SETSIGINFO", tid)
+
+    def read_auxv(self) -> bytes:
+        try:
+            with open(f"/proc/{self.pid}/auxv", "rb") as f:
+                return f.read()
+        except OSError as err:
+            raise TargetError(f"cannot read auxv: {err.strerror}", err.errno or errno_mod.EIO) from None
+
+    # -------------------------------------------------------------------------------- ending
+    def detach(self) -> None:
+        """Let the process go: breakpoints out of memory, pending signals handed back, nothing stopped."""
+        if self._closed or self._e.exited:
+            return
+        self._breakpoints.clear()
+        self._debugregs.clear()
+        check(lib.pt_detach(self._e), "detach")
+        self._e.exited = 1
+        self.exit_code = None
+
+    def kill(self) -> None:
+        """Kill the process (SIGKILL) and reap it."""
+        if self._closed or self._e.exited:
+            return
+        lib.pt_kill(self._e)
+        self.exit_signal = signal_mod.SIGKILL
+
+    # -------------------------------------------------------------------------------- statistics
+    @property
+    def stats(self) -> dict[str, int]:
+        e = self._e
+        return {
+            "stops": e.n_stops,
+            "interrupts": e.n_interrupts,
+            "eintr_fixups": e.n_eintr_fixups,
+            "stale_stops": e.n_stale_stops,
+            "last_stop_ns": e.last_stop_ns,
+        }
+
+    def measure_stop_all(self, rounds: int) -> list[tuple[float, float]]:
+        """With the world running: time `rounds` stop-alls and stop-all + resume cycles (seconds)."""
+        stop = ffi.new("uint64_t[]", rounds)
+        cycle = ffi.new("uint64_t[]", rounds)
+        lib.pt_measure_stop_all(self._e, rounds, stop, cycle)
+        return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+
+
+def _thread_name(pid: int, tid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/comm") as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return ""
+
+
+def _thread_core(pid: int, tid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[36])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+# ------------------------------------------------------------------------------------ construction
+def _new_engine(pid: int, seed: int | None) -> Any:
+    engine = lib.pt_engine_new(pid, seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
+    if engine == ffi.NULL:
+        raise TargetError(f"cannot set up tracing of process {pid} (is /proc mounted?)")
+    return engine
+
+
+def launch(
+    argv: list[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    *,
+    stdin: IO[Any] | int | None = None,
+    stdout: IO[Any] | int | None = None,
+    stderr: IO[Any] | int | None = None,
+    disable_randomization: bool = True,
+    new_process_group: bool = False,
+    seed: int | None = None,
+) -> Inferior:
+    """Start `argv` traced; it is stopped before its first instruction with every thread traced."""
+    if not argv:
+        raise LaunchError("no program given")
+    path = resolve_program(argv[0])
+    if cwd is not None and not os.path.isdir(cwd):
+        raise LaunchError(f"{cwd}: working directory does not exist")
+    environment = os.environ if env is None else env
+    keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
+    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
+    env_keep = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in environment.items()]
+    c_env = ffi.new("char *[]", env_keep + [ffi.NULL])
+    flags = (lib.PT_LAUNCH_NO_ASLR if disable_randomization else 0) | (lib.PT_LAUNCH_SETPGID if new_process_group else 0)
+    pid_out = ffi.new("int32_t *")
+    c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
+    rc = lib.pt_launch(
+        os.fsencode(path), c_argv, c_env, c_cwd, flags, _fd_of(stdin), _fd_of(stdout), _fd_of(stderr), pid_out
+    )
+    if rc < 0:
+        raise LaunchError(f"{argv[0]}: cannot start: {os.strerror(-rc)}")
+    pid = pid_out[0]
+    try:
+        engine = _new_engine(pid, seed)
+    except TargetError:
+        os.kill(pid, signal_mod.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
+    check(lib.pt_adopt_launched(engine), "adopt")
+    log.debug("launched %s as pid %d", path, pid)
+    return Inferior(engine, pid, True, path)
+
+
+def attach(pid: int, seed: int | None = None) -> Inferior:
+    """Attach to every thread of a running process; returns with all of them stopped."""
+    if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
+        raise AttachError(f"cannot attach to process {pid}: no such process")
+    if pid == os.getpid():
+        raise AttachError("cannot attach to ptstub's own process")
+    tracer = _tracer_of(pid)
+    if tracer:
+        raise AttachError(f"cannot attach to process {pid}: it is already traced by process {tracer}")
+    try:
+        engine = _new_engine(pid, seed)
+    except TargetError as err:
+        raise AttachError(f"cannot attach to process {pid}: {err}") from None
+    rc = lib.pt_attach_all(engine)
+    if rc < 0:
+        lib.pt_engine_free(engine)
+        raise AttachError(_attach_message(pid, -rc))
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        exe = ""
+    return Inferior(engine, pid, False, exe)
+
+
+def _tracer_of(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("TracerPid:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _attach_message(pid: int, err: int) -> str:
+    if err == errno_mod.EPERM:
+        return (
+            f"cannot attach to process {pid}: operation not permitted "
+            "(check /proc/sys/kernel/yama/ptrace_scope, that you own the process or are root, "
+            "and that no other debugger is attached)"
+        )
+    if err == errno_mod.ESRCH:
+        return f"cannot attach to process {pid}: no such process"
+    return f"cannot attach to process {pid}: {os.strerror(err)}"

@@ -1,0 +1,120 @@
+"""The seam between the RSP session and a backend: what a debug target must offer.
+
+`Session` (and the stress harness) call only this protocol; `ptstub.linux.Inferior` implements it.
+Everything here speaks in tids, addresses, raw register bytes and typed stop events, never RSP syntax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import Enum
+from typing import Protocol
+
+from ptstub.events import StopEvent
+
+
+class ResumeKind(Enum):
+    """How one thread is to run on the next resume."""
+
+    CONTINUE = "c"
+    STEP = "s"
+    RANGE_STEP = "r"  # step while start <= pc < end (GDB's vCont;r)
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeAction:
+    """What one thread does on resume; `signal` 0 means deliver nothing."""
+
+    kind: ResumeKind = ResumeKind.CONTINUE
+    signal: int = 0
+    range_start: int = 0
+    range_end: int = 0
+
+
+class ThreadState(Enum):
+    """A traced thread's state as the engine sees it (DESIGN.md §2)."""
+
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    EXITING = "exiting"
+    GONE = "gone"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """One live thread: its tid, its name (/proc comm) and the CPU it last ran on."""
+
+    tid: int
+    name: str
+    core: int
+    state: ThreadState
+
+
+class BreakpointKind(Enum):
+    """The Z-packet breakpoint kinds (Z0..Z4)."""
+
+    SOFTWARE = 0
+    HARDWARE = 1
+    WRITE_WATCH = 2
+    READ_WATCH = 3
+    ACCESS_WATCH = 4
+
+
+class Target(Protocol):
+    """A stopped-or-running debuggee as the session needs it."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def alive(self) -> bool: ...
+
+    def threads(self) -> list[ThreadInfo]: ...
+
+    def resume(self, actions: Mapping[int, ResumeAction], default: ResumeAction | None = None) -> None:
+        """Start the threads named in `actions` (and every other thread with `default`); others stay stopped."""
+        ...
+
+    def wait(self, timeout: float | None = None, wake_fd: int | None = None) -> StopEvent | None:
+        """Block until a stop (all threads stopped) or until `wake_fd` is readable / `timeout` passes (None)."""
+        ...
+
+    def interrupt(self) -> None:
+        """Ask for a stop of the whole process; the next `wait` reports it as `Interrupted`."""
+        ...
+
+    def read_memory(self, address: int, length: int) -> bytes: ...
+
+    def write_memory(self, address: int, data: bytes) -> None: ...
+
+    def read_gpr(self, tid: int) -> bytes:
+        """The raw `struct user_regs_struct` of `tid` (216 bytes on x86-64)."""
+        ...
+
+    def write_gpr(self, tid: int, data: bytes) -> None: ...
+
+    def read_xstate(self, tid: int) -> bytes:
+        """The raw NT_X86_XSTATE regset (FXSAVE legacy area + XSAVE header + extended state)."""
+        ...
+
+    def write_xstate(self, tid: int, data: bytes) -> None: ...
+
+    def insert_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
+        ...
+
+    def remove_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
+        ...
+
+    def read_auxv(self) -> bytes: ...
+
+    def read_siginfo(self, tid: int) -> bytes: ...
+
+    def write_siginfo(self, tid: int, data: bytes) -> None: ...
+
+    def executable(self) -> str: ...
+
+    def kill(self) -> None: ...
+
+    def detach(self) -> None: ...
