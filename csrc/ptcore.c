@@ -1211,7 +1211,11 @@ int pt_wait(pt_engine *e, int timeout_ms, int extra_fd)
             e->world_stopped = 1;
             if (choose_report(e, 0))
                 return 1;
-            continue; /* the event went away while stopping (thread died): keep waiting */
+            /* the event went away while stopping (its thread died): run the world again */
+            int rc = pt_resume(e);
+            if (rc != 0)
+                return rc == -EDEADLK ? 3 : rc;
+            continue;
         }
         if (e->stop_requested) {
             e->stop_requested = 0;

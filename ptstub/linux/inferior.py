@@ -35,7 +35,7 @@ from ptstub.events import (
     WatchKind,
     WatchpointHit,
 )
-from ptstub.linux import symbols
+from ptstub.linux import solibs, symbols
 from ptstub.linux.debugregs import DebugRegisters
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
@@ -52,7 +52,11 @@ STATES = {
     lib.PT_EXITING: ThreadState.EXITING,
     lib.PT_GONE: ThreadState.GONE,
 }
-ACTIONS = {ResumeKind.CONTINUE: lib.PT_ACT_CONT, ResumeKind.STEP: lib.PT_ACT_STEP, ResumeKind.RANGE_STEP: lib.PT_ACT_RANGE}
+ACTIONS = {
+    ResumeKind.CONTINUE: lib.PT_ACT_CONT,
+    ResumeKind.STEP: lib.PT_ACT_STEP,
+    ResumeKind.RANGE_STEP: lib.PT_ACT_RANGE,
+}
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 WAIT_FOREVER = -1
 
@@ -124,12 +128,10 @@ class Inferior:
         result = []
         for i in range(self._e.nthreads):
             t = self._e.threads[i]
-            state = t.state
-            if state in (lib.PT_GONE, lib.PT_EXITING) and not t.exiting:
+            state, tid = t.state, t.tid
+            if state == lib.PT_GONE or (state == lib.PT_EXITING and not t.exiting):
                 continue
-            if state == lib.PT_GONE:
-                continue
-            result.append(ThreadInfo(t.tid, _thread_name(self.pid, t.tid), _thread_core(self.pid, t.tid), STATES[state]))
+            result.append(ThreadInfo(tid, _thread_name(self.pid, tid), _thread_core(self.pid, tid), STATES[state]))
         return result
 
     def thread_ids(self) -> list[int]:
@@ -406,6 +408,34 @@ class Inferior:
         data = data.ljust(SIGINFO_SIZE, b"\0")[:SIGINFO_SIZE]
         check_thread(lib.pt_set_siginfo(tid, data), "SETSIGINFO", tid)
 
+    def loaded_libraries(self) -> tuple[int, list[solibs.Library]]:
+        """(the executable's link_map address, the shared libraries after it), from r_debug."""
+        self._require_alive()
+        exe = self.executable()
+        r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
+        if not r_debug:
+            return 0, []
+        maps = solibs.link_maps(self.read_memory, r_debug)
+        if not maps:
+            return 0, []
+        return maps[0].lm, maps[1:]
+
+    def tls_address(self, tid: int, offset: int, lm: int) -> int:
+        """Address of a thread-local variable (`offset` in the module whose link_map is `lm`)."""
+        exe = self.executable()
+        r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
+        if not r_debug:
+            raise TargetError("the dynamic linker has not started yet")
+        libraries = solibs.link_maps(self.read_memory, r_debug)
+        fs_base = self.get_regs(tid)["fs_base"]
+        return solibs.tls_address(self.read_memory, libraries, exe, fs_base, offset, lm)
+
+    def _load_base(self, exe: str) -> int:
+        try:
+            return symbols.load_base(self.pid, exe)
+        except (TargetError, OSError):
+            return 0
+
     def read_auxv(self) -> bytes:
         try:
             with open(f"/proc/{self.pid}/auxv", "rb") as f:
@@ -498,7 +528,8 @@ def launch(
     c_argv = ffi.new("char *[]", keep + [ffi.NULL])
     env_keep = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in environment.items()]
     c_env = ffi.new("char *[]", env_keep + [ffi.NULL])
-    flags = (lib.PT_LAUNCH_NO_ASLR if disable_randomization else 0) | (lib.PT_LAUNCH_SETPGID if new_process_group else 0)
+    flags = lib.PT_LAUNCH_NO_ASLR if disable_randomization else 0
+    flags |= lib.PT_LAUNCH_SETPGID if new_process_group else 0
     pid_out = ffi.new("int32_t *")
     c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
     rc = lib.pt_launch(

@@ -1,0 +1,361 @@
+"""ptstub's command line: GNU gdbserver's forms and stderr lines, plus `attach` and `stress`.
+
+    ptstub [OPTIONS] COMM PROG [ARGS...]       launch PROG and serve it
+    ptstub [OPTIONS] --attach COMM PID         attach to PID and serve it
+    ptstub [OPTIONS] --multi COMM              extended-remote server (vRun / vAttach)
+    ptstub attach PID [COMM]                   attach, listen on 127.0.0.1:0, print a gdb line
+    ptstub stress PROG [ARGS] --break SYM ...  the breakpoint stress harness
+
+COMM is `host:port`, `:port` (127.0.0.1 unless a host is given), `-`/`stdio`, or `unix:PATH`.
+The stderr lines (`Process X created; pid = N`, `Listening on port N`, ...) are gdbserver's, since
+IDEs and GDB's testsuite wait for them. A bad command line prints one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptstub.errors import PtstubError
+
+USAGE = """\
+Usage:\tptstub [OPTIONS] COMM PROG [ARGS ...]
+\tptstub [OPTIONS] --attach COMM PID
+\tptstub [OPTIONS] --multi COMM
+\tptstub attach PID [COMM]
+\tptstub stress PROG [ARGS ...] --break SYM[,SYM...] [options]  (ptstub stress --help)
+
+COMM may be HOST:PORT or :PORT to listen for a TCP connection (127.0.0.1 unless a host is
+given), unix:PATH for a unix socket (created 0600), or '-' or 'stdio' to use stdin/stdout.
+PROG is the executable program.  ARGS are arguments passed to inferior.
+PID is the process ID to attach to, when --attach is specified.
+
+Operating modes:
+  --attach              Attach to running process PID.
+  --multi               Start server without a specific program, and
+                        only quit when explicitly commanded.
+  --once                Exit after the first connection has closed.
+  --help                Print this message and then exit.
+  --version             Display version information and exit.
+
+Other options:
+  --wrapper WRAPPER --  Run WRAPPER to start new programs.
+  --disable-randomization
+                        Run PROG with address space randomization disabled (default).
+  --no-disable-randomization
+                        Don't disable address space randomization when starting PROG.
+  --startup-with-shell / --no-startup-with-shell
+                        Accepted for compatibility; ptstub starts PROG directly.
+
+Debug options:
+  --debug               Enable general debugging output.
+  --remote-debug        Enable remote protocol debugging output.
+"""
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A bad command line: one line, exit status 2."""
+
+
+@dataclass
+class Options:
+    comm: str = ""
+    program: list[str] = field(default_factory=list)
+    attach_pid: int | None = None
+    multi: bool = False
+    once: bool = False
+    debug: bool = False
+    remote_debug: bool = False
+    disable_randomization: bool = True
+    wrapper: list[str] = field(default_factory=list)
+    print_gdb_line: bool = False
+
+
+IGNORED_FLAGS = {"--startup-with-shell", "--no-startup-with-shell", "--event-loop-debug", "--selftest"}
+
+
+def parse_args(args: list[str]) -> Options:
+    """Parse gdbserver's command line."""
+    opts = Options()
+    attach = False
+    i = 0
+    while i < len(args) and args[i].startswith("--"):
+        arg = args[i]
+        i += 1
+        if arg == "--attach":
+            attach = True
+        elif arg == "--multi":
+            opts.multi = True
+        elif arg == "--once":
+            opts.once = True
+        elif arg == "--debug" or arg.startswith("--debug="):
+            opts.debug = True
+        elif arg.startswith("--debug-format=") or arg.startswith("--disable-packet"):
+            pass
+        elif arg == "--remote-debug":
+            opts.remote_debug = True
+        elif arg == "--disable-randomization":
+            opts.disable_randomization = True
+        elif arg == "--no-disable-randomization":
+            opts.disable_randomization = False
+        elif arg == "--wrapper":
+            try:
+                end = args.index("--", i)
+            except ValueError:
+                raise UsageError("--wrapper needs a command ended by '--'") from None
+            opts.wrapper = args[i:end]
+            if not opts.wrapper:
+                raise UsageError("--wrapper needs a command ended by '--'")
+            i = end + 1
+        elif arg in IGNORED_FLAGS:
+            pass
+        elif arg == "--":
+            break
+        else:
+            raise UsageError(f"unknown argument: {arg}")
+    rest = args[i:]
+    if not rest:
+        raise UsageError("missing COMM (e.g. :1234, 127.0.0.1:0 or -)")
+    opts.comm = rest[0]
+    operands = rest[1:]
+    if attach:
+        if len(operands) != 1 or not operands[0].isdigit():
+            raise UsageError("--attach needs exactly one PID")
+        opts.attach_pid = int(operands[0])
+    elif opts.multi:
+        opts.program = operands
+    else:
+        if not operands:
+            raise UsageError("missing PROG (or use --attach PID or --multi)")
+        opts.program = operands
+    return opts
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("--help", "-h"):
+        print(USAGE, end="")
+        return 0
+    if args and args[0] == "--version":
+        from ptstub import __version__
+
+        print(f"ptstub {__version__} (gdbserver-compatible remote stub)")
+        return 0
+    if args and args[0] == "stress":
+        from ptstub.stress.cli import main as stress_main
+
+        return stress_main(args[1:])
+    try:
+        if args and args[0] == "attach":
+            opts = parse_attach_subcommand(args[1:])
+        else:
+            opts = parse_args(args)
+        from ptstub.loop import parse_comm
+
+        endpoint = parse_comm(opts.comm)
+    except (UsageError, ValueError) as err:
+        print(f"ptstub: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    _setup_logging(opts)
+    try:
+        return run_server(opts, endpoint)
+    except PtstubError as err:
+        print(str(err), file=sys.stderr)
+        print("Exiting", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"ptstub: {err.strerror or err}", file=sys.stderr)
+        print("Exiting", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def parse_attach_subcommand(args: list[str]) -> Options:
+    """`ptstub attach PID [COMM]`: listen on 127.0.0.1:0 unless COMM says otherwise."""
+    if not args or not args[0].isdigit() or len(args) > 2:
+        raise UsageError("usage: ptstub attach PID [COMM]")
+    return Options(comm=args[1] if len(args) == 2 else "127.0.0.1:0", attach_pid=int(args[0]), print_gdb_line=True)
+
+
+def _setup_logging(opts: Options) -> None:
+    level = logging.DEBUG if opts.debug else logging.WARNING
+    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr)
+    if not opts.debug:
+        logging.getLogger("ptstub").setLevel(logging.WARNING)
+
+
+def _remote_debug_printer(direction: str, body: bytes) -> None:
+    """Packets in gdbserver's `--remote-debug` style, so traces of the two can be diffed."""
+    text = body.decode("latin-1")
+    if direction == "getpkt":
+        print(f'getpkt ("{text}");', file=sys.stderr, flush=True)
+    else:
+        print(f'putpkt ("${text}#{sum(body) & 0xFF:02x}");', file=sys.stderr, flush=True)
+
+
+def _launcher(opts: Options) -> Any:
+    from ptstub.linux import launch
+    from ptstub.session import LaunchSettings
+
+    def start(argv: list[str], settings: LaunchSettings) -> Any:
+        inferior = launch(
+            opts.wrapper + argv,
+            env=settings.environment,
+            cwd=settings.working_directory,
+            disable_randomization=settings.disable_randomization,
+            new_process_group=True,
+        )
+        if opts.wrapper:
+            _skip_wrapper_exec(inferior)
+        print(f"Process {argv[0]} created; pid = {inferior.pid}", file=sys.stderr, flush=True)
+        return inferior
+
+    return start
+
+
+def _skip_wrapper_exec(inferior: Any) -> None:
+    """With --wrapper, run the wrapper until it execs the real program (gdbserver counts execs)."""
+    from ptstub.errors import LaunchError
+    from ptstub.events import Exec, SignalReceived
+
+    while True:
+        event = inferior.cont(timeout=30.0)
+        if isinstance(event, Exec):
+            return
+        if not isinstance(event, SignalReceived):
+            inferior.close()
+            raise LaunchError("the wrapper exited before starting the program")
+
+
+def _attacher() -> Any:
+    from ptstub.linux import attach
+
+    def start(pid: int) -> Any:
+        inferior = attach(pid)
+        print(f"Attached; pid = {pid}", file=sys.stderr, flush=True)
+        return inferior
+
+    return start
+
+
+def run_server(opts: Options, endpoint: Any) -> int:
+    from ptstub.loop import Listener
+    from ptstub.session import LaunchSettings, Session
+
+    launcher = _launcher(opts)
+    attacher = _attacher()
+    target = None
+    settings = LaunchSettings(disable_randomization=opts.disable_randomization, program=list(opts.program))
+    if opts.attach_pid is not None:
+        try:
+            target = attacher(opts.attach_pid)
+        except PtstubError as err:
+            print(f"Cannot attach to process {opts.attach_pid}: {err}", file=sys.stderr)
+            print("Exiting", file=sys.stderr)
+            return 1
+    elif opts.program and not opts.multi:
+        target = launcher(opts.program, settings)
+    session = Session(
+        target,
+        launcher=launcher,
+        attacher=attacher,
+        extended=opts.multi,
+        attached=opts.attach_pid is not None,
+        program=opts.program,
+    )
+    session.settings.disable_randomization = opts.disable_randomization
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    if endpoint.stdio:
+        print("Remote debugging using stdio", file=sys.stderr, flush=True)
+        return _serve_stdio(session, opts)
+    listener = Listener(endpoint)
+    try:
+        return _serve_socket(session, listener, opts)
+    finally:
+        listener.close()
+        _end_target(session)
+
+
+def _serve_stdio(session: Any, opts: Options) -> int:
+    from ptstub.loop import StdioConnection, serve_connection
+
+    remote_debug = _remote_debug_printer if opts.remote_debug else None
+    try:
+        serve_connection(session, StdioConnection(), remote_debug)
+    except ConnectionError:
+        pass
+    finally:
+        _end_target(session)
+    return 0
+
+
+def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
+    from ptstub.loop import serve_connection
+
+    remote_debug = _remote_debug_printer if opts.remote_debug else None
+    if listener.endpoint.unix_path:
+        print(f"Listening on {listener.endpoint.unix_path}", file=sys.stderr, flush=True)
+    else:
+        print(f"Listening on port {listener.port}", file=sys.stderr, flush=True)
+    if opts.print_gdb_line:
+        where = listener.endpoint.unix_path or f"{listener.endpoint.host}:{listener.port}"
+        print(f"gdb -ex 'target remote {where}'", file=sys.stderr, flush=True)
+    while True:
+        conn, host, port = listener.accept()
+        print(f"Remote debugging from host {host}, port {port}", file=sys.stderr, flush=True)
+        try:
+            serve_connection(session, conn, remote_debug, listener)
+            disconnected = False
+        except ConnectionError:
+            disconnected = True
+        finally:
+            conn.close()
+            session.close()
+        if session.exit_requested and not (opts.multi and not session.finished):
+            return 0
+        if session.finished and not opts.multi:
+            return 0
+        if opts.once:
+            return 0
+        if not opts.multi and session.target is None:
+            return 0
+        if disconnected:
+            print(
+                "Remote side has terminated connection.  GDBserver will reopen the connection.",
+                file=sys.stderr,
+                flush=True,
+            )
+        session.finished = False
+        session.exit_requested = False
+        session.no_ack = False
+        session.running = False
+        print(f"Listening on port {listener.port}", file=sys.stderr, flush=True)
+
+
+def _end_target(session: Any) -> None:
+    """ptstub is leaving: kill what it launched, detach from what it attached to."""
+    target = session.target
+    if target is None:
+        return
+    session.target = None
+    try:
+        if target.alive:
+            if session.attached:
+                print(f"Detaching from process {target.pid}", file=sys.stderr, flush=True)
+                target.detach()
+            else:
+                print(f"Killing process(es): {target.pid}", file=sys.stderr, flush=True)
+                target.kill()
+        target.close()
+    except PtstubError:
+        pass
+
+
+if __name__ == "__main__":
+    sys.exit(main())

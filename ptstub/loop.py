@@ -1,0 +1,245 @@
+"""The connection loop: bytes from GDB to the session, stop events from the target back to GDB.
+
+One thread does everything (ptrace requires it). While the program runs, the loop sits in the
+target's `wait()` with the client socket as a wake-up fd, so a `\\x03` (Ctrl-C) is read at once and
+turned into an all-stop interrupt. Framing and acks follow the GDB manual, "Overview" and "Interrupts".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from ptstub.rsp.framing import Ack, BadPacket, InterruptRequest, Nack, Packet, PacketReader, encode_packet
+
+log = logging.getLogger("ptstub.rsp")
+
+
+class Connection(Protocol):
+    """A byte stream to one GDB: a TCP or unix socket, or ptstub's stdin/stdout."""
+
+    def fileno(self) -> int: ...
+
+    def recv(self) -> bytes: ...
+
+    def send(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SocketConnection:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def recv(self) -> bytes:
+        try:
+            return self.sock.recv(65536)
+        except (ConnectionResetError, BrokenPipeError, TimeoutError):
+            return b""
+
+    def send(self, data: bytes) -> None:
+        try:
+            self.sock.sendall(data)
+        except (ConnectionResetError, BrokenPipeError) as err:
+            raise ConnectionError("GDB closed the connection") from err
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class StdioConnection:
+    """GDB on ptstub's stdin/stdout (`target remote | ptstub - prog`)."""
+
+    def __init__(self) -> None:
+        self.rfd = sys.stdin.fileno()
+        self.wfd = sys.stdout.fileno()
+
+    def fileno(self) -> int:
+        return self.rfd
+
+    def recv(self) -> bytes:
+        try:
+            return os.read(self.rfd, 65536)
+        except OSError:
+            return b""
+
+    def send(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.wfd, view)
+            except BrokenPipeError as err:
+                raise ConnectionError("GDB closed the connection") from err
+            view = view[n:]
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to listen: TCP host/port, a unix socket path, or stdio."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    unix_path: str | None = None
+    stdio: bool = False
+
+
+def parse_comm(comm: str) -> Endpoint:
+    """gdbserver's COMM: `host:port`, `:port` (host 127.0.0.1 by default), `-`/`stdio`, `unix:PATH`."""
+    if comm in ("-", "stdio"):
+        return Endpoint(stdio=True)
+    if comm.startswith("unix:"):
+        if len(comm) <= 5:
+            raise ValueError("unix: needs a socket path")
+        return Endpoint(unix_path=comm[5:])
+    host, sep, port = comm.rpartition(":")
+    if not sep:
+        raise ValueError(f"{comm}: expected HOST:PORT, :PORT, '-' or 'stdio'")
+    if not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"{comm}: bad port number {port!r}")
+    host = host.strip("[]") or "127.0.0.1"
+    return Endpoint(host=host, port=int(port))
+
+
+class Listener:
+    """A listening socket, kept open across clients in --multi mode."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        if endpoint.unix_path:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if os.path.exists(endpoint.unix_path) and stat.S_ISSOCK(os.stat(endpoint.unix_path).st_mode):
+                os.unlink(endpoint.unix_path)
+            old = os.umask(0o177)  # the socket file is created 0600: only its owner may debug
+            try:
+                self.sock.bind(endpoint.unix_path)
+            finally:
+                os.umask(old)
+        else:
+            family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
+            self.sock = socket.socket(family, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            self.sock.bind((endpoint.host, endpoint.port))
+        self.sock.listen(1)
+        self.sock.set_inheritable(False)
+
+    @property
+    def port(self) -> int:
+        if self.endpoint.unix_path:
+            return 0
+        return int(self.sock.getsockname()[1])
+
+    def accept(self) -> tuple[SocketConnection, str, int]:
+        conn, addr = self.sock.accept()
+        if isinstance(addr, tuple):
+            return SocketConnection(conn), str(addr[0]), int(addr[1])
+        return SocketConnection(conn), "unix", 0
+
+    def refuse_pending(self) -> None:
+        """Answer clients that connect while one is being served, then close them (one GDB at a time)."""
+        self.sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    extra, _ = self.sock.accept()
+                except BlockingIOError:
+                    return
+                try:
+                    extra.sendall(encode_packet(b"E.ptstub is already serving another GDB connection"))
+                except OSError:
+                    pass
+                extra.close()
+                print("ptstub: refused a second connection while one is active", file=sys.stderr)
+        finally:
+            self.sock.setblocking(True)
+
+    def close(self) -> None:
+        self.sock.close()
+        if self.endpoint.unix_path:
+            try:
+                os.unlink(self.endpoint.unix_path)
+            except OSError:
+                pass
+
+
+class ServerSession(Protocol):
+    """What the loop needs from `ptstub.session.Session`."""
+
+    @property
+    def running(self) -> bool: ...
+
+    @property
+    def no_ack(self) -> bool: ...
+
+    def handle_packet(self, body: bytes) -> list[bytes]: ...
+
+    def wait_for_stop(self, wake_fd: int) -> bytes | None: ...
+
+    def interrupt(self) -> None: ...
+
+    @property
+    def finished(self) -> bool: ...
+
+
+def serve_connection(
+    session: ServerSession,
+    conn: Connection,
+    remote_debug: Callable[[str, bytes], None] | None = None,
+    listener: Listener | None = None,
+) -> None:
+    """Serve one GDB until it detaches, kills, disconnects or the session finishes."""
+    reader = PacketReader()
+    last_reply = b""
+    queued: list[bytes] = []
+    while not session.finished:
+        if session.running:
+            if listener is not None:
+                listener.refuse_pending()
+            reply = session.wait_for_stop(conn.fileno())
+            if reply is not None:
+                last_reply = _send(conn, reply, remote_debug)
+                continue
+        data = conn.recv()
+        if not data:
+            raise ConnectionError("GDB closed the connection")
+        for frame in reader.feed(data):
+            if isinstance(frame, InterruptRequest):
+                if session.running:
+                    session.interrupt()
+            elif isinstance(frame, Packet):
+                if not session.no_ack:
+                    conn.send(b"+")
+                if remote_debug:
+                    remote_debug("getpkt", frame.body)
+                queued.append(frame.body)
+            elif isinstance(frame, BadPacket):
+                log.debug("bad packet %r", frame)
+                if not session.no_ack:
+                    conn.send(b"-")
+            elif isinstance(frame, Nack) and last_reply:
+                conn.send(encode_packet(last_reply))
+            elif isinstance(frame, Ack):
+                pass
+        while queued and not session.running and not session.finished:
+            for reply in session.handle_packet(queued.pop(0)):
+                last_reply = _send(conn, reply, remote_debug)
+
+
+def _send(conn: Connection, body: bytes, remote_debug: Callable[[str, bytes], None] | None) -> bytes:
+    if remote_debug:
+        remote_debug("putpkt", body)
+    conn.send(encode_packet(body))
+    return body

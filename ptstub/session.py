@@ -1,0 +1,822 @@
+"""One GDB debug session: RSP state and one `handle_*` per command, over the `Target` protocol.
+
+The session owns what the protocol remembers between packets (no-ack mode, `Hg`/`Hc`, negotiated
+features, the last stop, register caches valid for one stop) and turns typed commands into calls on
+the target and typed stop events into stop replies. It never parses or frames bytes itself
+(`ptstub.rsp` does) and never calls ptrace (`ptstub.linux` does). Behaviour follows GNU gdbserver 13.1,
+captured in shared/reference/gdbserver-anchors.md §4; where ptstub differs it says why.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+import logging
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ptstub.errors import PtstubError, TargetError
+from ptstub.events import Exited, Killed, StopEvent, SyscallStop
+from ptstub.hostio import HostFiles
+from ptstub.rsp import commands as cmd
+from ptstub.rsp import replies
+from ptstub.rsp.errors import ProtocolError
+from ptstub.rsp.features import (
+    ClientFeatures,
+    NegotiatedFeatures,
+    ServerFeatures,
+    TransferObject,
+    negotiate,
+    supported_reply,
+)
+from ptstub.rsp.threadid import ThreadId
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
+
+log = logging.getLogger("ptstub.rsp")
+
+PACKET_SIZE = 0x20000  # large `m` replies: 1 MiB in 16 round trips (gdbserver: 0x47ff)
+EXPEDITED = (6, 7, 16)  # rbp, rsp, rip: what GDB reads first at every stop
+READABLE = frozenset(
+    {
+        TransferObject.FEATURES,
+        TransferObject.AUXV,
+        TransferObject.THREADS,
+        TransferObject.EXEC_FILE,
+        TransferObject.SIGINFO,
+        TransferObject.LIBRARIES_SVR4,
+    }
+)
+SERVER_FEATURES = ServerFeatures(
+    packet_size=PACKET_SIZE,
+    no_ack_mode=True,
+    multiprocess=True,
+    swbreak=True,
+    hwbreak=True,
+    fork_events=False,
+    vfork_events=False,
+    exec_events=True,
+    vcont_supported=True,
+    no_resumed=True,
+    pass_signals=True,
+    program_signals=True,
+    non_stop=True,
+    disable_randomization=True,
+    startup_with_shell=True,
+    environment=True,
+    working_directory=True,
+    catch_syscalls=True,
+    readable_objects=READABLE,
+    writable_objects=frozenset({TransferObject.SIGINFO}),
+)
+
+
+@dataclass
+class LaunchSettings:
+    """What extended-mode `vRun` uses: set by `Q*` packets before it (gdbserver defaults)."""
+
+    disable_randomization: bool = True
+    startup_with_shell: bool = True
+    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    working_directory: str | None = None
+    program: list[str] = field(default_factory=list)
+
+
+Launcher = Callable[[list[str], LaunchSettings], Any]
+Attacher = Callable[[int], Any]
+
+
+class Session:
+    """Serves one target (or none, in extended mode) to one GDB at a time."""
+
+    def __init__(
+        self,
+        target: Any | None,
+        *,
+        launcher: Launcher | None = None,
+        attacher: Attacher | None = None,
+        extended: bool = False,
+        attached: bool = False,
+        announce: Callable[[str], None] | None = None,
+        program: list[str] | None = None,
+    ) -> None:
+        self.target = target
+        self.launcher = launcher
+        self.attacher = attacher
+        self.extended = extended
+        self.attached = attached
+        self.announce = announce or (lambda line: print(line, file=sys.stderr, flush=True))
+        self.settings = LaunchSettings(program=list(program or []))
+        self.features = NegotiatedFeatures()
+        self.client = ClientFeatures()
+        self.no_ack = False
+        self.running = False
+        self.finished = False
+        self.exit_requested = False
+        self.g_thread = 0
+        self.c_thread = -1
+        self.last_stop: bytes | None = None
+        self.last_event: StopEvent | None = None
+        self.program_signals: frozenset[int] | None = None
+        self.catch_syscalls: frozenset[int] | None = None
+        self.catching = False
+        self.files = HostFiles()
+        self._regs: dict[int, tuple[bytes, bytes | None]] = {}
+        self._layout: Any = None
+        self._thread_list_sent = False
+        self._threads_doc: bytes | None = None
+        self._libraries_doc: bytes | None = None
+        self._last_resume: dict[int, ResumeAction] = {}
+        self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
+            cmd.QuerySupported: self.handle_query_supported,
+            cmd.StartNoAckMode: self.handle_start_no_ack,
+            cmd.QueryStopReason: self.handle_query_stop_reason,
+            cmd.EnableExtendedMode: self.handle_enable_extended,
+            cmd.SelectThread: self.handle_select_thread,
+            cmd.ReadRegisters: self.handle_read_registers,
+            cmd.WriteRegisters: self.handle_write_registers,
+            cmd.ReadRegister: self.handle_read_register,
+            cmd.WriteRegister: self.handle_write_register,
+            cmd.ReadMemory: self.handle_read_memory,
+            cmd.WriteMemory: self.handle_write_memory,
+            cmd.QueryResumeActions: lambda c: replies.resume_actions(stop=True, range_step=True),
+            cmd.Resume: self.handle_resume,
+            cmd.Continue: self.handle_continue,
+            cmd.Step: self.handle_step,
+            cmd.InterruptTarget: lambda c: replies.unsupported(),
+            cmd.IsThreadAlive: self.handle_thread_alive,
+            cmd.QueryCurrentThread: self.handle_current_thread,
+            cmd.ListThreads: self.handle_list_threads,
+            cmd.QueryAttached: lambda c: replies.attached(self.attached),
+            cmd.QuerySectionOffsets: lambda c: replies.unsupported(),
+            cmd.SymbolLookup: lambda c: replies.ok(),
+            cmd.GetTlsAddress: self.handle_tls_address,
+            cmd.MonitorCommand: self.handle_monitor,
+            cmd.ReadObject: self.handle_read_object,
+            cmd.WriteObject: self.handle_write_object,
+            cmd.ComputeCrc: self.handle_crc,
+            cmd.SearchMemory: self.handle_search_memory,
+            cmd.PassSignals: self.handle_pass_signals,
+            cmd.ProgramSignals: self.handle_program_signals,
+            cmd.SetNonStop: lambda c: replies.error(errno_mod.EINVAL) if c.enabled else replies.ok(),
+            cmd.SetDisableRandomization: self.handle_set_disable_randomization,
+            cmd.SetEnvironmentVariable: self.handle_set_environment,
+            cmd.UnsetEnvironmentVariable: self.handle_unset_environment,
+            cmd.ResetEnvironment: self.handle_reset_environment,
+            cmd.SetWorkingDirectory: self.handle_set_working_directory,
+            cmd.SetStartupWithShell: self.handle_set_startup_with_shell,
+            cmd.CatchSyscalls: self.handle_catch_syscalls,
+            cmd.SetThreadEvents: lambda c: replies.ok(),
+            cmd.RunProgram: self.handle_run,
+            cmd.AttachProcess: self.handle_attach,
+            cmd.KillProcess: self.handle_kill,
+            cmd.Detach: self.handle_detach,
+            cmd.Restart: self.handle_restart,
+            cmd.InsertBreakpoint: self.handle_insert_breakpoint,
+            cmd.RemoveBreakpoint: self.handle_remove_breakpoint,
+            cmd.FileSetFilesystem: self.handle_file_setfs,
+            cmd.FileOpen: self.handle_file_open,
+            cmd.FileClose: self.handle_file_close,
+            cmd.FileRead: self.handle_file_read,
+            cmd.FileWrite: self.handle_file_write,
+            cmd.FileStat: self.handle_file_stat,
+            cmd.FileUnlink: self.handle_file_unlink,
+            cmd.FileReadLink: self.handle_file_readlink,
+            cmd.QueryThreadExtraInfo: self.handle_thread_extra_info,
+            cmd.UnknownCommand: lambda c: replies.unsupported(),
+        }
+
+    # ------------------------------------------------------------------------------------- dispatch
+    def handle_packet(self, body: bytes) -> list[bytes]:
+        """Answer one packet: the reply bodies to send (none for `k` or while resumed)."""
+        try:
+            command = cmd.parse_command(body)
+        except ProtocolError as err:
+            log.debug("malformed packet %r: %s", body[:80], err)
+            return [replies.error(errno_mod.EINVAL)]
+        handler = self.handlers.get(type(command))
+        if handler is None:
+            return [replies.unsupported()]
+        try:
+            reply = handler(command)
+        except PtstubError as err:
+            log.debug("%s failed: %s", type(command).__name__, err)
+            return [replies.error(getattr(err, "errno", errno_mod.EIO) & 0xFF or errno_mod.EIO)]
+        except OSError as err:
+            return [replies.error((err.errno or errno_mod.EIO) & 0xFF)]
+        if reply is None:
+            return []
+        return reply if isinstance(reply, list) else [reply]
+
+    # ------------------------------------------------------------------------------------- helpers
+    @property
+    def pid(self) -> int:
+        return self.target.pid if self.target is not None else 0
+
+    def _alive(self) -> Any:
+        if self.target is None or not self.target.alive:
+            raise TargetError("no process", errno_mod.ESRCH)
+        return self.target
+
+    def _thread_id(self, tid: int) -> ThreadId:
+        return ThreadId(self.pid, tid)
+
+    def _select(self, tid: int) -> int:
+        """A concrete tid for a possibly wildcard selection (0/-1 → the last reported thread)."""
+        target = self._alive()
+        if tid > 0 and target.has_thread(tid):
+            return tid
+        if tid > 0:
+            raise TargetError(f"no thread {tid}", errno_mod.ESRCH)
+        last_tid = getattr(self.last_event, "tid", 0)
+        if last_tid and target.has_thread(last_tid):
+            return int(last_tid)
+        ids = target.thread_ids()
+        if not ids:
+            raise TargetError("no threads", errno_mod.ESRCH)
+        return self.pid if self.pid in ids else ids[0]
+
+    def _layout_for(self, tid: int) -> Any:
+        if self._layout is None:
+            from ptstub.arch import x86_64
+
+            self._layout = x86_64.layout_for(self._alive().read_xstate(tid))
+        return self._layout
+
+    def _registers(self, tid: int, with_xstate: bool = True) -> tuple[bytes, bytes]:
+        cached = self._regs.get(tid)
+        target = self._alive()
+        if cached is None:
+            cached = (target.read_gpr(tid), None)
+        if with_xstate and cached[1] is None:
+            cached = (cached[0], target.read_xstate(tid))
+        self._regs[tid] = cached
+        return cached[0], cached[1] if cached[1] is not None else b""
+
+    def _invalidate(self) -> None:
+        self._regs.clear()
+        self._threads_doc = None
+        self._libraries_doc = None
+
+    # ------------------------------------------------------------------------------------- connection
+    def handle_query_supported(self, c: cmd.QuerySupported) -> bytes:
+        self.client = c.features
+        self.features = negotiate(c.features, SERVER_FEATURES)
+        return supported_reply(SERVER_FEATURES, c.features)
+
+    def handle_start_no_ack(self, c: cmd.StartNoAckMode) -> bytes:
+        self.no_ack = True
+        return replies.ok()
+
+    def handle_enable_extended(self, c: cmd.EnableExtendedMode) -> bytes:
+        self.extended = True
+        return replies.ok()
+
+    def handle_query_stop_reason(self, c: cmd.QueryStopReason) -> bytes:
+        if self.target is None or not self.target.alive:
+            if self.last_stop is not None and self.last_stop[:1] in (b"W", b"X"):
+                return self.last_stop
+            return replies.exited(0, None)
+        if self.last_stop is None:
+            tid = self._select(0)
+            self.last_stop = self._stop_reply_for_thread(5, tid, None)
+        return self.last_stop
+
+    # ------------------------------------------------------------------------------------- threads
+    def handle_select_thread(self, c: cmd.SelectThread) -> bytes:
+        tid = c.thread.tid
+        if c.purpose is cmd.ThreadPurpose.REGISTERS:
+            if self.target is None:
+                return replies.error(1)
+            if tid > 0 and not self.target.has_thread(tid):
+                return replies.error(errno_mod.ESRCH)
+            self.g_thread = tid
+        else:
+            self.c_thread = tid
+        return replies.ok()
+
+    def handle_thread_alive(self, c: cmd.IsThreadAlive) -> bytes:
+        alive = self.target is not None and self.target.alive and self.target.has_thread(c.thread.tid)
+        return replies.thread_alive(alive)
+
+    def handle_current_thread(self, c: cmd.QueryCurrentThread) -> bytes:
+        if self.target is None or not self.target.alive:
+            return replies.unsupported()
+        return replies.current_thread(self._thread_id(self._select(0)), self.features.multiprocess)
+
+    def handle_list_threads(self, c: cmd.ListThreads) -> bytes:
+        if not c.first or self.target is None or not self.target.alive:
+            return replies.thread_list_end()
+        ids = [self._thread_id(tid) for tid in self.target.thread_ids()]
+        return replies.thread_list(ids, self.features.multiprocess)
+
+    def handle_thread_extra_info(self, c: cmd.QueryThreadExtraInfo) -> bytes:
+        for info in self._alive().threads():
+            if info.tid == c.thread.tid:
+                return replies.thread_extra_info(info.name.encode())
+        return replies.error(errno_mod.ESRCH)
+
+    def _threads_document(self) -> bytes:
+        if self._threads_doc is None:
+            target = self._alive()
+            self._threads_doc = replies.threads_xml(
+                (
+                    replies.ThreadDescription(self._thread_id(info.tid), info.core, info.name)
+                    for info in target.threads()
+                ),
+                self.features.multiprocess,
+            )
+        return self._threads_doc
+
+    # ------------------------------------------------------------------------------------- registers
+    def handle_read_registers(self, c: cmd.ReadRegisters) -> bytes:
+        tid = self._select(self.g_thread)
+        gpr, xstate = self._registers(tid)
+        return self._layout_for(tid).encode_g(gpr, xstate).hex().encode()
+
+    def handle_write_registers(self, c: cmd.WriteRegisters) -> bytes:
+        tid = self._select(self.g_thread)
+        gpr, xstate = self._registers(tid)
+        layout = self._layout_for(tid)
+        new_gpr, new_xstate = layout.decode_g(c.data, gpr, xstate)
+        self._store_registers(tid, gpr, xstate, new_gpr, new_xstate)
+        return replies.ok()
+
+    def handle_read_register(self, c: cmd.ReadRegister) -> bytes:
+        tid = self._select(self.g_thread)
+        layout = self._layout_for(tid)
+        gpr, xstate = self._registers(tid)
+        try:
+            return layout.read_register(c.number, gpr, xstate).hex().encode()
+        except (KeyError, IndexError, ValueError):
+            return replies.error(errno_mod.EINVAL)
+
+    def handle_write_register(self, c: cmd.WriteRegister) -> bytes:
+        tid = self._select(self.g_thread)
+        layout = self._layout_for(tid)
+        gpr, xstate = self._registers(tid)
+        try:
+            new_gpr, new_xstate = layout.write_register(c.number, c.value, gpr, xstate)
+        except (KeyError, IndexError, ValueError):
+            return replies.error(errno_mod.EINVAL)
+        self._store_registers(tid, gpr, xstate, new_gpr, new_xstate)
+        return replies.ok()
+
+    def _store_registers(self, tid: int, gpr: bytes, xstate: bytes, new_gpr: bytes, new_xstate: bytes) -> None:
+        target = self._alive()
+        if new_gpr != gpr:
+            target.write_gpr(tid, new_gpr)
+        if new_xstate != xstate:
+            target.write_xstate(tid, new_xstate)
+        self._regs[tid] = (new_gpr, new_xstate)
+
+    # ------------------------------------------------------------------------------------- memory
+    def handle_read_memory(self, c: cmd.ReadMemory) -> bytes:
+        length = min(c.length, (self.features.packet_size - 4) // 2)
+        data = self._alive().read_memory(c.address, length)
+        if not data:
+            return replies.error(errno_mod.EFAULT)
+        return data.hex().encode()
+
+    def handle_write_memory(self, c: cmd.WriteMemory) -> bytes:
+        self._alive().write_memory(c.address, c.data)
+        self._libraries_doc = None
+        return replies.ok()
+
+    def handle_crc(self, c: cmd.ComputeCrc) -> bytes:
+        data = self._alive().read_memory(c.address, c.length)
+        if len(data) != c.length:
+            return replies.error(errno_mod.EFAULT)
+        return replies.crc_result(replies.gdb_crc32(data))
+
+    def handle_search_memory(self, c: cmd.SearchMemory) -> bytes:
+        target = self._alive()
+        chunk = 1 << 16
+        address, end = c.address, c.address + c.length
+        while address < end:
+            data = target.read_memory(address, min(chunk + len(c.pattern) - 1, end - address))
+            index = data.find(c.pattern)
+            if index >= 0:
+                return replies.search_result(address + index)
+            if len(data) < min(chunk, end - address):
+                break
+            address += chunk
+        return replies.search_result(None)
+
+    # ------------------------------------------------------------------------------------- breakpoints
+    def handle_insert_breakpoint(self, c: cmd.InsertBreakpoint) -> bytes:
+        if c.kind is BreakpointKind.READ_WATCH:
+            return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
+        self._alive().insert_breakpoint(c.address, c.kind, c.length)
+        return replies.ok()
+
+    def handle_remove_breakpoint(self, c: cmd.RemoveBreakpoint) -> bytes:
+        if c.kind is BreakpointKind.READ_WATCH:
+            return replies.unsupported()
+        self._alive().remove_breakpoint(c.address, c.kind, c.length)
+        return replies.ok()
+
+    # ------------------------------------------------------------------------------------- run control
+    def handle_resume(self, c: cmd.Resume) -> list[bytes] | None:
+        target = self._alive()
+        actions: dict[int, ResumeAction] = {}
+        for tid in target.thread_ids():
+            action = c.action_for(self.pid, tid)
+            if action is None:
+                continue
+            resume = action.to_resume_action()
+            if resume is not None:
+                actions[tid] = resume
+        return self._resume(actions)
+
+    def handle_continue(self, c: cmd.Continue) -> list[bytes] | None:
+        target = self._alive()
+        chosen = self._select(self.c_thread if self.c_thread > 0 else 0)
+        if c.address is not None:
+            self._set_pc(chosen, c.address)
+        actions = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
+        actions[chosen] = ResumeAction(ResumeKind.CONTINUE, c.signal)
+        return self._resume(actions)
+
+    def handle_step(self, c: cmd.Step) -> list[bytes] | None:
+        chosen = self._select(self.c_thread if self.c_thread > 0 else 0)
+        if c.address is not None:
+            self._set_pc(chosen, c.address)
+        return self._resume({chosen: ResumeAction(ResumeKind.STEP, c.signal)})
+
+    def _set_pc(self, tid: int, pc: int) -> None:
+        from ptstub.arch import x86_64
+
+        gpr, _ = self._registers(tid, with_xstate=False)
+        self._alive().write_gpr(tid, x86_64.with_pc(gpr, pc))
+
+    def _resume(self, actions: dict[int, ResumeAction]) -> list[bytes] | None:
+        target = self._alive()
+        if not actions:
+            return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
+        if self.program_signals is not None:
+            allowed = self.program_signals
+            actions = {
+                tid: a if a.signal in allowed or a.signal == 0 else ResumeAction(a.kind, 0, a.range_start, a.range_end)
+                for tid, a in actions.items()
+            }
+        self._invalidate()
+        self._last_resume = actions
+        target.resume(actions)
+        self.running = True
+        return None
+
+    def interrupt(self) -> None:
+        if self.target is not None:
+            self.target.interrupt()
+
+    def wait_for_stop(self, wake_fd: int) -> bytes | None:
+        """Wait for the running target; the stop reply, or None when GDB sent something first."""
+        target = self.target
+        while True:
+            event = target.wait(None, wake_fd)
+            if event is None:
+                return None
+            uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
+            if isinstance(event, SyscallStop) and uncaught:
+                target.resume(self._last_resume)
+                continue
+            break
+        self.running = False
+        return self.report(event)
+
+    def report(self, event: StopEvent) -> bytes:
+        """Turn a stop event into the stop reply (and remember it for `?`)."""
+        self.last_event = event
+        self._invalidate()
+        if isinstance(event, Exited):
+            self.announce(f"\nChild exited with status {event.code}")
+            reply = replies.exited(event.code, event.pid if self.features.multiprocess else None)
+            self._forget_target()
+        elif isinstance(event, Killed):
+            self.announce(f"\nChild terminated with signal = {event.signal:#x} ({_signal_name(event.signal)})")
+            reply = replies.killed(event.signal, event.pid if self.features.multiprocess else None)
+            self._forget_target()
+        else:
+            signal, reason = replies.stop_reason_for(event)
+            if reason is not None and not self._reason_negotiated(reason):
+                reason = None
+            if getattr(event, "path", None) is not None:
+                self._layout = None
+                self._libraries_doc = None
+            reply = self._stop_reply_for_thread(signal, event.tid, reason)
+            self.g_thread = event.tid
+        self.last_stop = reply
+        return reply
+
+    def _reason_negotiated(self, reason: replies.StopReason) -> bool:
+        kind = reason.kind
+        negotiated = {
+            replies.StopReasonKind.SOFTWARE_BREAKPOINT: self.features.swbreak,
+            replies.StopReasonKind.HARDWARE_BREAKPOINT: self.features.hwbreak,
+            replies.StopReasonKind.FORK: self.features.fork_events,
+            replies.StopReasonKind.VFORK: self.features.vfork_events,
+            replies.StopReasonKind.VFORK_DONE: self.features.vfork_events,
+            replies.StopReasonKind.EXEC: self.features.exec_events,
+        }
+        return negotiated.get(kind, True)
+
+    def _stop_reply_for_thread(self, signal: int, tid: int, reason: replies.StopReason | None) -> bytes:
+        registers: list[tuple[int, bytes]] = []
+        try:
+            gpr, xstate = self._registers(tid, with_xstate=False)
+            layout = self._layout_for(tid)
+            registers = [(n, layout.read_register(n, gpr, xstate)) for n in EXPEDITED]
+        except PtstubError:
+            pass
+        return replies.stop_reply_signal(
+            signal, self._thread_id(tid), registers, reason, multiprocess=self.features.multiprocess
+        )
+
+    def _forget_target(self) -> None:
+        target = self.target
+        self.target = None
+        self.running = False
+        if target is not None:
+            target.close()
+        if not self.extended:
+            self.exit_requested = True
+
+    # ------------------------------------------------------------------------------------- signals
+    def handle_pass_signals(self, c: cmd.PassSignals) -> bytes:
+        if self.target is not None and self.target.alive:
+            self.target.set_pass_signals(set(c.signals))
+        return replies.ok()
+
+    def handle_program_signals(self, c: cmd.ProgramSignals) -> bytes:
+        self.program_signals = c.signals
+        return replies.ok()
+
+    def handle_catch_syscalls(self, c: cmd.CatchSyscalls) -> bytes:
+        self.catching = c.enabled
+        self.catch_syscalls = c.syscalls if c.enabled else None
+        if self.target is not None and self.target.alive:
+            self.target.set_options(catch_syscalls=c.enabled)
+        return replies.ok()
+
+    # ------------------------------------------------------------------------------------- objects
+    def handle_read_object(self, c: cmd.ReadObject) -> bytes:
+        obj = c.object
+        max_body = self.features.packet_size - 8
+        if obj is TransferObject.FEATURES:
+            if c.annex != b"target.xml":
+                return replies.error(errno_mod.ENOENT)
+            tid = self._select(self.g_thread)
+            document = self._layout_for(tid).target_xml
+        elif obj is TransferObject.THREADS:
+            document = self._threads_document()
+        elif obj is TransferObject.AUXV:
+            document = self._alive().read_auxv()
+        elif obj is TransferObject.EXEC_FILE:
+            document = self._exec_file(c.annex).encode()
+        elif obj is TransferObject.SIGINFO:
+            document = self._alive().read_siginfo(self._select(self.g_thread))
+        elif obj is TransferObject.LIBRARIES_SVR4:
+            document = self._libraries_document()
+        else:
+            return replies.unsupported()
+        return replies.qxfer_chunk(document, c.offset, c.length, max_body)
+
+    def handle_write_object(self, c: cmd.WriteObject) -> bytes:
+        if c.object is not TransferObject.SIGINFO:
+            return replies.unsupported()
+        target = self._alive()
+        tid = self._select(self.g_thread)
+        current = bytearray(target.read_siginfo(tid))
+        current[c.offset : c.offset + len(c.data)] = c.data
+        target.write_siginfo(tid, bytes(current[:128]))
+        return b"%x" % len(c.data)
+
+    def _exec_file(self, annex: bytes) -> str:
+        if annex:
+            pid = int(annex, 16)
+            if self.target is None or pid != self.pid:
+                return os.readlink(f"/proc/{pid}/exe")
+        return str(self._alive().executable())
+
+    def _libraries_document(self) -> bytes:
+        if self._libraries_doc is None:
+            target = self._alive()
+            main_lm, libraries = target.loaded_libraries()
+            parts = [b'<library-list-svr4 version="1.0"']
+            if main_lm:
+                parts.append(b' main-lm="0x%x"' % main_lm)
+            parts.append(b">")
+            for lib in libraries:
+                parts.append(
+                    b'<library name="%s" lm="0x%x" l_addr="0x%x" l_ld="0x%x" lmid="0x0"/>'
+                    % (_xml_escape(lib.name), lib.lm, lib.l_addr, lib.l_ld)
+                )
+            parts.append(b"</library-list-svr4>")
+            self._libraries_doc = b"".join(parts)
+        return self._libraries_doc
+
+    def handle_tls_address(self, c: cmd.GetTlsAddress) -> bytes:
+        tid = self._select(c.thread.tid)
+        return replies.tls_address(self._alive().tls_address(tid, c.offset, c.load_module))
+
+    # ------------------------------------------------------------------------------------- monitor
+    def handle_monitor(self, c: cmd.MonitorCommand) -> list[bytes]:
+        words = c.command.decode("utf-8", "replace").split()
+        if words == ["exit"]:
+            self.exit_requested = True
+            self.finished = True
+            return [replies.ok()]
+        if words[:2] == ["set", "debug"] or words[:2] == ["set", "remote-debug"]:
+            on = len(words) > 2 and words[2] not in ("0", "off")
+            logging.getLogger("ptstub").setLevel(logging.DEBUG if on else logging.WARNING)
+            return [replies.ok()]
+        if words == ["help"] or not words:
+            text = (
+                "The following monitor commands are supported:\n"
+                "  set debug <0|1>\n    Enable general debugging messages\n"
+                "  set remote-debug <0|1>\n    Enable remote protocol debugging messages\n"
+                "  exit\n    Quit GDBserver\n"
+            )
+            return [replies.console_output(text.encode()), replies.ok()]
+        return [replies.console_output(b"Unknown monitor command.\n\n"), replies.ok()]
+
+    # ------------------------------------------------------------------------------------- launch settings
+    def handle_set_disable_randomization(self, c: cmd.SetDisableRandomization) -> bytes:
+        self.settings.disable_randomization = c.enabled
+        return replies.ok()
+
+    def handle_set_startup_with_shell(self, c: cmd.SetStartupWithShell) -> bytes:
+        self.settings.startup_with_shell = c.enabled
+        return replies.ok()
+
+    def handle_set_environment(self, c: cmd.SetEnvironmentVariable) -> bytes:
+        self.settings.environment[os.fsdecode(c.name)] = os.fsdecode(c.value)
+        return replies.ok()
+
+    def handle_unset_environment(self, c: cmd.UnsetEnvironmentVariable) -> bytes:
+        self.settings.environment.pop(os.fsdecode(c.name), None)
+        return replies.ok()
+
+    def handle_reset_environment(self, c: cmd.ResetEnvironment) -> bytes:
+        self.settings.environment = dict(os.environ)
+        return replies.ok()
+
+    def handle_set_working_directory(self, c: cmd.SetWorkingDirectory) -> bytes:
+        self.settings.working_directory = os.fsdecode(c.path) if c.path else None
+        return replies.ok()
+
+    # ------------------------------------------------------------------------------------- processes
+    def handle_run(self, c: cmd.RunProgram) -> bytes:
+        if self.launcher is None:
+            return replies.error(errno_mod.EPERM)
+        argv = [os.fsdecode(c.program)] + [os.fsdecode(a) for a in c.arguments] if c.program else []
+        if not argv:
+            argv = list(self.settings.program)
+        if not argv:
+            return replies.error(errno_mod.ENOENT)
+        self._drop_target()
+        try:
+            self.target = self.launcher(argv, self.settings)
+        except PtstubError as err:
+            self.announce(str(err))
+            return replies.error(errno_mod.ENOENT)
+        self.settings.program = argv
+        self.attached = False
+        self.last_event = None
+        self.last_stop = None
+        self._layout = None
+        return self.handle_query_stop_reason(cmd.QueryStopReason())
+
+    def handle_attach(self, c: cmd.AttachProcess) -> bytes:
+        if self.attacher is None:
+            return replies.error(errno_mod.EPERM)
+        self._drop_target()
+        try:
+            self.target = self.attacher(c.pid)
+        except PtstubError as err:
+            self.announce(str(err))
+            return replies.error(errno_mod.EPERM)
+        self.attached = True
+        self.last_event = None
+        self.last_stop = None
+        self._layout = None
+        return self._attach_stop()
+
+    def _attach_stop(self) -> bytes:
+        # gdbserver reports an attach as a SIGSTOP stop of the leader (T13).
+        self.last_stop = self._stop_reply_for_thread(19, self._select(0), None)
+        return self.last_stop
+
+    def handle_restart(self, c: cmd.Restart) -> None:
+        if self.extended and self.settings.program and self.launcher is not None:
+            self._drop_target()
+            self.target = self.launcher(list(self.settings.program), self.settings)
+            self.last_stop = None
+        return None
+
+    def _drop_target(self) -> None:
+        if self.target is not None and self.target.alive:
+            if self.attached:
+                self.target.detach()
+            else:
+                self.target.kill()
+        if self.target is not None:
+            self.target.close()
+        self.target = None
+        self._invalidate()
+
+    def handle_kill(self, c: cmd.KillProcess) -> bytes | None:
+        if self.target is not None:
+            pid = self.target.pid
+            if self.target.alive:
+                self.target.kill()
+            self.target.close()
+            self.target = None
+            self.last_stop = replies.killed(9, pid if self.features.multiprocess else None)
+        if not self.extended:
+            self.exit_requested = True
+            if c.pid is None:
+                self.finished = True
+        return replies.ok() if c.pid is not None else None
+
+    def handle_detach(self, c: cmd.Detach) -> bytes:
+        target = self._alive()
+        self.announce(f"Detaching from process {target.pid}")
+        target.detach()
+        target.close()
+        self.target = None
+        self.last_stop = None
+        if not self.extended:
+            self.exit_requested = True
+            self.finished = True
+        return replies.ok()
+
+    # ------------------------------------------------------------------------------------- host files
+    def handle_file_setfs(self, c: cmd.FileSetFilesystem) -> bytes:
+        self.files.set_filesystem(c.pid)
+        return replies.file_result(0)
+
+    def handle_file_open(self, c: cmd.FileOpen) -> bytes:
+        try:
+            return replies.file_result(self.files.open(c.path, c.flags, c.mode))
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    def handle_file_close(self, c: cmd.FileClose) -> bytes:
+        try:
+            self.files.close(c.fd)
+            return replies.file_result(0)
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    def handle_file_read(self, c: cmd.FileRead) -> bytes:
+        try:
+            count = min(c.count, self.features.packet_size // 2)
+            return replies.file_data(self.files.pread(c.fd, count, c.offset), self.features.packet_size - 16)
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    def handle_file_write(self, c: cmd.FileWrite) -> bytes:
+        try:
+            return replies.file_result(self.files.pwrite(c.fd, c.data, c.offset))
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    def handle_file_stat(self, c: cmd.FileStat) -> bytes:
+        try:
+            return replies.file_stat(self.files.fstat(c.fd))
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    def handle_file_unlink(self, c: cmd.FileUnlink) -> bytes:
+        try:
+            self.files.unlink(c.path)
+            return replies.file_result(0)
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    def handle_file_readlink(self, c: cmd.FileReadLink) -> bytes:
+        try:
+            return replies.file_data(self.files.readlink(c.path))
+        except OSError as err:
+            return replies.file_error(err.errno or errno_mod.EIO)
+
+    # ------------------------------------------------------------------------------------- teardown
+    def close(self) -> None:
+        """End of the connection: files closed; the target is the caller's to keep or end."""
+        self.files.close_all()
+
+
+def _xml_escape(name: bytes) -> bytes:
+    return name.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;").replace(b'"', b"&quot;")
+
+
+def _signal_name(sig: int) -> str:
+    import signal as signal_mod
+
+    try:
+        return signal_mod.Signals(sig).name
+    except ValueError:
+        return f"SIG{sig}"

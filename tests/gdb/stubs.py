@@ -1,0 +1,135 @@
+"""Run a stub (ptstub or GNU gdbserver) and the real /usr/bin/gdb against it, for end-to-end tests.
+
+Every process started here is killed and reaped by the context managers, even when a test fails.
+The stub's port comes from its own `Listening on port N` line (port 0 everywhere), so nothing sleeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+GDB = shutil.which("gdb") or "/usr/bin/gdb"
+GDBSERVER = shutil.which("gdbserver") or "/usr/bin/gdbserver"
+PTSTUB = [sys.executable, "-m", "ptstub"]
+
+
+@dataclass
+class Stub:
+    """A running stub process and what it printed on stderr so far."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    stderr_lines: list[str] = field(default_factory=list)
+
+    def read_stderr(self, timeout: float = 5.0, until: str | None = None) -> str:
+        """Collect stderr until `until` appears, the process exits, or `timeout` passes."""
+        assert self.proc.stderr is not None
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stderr, selectors.EVENT_READ)
+        try:
+            while time.monotonic() < deadline:
+                if until is not None and until in "".join(self.stderr_lines):
+                    break
+                if not sel.select(max(0.0, deadline - time.monotonic())):
+                    break
+                chunk = os.read(self.proc.stderr.fileno(), 65536)
+                if not chunk:
+                    break
+                self.stderr_lines.append(chunk.decode(errors="replace"))
+        finally:
+            sel.close()
+        return "".join(self.stderr_lines)
+
+    @property
+    def stderr(self) -> str:
+        return "".join(self.stderr_lines)
+
+
+def stub_command(kind: str, args: list[str]) -> list[str]:
+    if kind == "ptstub":
+        return PTSTUB + args
+    if kind == "gdbserver":
+        return [GDBSERVER] + args
+    raise ValueError(kind)
+
+
+@contextlib.contextmanager
+def running_stub(kind: str, args: list[str], timeout: float = 20.0) -> Iterator[Stub]:
+    """Start `ptstub ARGS` or `gdbserver ARGS` (ARGS has COMM = 127.0.0.1:0); yield once it listens."""
+    proc = subprocess.Popen(
+        stub_command(kind, args),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    stub = Stub(proc, 0)
+    try:
+        text = stub.read_stderr(timeout, until="Listening on port")
+        match = re.search(r"Listening on port (\d+)", text)
+        if not match:
+            raise AssertionError(f"{kind} did not start listening; stderr:\n{text}")
+        stub.port = int(match.group(1))
+        yield stub
+    finally:
+        _kill_group(proc)
+
+
+def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=10)
+    for stream in (proc.stdout, proc.stderr):
+        if stream is not None:
+            stream.close()
+
+
+@dataclass(frozen=True)
+class GdbResult:
+    returncode: int
+    output: str
+
+
+def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0, extended: bool = False) -> GdbResult:
+    """`gdb -batch` connected to 127.0.0.1:PORT running `commands`; returns its merged output."""
+    target = "extended-remote" if extended else "remote"
+    args = [GDB, "-nx", "-batch", "-ex", "set confirm off", "-ex", "set pagination off"]
+    args += ["-ex", f"target {target} 127.0.0.1:{port}"]
+    for command in commands:
+        args += ["-ex", command]
+    args.append(program)
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)  # type: ignore[arg-type]
+        raise AssertionError(f"gdb did not finish within {timeout}s") from None
+    return GdbResult(proc.returncode, out.decode(errors="replace"))
+
+
+def run_gdb_script(port: int, program: str, script: str, timeout: float = 120.0, extended: bool = False) -> GdbResult:
+    """Like `run_gdb` with a GDB command file (or a .py script, by suffix) written for the run."""
+    import tempfile
+
+    suffix = ".py" if script.lstrip().startswith(("import", "#py")) else ".gdb"
+    with tempfile.NamedTemporaryFile("w", suffix=suffix, delete=False) as f:
+        f.write(script)
+        path = f.name
+    try:
+        return run_gdb(port, program, [f"source {path}"], timeout, extended)
+    finally:
+        os.unlink(path)
