@@ -1120,9 +1120,12 @@ int pt_resume(pt_engine *e)
     pt_prune(e);
     if (e->exited)
         return choose_report(e, 0);
-    for (int32_t i = 0; i < e->nthreads; i++) { /* no phantom hits: a removed breakpoint reports nothing */
+    /* No phantom hits: a hit whose breakpoint is gone when its thread is resumed reports nothing.
+     * Only resumed threads are checked: GDB lifts the breakpoint under the thread it steps over it
+     * (vCont;s:tid) while other threads' hits on it wait, and re-inserts it before continuing. */
+    for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
-        if (t->ev_kind == PT_EV_BREAKPOINT && !bp_at(e, t->ev_pc))
+        if (t->ev_kind == PT_EV_BREAKPOINT && t->action != PT_ACT_NONE && !bp_at(e, t->ev_pc))
             t->ev_kind = PT_EV_NONE;
     }
     if (choose_report(e, 1)) /* a resumed thread has an event waiting: report it, run nothing */

@@ -1,0 +1,1 @@
+"""pytest plugin for ptstub (placeholder until the stress harness lands)."""
