@@ -194,7 +194,7 @@ class Session:
             command = cmd.parse_command(body)
         except ProtocolError as err:
             log.debug("malformed packet %r: %s", body[:80], err)
-            return [replies.error(errno_mod.EINVAL)]
+            return [err.reply if err.reply is not None else replies.error(err.errno)]
         handler = self.handlers.get(type(command))
         if handler is None:
             return [replies.unsupported()]
@@ -320,13 +320,11 @@ class Session:
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
             target = self._alive()
-            self._threads_doc = replies.threads_xml(
-                (
-                    replies.ThreadDescription(self._thread_id(info.tid), info.core, info.name)
-                    for info in target.threads()
-                ),
-                self.features.multiprocess,
+            described = (
+                replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
+                for t in target.threads()
             )
+            self._threads_doc = replies.threads_xml(described, self.features.multiprocess)
         return self._threads_doc
 
     # ------------------------------------------------------------------------------------- registers

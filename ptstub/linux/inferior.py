@@ -16,6 +16,7 @@ import logging
 import os
 import signal as signal_mod
 import threading
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -90,6 +91,7 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
+        self._names: dict[int, tuple[str, float]] = {}
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -131,8 +133,17 @@ class Inferior:
             state, tid = t.state, t.tid
             if state == lib.PT_GONE or (state == lib.PT_EXITING and not t.exiting):
                 continue
-            result.append(ThreadInfo(tid, _thread_name(self.pid, tid), _thread_core(self.pid, tid), STATES[state]))
+            result.append(ThreadInfo(tid, self._thread_name(tid), -1, STATES[state]))
         return result
+
+    def _thread_name(self, tid: int) -> str:
+        """/proc comm, re-read at most once a second per thread (GDB asks for names at every stop)."""
+        now = time.monotonic()
+        cached = self._names.get(tid)
+        if cached is None or now - cached[1] > 1.0:
+            cached = (_thread_name(self.pid, tid), now)
+            self._names[tid] = cached
+        return cached[0]
 
     def thread_ids(self) -> list[int]:
         e = self._e
@@ -487,14 +498,6 @@ def _thread_name(pid: int, tid: int) -> str:
             return f.read().rstrip("\n")
     except OSError:
         return ""
-
-
-def _thread_core(pid: int, tid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            return int(f.read().rsplit(")", 1)[1].split()[36])
-    except (OSError, IndexError, ValueError):
-        return 0
 
 
 # ------------------------------------------------------------------------------------ construction
