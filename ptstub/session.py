@@ -471,7 +471,7 @@ class Session:
 
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
-        target = self.target
+        target = self._alive()
         while True:
             event = target.wait(None, wake_fd)
             if event is None:

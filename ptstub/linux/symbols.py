@@ -11,6 +11,7 @@ import functools
 import os
 
 from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
 
 from ptstub.errors import TargetError
 
@@ -24,7 +25,7 @@ def _symbol_table(path: str, mtime_ns: int) -> tuple[dict[str, int], bool]:
         pie = elf.header["e_type"] == "ET_DYN"
         for section_name in (".dynsym", ".symtab"):
             section = elf.get_section_by_name(section_name)
-            if section is None:
+            if not isinstance(section, SymbolTableSection):
                 continue
             for sym in section.iter_symbols():
                 if sym.name and sym["st_shndx"] != "SHN_UNDEF" and sym["st_value"]:
