@@ -402,8 +402,8 @@ int64_t pt_write_memory(pt_engine *e, uint64_t addr, const uint8_t *buf, uint64_
 
 int pt_insert_breakpoint(pt_engine *e, uint64_t addr)
 {
-    if (bp_at(e, addr))
-        return 0;
+    if (bp_at(e, addr)) /* idempotent, and heals an int3 a vfork child's detach restored */
+        return e->vfork_parent_tid ? 0 : poke_byte(e->memfd, addr, INT3);
     uint8_t orig;
     int64_t n = raw_read(e, addr, &orig, 1);
     if (n != 1)
@@ -1426,6 +1426,26 @@ int pt_adopt_launched(pt_engine *e)
     if (!add_thread(e, e->pid, PT_STOPPED))
         return -ENOMEM;
     e->world_stopped = 1;
+    return 0;
+}
+
+/* A fork child reported to the caller: already traced and stopped at its first stop.  It inherits
+ * the parent's breakpoint table, since its memory is a copy holding the same int3 bytes. */
+int pt_adopt_child(pt_engine *child, const pt_engine *parent)
+{
+    child->launched = parent->launched;
+    child->options = parent->options;
+    child->pass_signals = parent->pass_signals;
+    if (!add_thread(child, child->pid, PT_STOPPED))
+        return -ENOMEM;
+    if (parent->nbps) {
+        child->bps = malloc((size_t)parent->nbps * sizeof *child->bps);
+        if (!child->bps)
+            return -ENOMEM;
+        memcpy(child->bps, parent->bps, (size_t)parent->nbps * sizeof *child->bps);
+        child->nbps = child->bpcap = parent->nbps;
+    }
+    child->world_stopped = 1;
     return 0;
 }
 

@@ -118,6 +118,7 @@ pt_engine *pt_engine_new(int32_t pid, uint64_t seed);
 void pt_engine_free(pt_engine *e);
 int pt_attach_all(pt_engine *e);
 int pt_adopt_launched(pt_engine *e);
+int pt_adopt_child(pt_engine *child, const pt_engine *parent);
 
 int pt_resume(pt_engine *e);
 int pt_wait(pt_engine *e, int timeout_ms, int extra_fd);

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import Exited, Killed, StopEvent, SyscallStop
+from ptstub.events import Exited, Forked, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
@@ -54,8 +54,8 @@ SERVER_FEATURES = ServerFeatures(
     multiprocess=True,
     swbreak=True,
     hwbreak=True,
-    fork_events=False,
-    vfork_events=False,
+    fork_events=True,
+    vfork_events=True,
     exec_events=True,
     vcont_supported=True,
     no_resumed=True,
@@ -128,6 +128,9 @@ class Session:
         self._threads_doc: bytes | None = None
         self._libraries_doc: bytes | None = None
         self._last_resume: dict[int, ResumeAction] = {}
+        self.forks: dict[int, Any] = {}  # stopped children of reported forks, until GDB detaches them
+        self.g_pid = 0
+        self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
         self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
             cmd.QuerySupported: self.handle_query_supported,
             cmd.StartNoAckMode: self.handle_start_no_ack,
@@ -219,12 +222,19 @@ class Session:
             raise TargetError("no process", errno_mod.ESRCH)
         return self.target
 
+    def _current(self) -> Any:
+        """The process `Hg` selected: a fork child GDB is looking at, or the main target."""
+        child = self.forks.get(self.g_pid)
+        if child is not None and child.alive:
+            return child
+        return self._alive()
+
     def _thread_id(self, tid: int) -> ThreadId:
         return ThreadId(self.pid, tid)
 
     def _select(self, tid: int) -> int:
         """A concrete tid for a possibly wildcard selection (0/-1 → the last reported thread)."""
-        target = self._alive()
+        target = self._current()
         if tid > 0 and target.has_thread(tid):
             return tid
         if tid > 0:
@@ -233,9 +243,11 @@ class Session:
         if last_tid and target.has_thread(last_tid):
             return int(last_tid)
         ids = target.thread_ids()
+        if target.pid in ids:
+            return int(target.pid)
         if not ids:
             raise TargetError("no threads", errno_mod.ESRCH)
-        return self.pid if self.pid in ids else ids[0]
+        return int(ids[0])
 
     def _layout_for(self, tid: int) -> Any:
         if self._layout is None:
@@ -246,7 +258,7 @@ class Session:
 
     def _registers(self, tid: int, with_xstate: bool = True) -> tuple[bytes, bytes]:
         cached = self._regs.get(tid)
-        target = self._alive()
+        target = self._current()
         if cached is None:
             cached = (target.read_gpr(tid), None)
         if with_xstate and cached[1] is None:
@@ -263,7 +275,12 @@ class Session:
     def handle_query_supported(self, c: cmd.QuerySupported) -> bytes:
         self.client = c.features
         self.features = negotiate(c.features, SERVER_FEATURES)
+        self._apply_target_options()
         return supported_reply(SERVER_FEATURES, c.features)
+
+    def _apply_target_options(self) -> None:
+        if self.target is not None and self.target.alive:
+            self.target.set_options(fork_events=self.features.fork_events or self.features.vfork_events)
 
     def handle_start_no_ack(self, c: cmd.StartNoAckMode) -> bytes:
         self.no_ack = True
@@ -289,9 +306,12 @@ class Session:
         if c.purpose is cmd.ThreadPurpose.REGISTERS:
             if self.target is None:
                 return replies.error(1)
-            if tid > 0 and not self.target.has_thread(tid):
+            pid = c.thread.pid or 0
+            process = self.forks.get(pid, self.target)
+            if tid > 0 and not process.has_thread(tid):
                 return replies.error(errno_mod.ESRCH)
             self.g_thread = tid
+            self.g_pid = pid if pid in self.forks else 0
         else:
             self.c_thread = tid
         return replies.ok()
@@ -362,7 +382,7 @@ class Session:
         return replies.ok()
 
     def _store_registers(self, tid: int, gpr: bytes, xstate: bytes, new_gpr: bytes, new_xstate: bytes) -> None:
-        target = self._alive()
+        target = self._current()
         if new_gpr != gpr:
             target.write_gpr(tid, new_gpr)
         if new_xstate != xstate:
@@ -372,13 +392,13 @@ class Session:
     # ------------------------------------------------------------------------------------- memory
     def handle_read_memory(self, c: cmd.ReadMemory) -> bytes:
         length = min(c.length, (self.features.packet_size - 4) // 2)
-        data = self._alive().read_memory(c.address, length)
+        data = self._current().read_memory(c.address, length)
         if not data:
             return replies.error(errno_mod.EFAULT)
         return data.hex().encode()
 
     def handle_write_memory(self, c: cmd.WriteMemory) -> bytes:
-        self._alive().write_memory(c.address, c.data)
+        self._current().write_memory(c.address, c.data)
         self._libraries_doc = None
         return replies.ok()
 
@@ -406,13 +426,30 @@ class Session:
     def handle_insert_breakpoint(self, c: cmd.InsertBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
-        self._alive().insert_breakpoint(c.address, c.kind, c.length)
+        target = self._current()
+        if c.kind is BreakpointKind.SOFTWARE:
+            # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
+            # heals one a vfork child's detach restored in the shared memory.
+            inserted = self._software_breakpoints.setdefault(target.pid, set())
+            if c.address in inserted:
+                target.reinsert_breakpoint(c.address)
+                return replies.ok()
+            target.insert_breakpoint(c.address, c.kind, c.length)
+            inserted.add(c.address)
+            return replies.ok()
+        target.insert_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
     def handle_remove_breakpoint(self, c: cmd.RemoveBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()
-        self._alive().remove_breakpoint(c.address, c.kind, c.length)
+        target = self._current()
+        if c.kind is BreakpointKind.SOFTWARE:
+            inserted = self._software_breakpoints.setdefault(target.pid, set())
+            if c.address not in inserted and target.pid not in self.forks:
+                return replies.ok()
+            inserted.discard(c.address)
+        target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
     # ------------------------------------------------------------------------------------- run control
@@ -503,8 +540,13 @@ class Session:
             if getattr(event, "path", None) is not None:
                 self._layout = None
                 self._libraries_doc = None
+            if isinstance(event, Forked):
+                child = self._alive().adopt_fork_child(event.child_pid)
+                self.forks[event.child_pid] = child
+                self._software_breakpoints[event.child_pid] = set(self._software_breakpoints.get(self.pid, ()))
             reply = self._stop_reply_for_thread(signal, event.tid, reason)
             self.g_thread = event.tid
+            self.g_pid = 0
         self.last_stop = reply
         return reply
 
@@ -677,6 +719,7 @@ class Session:
         self._drop_target()
         try:
             self.target = self.launcher(argv, self.settings)
+            self._apply_target_options()
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.ENOENT)
@@ -693,6 +736,7 @@ class Session:
         self._drop_target()
         try:
             self.target = self.attacher(c.pid)
+            self._apply_target_options()
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.EPERM)
@@ -711,6 +755,7 @@ class Session:
         if self.extended and self.settings.program and self.launcher is not None:
             self._drop_target()
             self.target = self.launcher(list(self.settings.program), self.settings)
+            self._apply_target_options()
             self.last_stop = None
         return None
 
@@ -723,9 +768,24 @@ class Session:
         if self.target is not None:
             self.target.close()
         self.target = None
+        self._release_forks()
+        self._software_breakpoints.clear()
         self._invalidate()
 
+    def _release_forks(self) -> None:
+        for child in self.forks.values():
+            try:
+                child.detach()
+            finally:
+                child.close()
+        self.forks.clear()
+
     def handle_kill(self, c: cmd.KillProcess) -> bytes | None:
+        if c.pid is not None and c.pid in self.forks:
+            child = self.forks.pop(c.pid)
+            child.kill()
+            child.close()
+            return replies.ok()
         if self.target is not None:
             pid = self.target.pid
             if self.target.alive:
@@ -740,6 +800,14 @@ class Session:
         return replies.ok() if c.pid is not None else None
 
     def handle_detach(self, c: cmd.Detach) -> bytes:
+        if c.pid is not None and c.pid in self.forks:
+            child = self.forks.pop(c.pid)
+            self.announce(f"Detaching from process {c.pid}")
+            child.detach()
+            child.close()
+            self._software_breakpoints.pop(c.pid, None)
+            self.g_pid = 0
+            return replies.ok()
         target = self._alive()
         self.announce(f"Detaching from process {target.pid}")
         target.detach()
@@ -803,8 +871,9 @@ class Session:
 
     # ------------------------------------------------------------------------------------- teardown
     def close(self) -> None:
-        """End of the connection: files closed; the target is the caller's to keep or end."""
+        """End of the connection: files closed, fork children let go; the target is the caller's."""
         self.files.close_all()
+        self._release_forks()
 
 
 def _xml_escape(name: bytes) -> bytes:

@@ -183,6 +183,10 @@ class Inferior:
         self._debugregs.insert(address, length, kind)
         self._apply_debugregs()
 
+    def reinsert_breakpoint(self, address: int) -> None:
+        """Write the int3 of an inserted breakpoint again (no new reference)."""
+        check_memory(lib.pt_insert_breakpoint(self._e, address), address, 1, "insert a breakpoint")
+
     def remove_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
         self._require_alive()
         if kind is BreakpointKind.SOFTWARE:
@@ -299,10 +303,31 @@ class Inferior:
                 mask |= 1 << (sig - 1)
         self._e.pass_signals = mask
 
-    def set_options(self, *, fork_events: bool = False, eintr_fixup: bool = True, catch_syscalls: bool = False) -> None:
-        options = (lib.PT_OPT_FORK_EVENTS if fork_events else 0) | (lib.PT_OPT_EINTR_FIXUP if eintr_fixup else 0)
-        options |= lib.PT_OPT_CATCH_SYSCALLS if catch_syscalls else 0
+    def set_options(
+        self, *, fork_events: bool | None = None, eintr_fixup: bool | None = None, catch_syscalls: bool | None = None
+    ) -> None:
+        """Change engine options; those left as None keep their value."""
+        options = self._e.options
+        for wanted, bit in (
+            (fork_events, lib.PT_OPT_FORK_EVENTS),
+            (eintr_fixup, lib.PT_OPT_EINTR_FIXUP),
+            (catch_syscalls, lib.PT_OPT_CATCH_SYSCALLS),
+        ):
+            if wanted is not None:
+                options = options | bit if wanted else options & ~bit
         lib.pt_set_options(self._e, options)
+
+    def adopt_fork_child(self, child_pid: int) -> Inferior:
+        """The stopped, traced child of a reported fork, as an Inferior of its own.
+
+        It carries a copy of the parent's breakpoints (its memory holds the same int3 bytes), so that
+        removing them from the child restores the child's own bytes, as GDB does before detaching it.
+        """
+        engine = _new_engine(child_pid, None)
+        check(lib.pt_adopt_child(engine, self._e), "adopt fork child")
+        child = Inferior(engine, child_pid, self.launched, self._executable)
+        child._breakpoints = dict.fromkeys(self._breakpoints, 1)
+        return child
 
     # -------------------------------------------------------------------------------- events
     def _take_event(self) -> StopEvent:

@@ -1,0 +1,268 @@
+"""The engine face of the harness: run a program under ptstub's all-stop engine in this process.
+
+Per hit the loop does as little as it can (the engine's per-hit cycle is C, ~30 µs): one `cont()`,
+a class check, one dict increment keyed by (pc, tid), a read of two counters of the engine's C
+record to sample the stop-all latency when a new stop-all happened, and the frozen checks only when
+asked for. Names, fairness and percentiles are worked out once, after the run (`verdict.py`).
+
+A run ends when the program exits, when `--hits` / `--duration` is reached (then the breakpoints are
+removed and the program is let run to its end), or when nothing is reported within `--timeout`:
+then every thread's registers are dumped and the program is killed.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import ptstub
+from ptstub.errors import LaunchError, PtstubError, StopTimeout, TargetError
+from ptstub.events import BreakpointHit, Exec, Exited, Interrupted, Killed, SignalReceived, StopEvent
+from ptstub.stress.dump import dump_inferior
+from ptstub.stress.frozen import FrozenChecker, FrozenVar, parse_frozen
+from ptstub.stress.model import (
+    Breakpoint,
+    ProgramEnd,
+    Report,
+    StressConfig,
+    StressSetupError,
+    Violation,
+    ViolationKind,
+)
+from ptstub.stress.verdict import RunRecord, build_report
+
+Progress = Callable[[int, float], None]  # (hits so far, seconds since the first hit)
+
+
+class _StatsView:
+    """The two engine counters the loop samples, through the public `stats` when no C record is exposed."""
+
+    def __init__(self, inferior: Any) -> None:
+        self._inferior = inferior
+
+    @property
+    def n_stops(self) -> int:
+        return int(self._inferior.stats["stops"])
+
+    @property
+    def last_stop_ns(self) -> int:
+        return int(self._inferior.stats["last_stop_ns"])
+
+
+def _engine_counters(inferior: Any) -> Any:
+    # `Inferior.stats` builds a dict per call (~1.5 µs); the loop reads the same two fields of the
+    # engine's C record directly (~0.2 µs), falling back to `stats` if that record is not there.
+    record = getattr(inferior, "_e", None)
+    return record if record is not None and hasattr(record, "last_stop_ns") else _StatsView(inferior)
+
+
+def run_engine(config: StressConfig, progress: Progress | None = None) -> Report:
+    """Launch `config.argv` under the engine, shake it with breakpoints, and judge the run."""
+    with tempfile.TemporaryFile() as out:
+        try:
+            inferior = ptstub.launch(list(config.argv), stdout=out, seed=config.seed)
+        except LaunchError as err:
+            raise StressSetupError(str(err)) from None
+        with inferior:
+            run = _EngineRun(config, inferior, progress)
+            run.set_up()
+            run.execute()
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    return build_report(config, run.record, text)
+
+
+class _EngineRun:
+    """One run's state; `execute` drives the engine from the first hit to the program's end."""
+
+    def __init__(self, config: StressConfig, inferior: Any, progress: Progress | None) -> None:
+        self.config = config
+        self.inferior = inferior
+        self.progress = progress
+        self.record = RunRecord("engine")
+        self.names: dict[int, str] = {}  # breakpoint address -> the name count lines use
+        self.frozen: FrozenChecker | None = None
+        self.budget_reached = threading.Event()
+
+    # ------------------------------------------------------------------------------------ set-up
+    def set_up(self) -> None:
+        """Resolve and insert the breakpoints, resolve the frozen variables (bad names: StressSetupError)."""
+        for spec in self.config.breaks:
+            address = self._resolve(spec, "--break")
+            try:
+                self.inferior.insert_breakpoint(address)
+            except TargetError as err:
+                raise StressSetupError(f"--break {spec}: cannot insert a breakpoint at {address:#x}: {err}") from None
+            self.names[address] = spec
+        self.record.breakpoints = tuple(Breakpoint(spec, addr) for addr, spec in self.names.items())
+        self.record.functions = tuple(self.names.values())
+        if self.config.frozen:
+            variables = []
+            for spec in self.config.frozen:
+                name, indirect = parse_frozen(spec)
+                variables.append(FrozenVar(spec, self._resolve(name, "--frozen"), indirect))
+            self.frozen = FrozenChecker(
+                self.inferior.pid, variables, self.inferior.thread_ids, self.record.violate
+            )
+
+    def _resolve(self, spec: str, option: str) -> int:
+        if spec.lower().startswith("0x"):
+            try:
+                return int(spec, 16)
+            except ValueError:
+                raise StressSetupError(f"{option} {spec}: not a hexadecimal address") from None
+        try:
+            return int(self.inferior.symbol(spec))
+        except TargetError as err:
+            raise StressSetupError(f"{option} {spec}: {err}") from None
+
+    # ------------------------------------------------------------------------------------ run
+    def execute(self) -> None:
+        timer = None
+        if self.config.duration is not None:
+            timer = threading.Timer(self.config.duration, self._end_budget)
+            timer.daemon = True
+        counters = _engine_counters(self.inferior)
+        stops_before = counters.n_stops
+        event: StopEvent | None = None
+        try:
+            if timer is not None:
+                timer.start()
+            event = self._hit_loop(counters)
+        except StopTimeout:
+            if self.inferior.alive:  # else the program ended while the engine was stopping it
+                self._deadlock()
+        except PtstubError as err:
+            self.record.violate(Violation(ViolationKind.ENGINE, f"the engine failed: {err}"))
+            self._kill()
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if self.frozen is not None:
+                self.frozen.close()
+        self.record.stops = counters.n_stops - stops_before
+        self.record.eintr_fixups = int(self.inferior.stats["eintr_fixups"])
+        self._finish(event)
+
+    def _end_budget(self) -> None:
+        self.budget_reached.set()
+        self.inferior.interrupt()
+
+    def _hit_loop(self, counters: Any) -> StopEvent | None:
+        """Count hits until the program ends (its end event) or the budget is reached (None)."""
+        cont = self.inferior.cont
+        timeout = self.config.timeout
+        seen: dict[tuple[int, int], int] = {}
+        get = seen.get
+        samples = self.record.latency_ns
+        sample = samples.append
+        check = self.frozen.check if self.frozen is not None else None
+        progress = self.progress
+        limit = self.config.hits or -1
+        clock = time.perf_counter
+        hits = 0
+        first = last = 0.0
+        last_stops = counters.n_stops
+        event: StopEvent | None = None
+        try:
+            while True:
+                event = cont(timeout)
+                if event.__class__ is not BreakpointHit:
+                    if self._keep_going(event):
+                        continue
+                    break
+                key = (event.pc, event.tid)  # type: ignore[union-attr]
+                seen[key] = get(key, 0) + 1
+                hits += 1
+                last = clock()
+                if hits == 1:
+                    first = last
+                n = counters.n_stops
+                if n != last_stops:
+                    last_stops = n
+                    sample(counters.last_stop_ns)
+                if check is not None:
+                    check(event.tid, event.pc, n)  # type: ignore[union-attr]
+                if hits == limit:
+                    self.budget_reached.set()
+                    event = None
+                    break
+                if progress is not None:
+                    progress(hits, last - first)
+        finally:
+            self.record.hits = hits
+            self.record.elapsed_s = last - first
+            self.record.seen = {(self.names.get(pc, f"{pc:#x}"), tid): n for (pc, tid), n in seen.items()}
+        return event
+
+    def _keep_going(self, event: StopEvent) -> bool:
+        """Anything but a hit: signals are counted (and delivered), an exit or the budget ends the loop."""
+        if isinstance(event, SignalReceived):
+            self.record.signals[event.name] = self.record.signals.get(event.name, 0) + 1
+            return True
+        if isinstance(event, Interrupted):
+            return not self.budget_reached.is_set()
+        if isinstance(event, (Exited, Killed)):
+            return False
+        if isinstance(event, Exec):
+            self.record.notes.append(f"the program called exec ({event.path}); its breakpoints are gone")
+            self.record.complete = False
+            return False
+        self.record.notes.append(f"unexpected stop {event}")
+        return True
+
+    # ------------------------------------------------------------------------------------ endings
+    def _deadlock(self) -> None:
+        self.record.complete = False
+        self.record.dump = dump_inferior(self.inferior)
+        stuck = ", ".join(d.describe() for d in self.record.dump[:3])
+        self.record.violate(Violation(
+            ViolationKind.DEADLOCK,
+            f"no hit or other stop within {self.config.timeout:g} s after {self.record.hits} hits "
+            f"(threads: {stuck}{', ...' if len(self.record.dump) > 3 else ''})"))
+        self._kill()
+
+    def _kill(self) -> None:
+        if self.inferior.alive:
+            self.inferior.kill()
+        self.record.end = ProgramEnd("killed-by-harness")
+
+    def _finish(self, event: StopEvent | None) -> None:
+        """Record how the program ended; after a budget, let it run to its end without breakpoints."""
+        if event is None and self.inferior.alive:
+            self.record.complete = False
+            event = self._run_to_end()
+        if isinstance(event, Exited):
+            self.record.end = ProgramEnd("exited", code=event.code)
+        elif isinstance(event, Killed):
+            self.record.end = ProgramEnd("killed", signal=event.signal)
+        elif not self.inferior.alive and self.record.end.how == "unknown":
+            self._end_from_inferior()
+
+    def _run_to_end(self) -> StopEvent | None:
+        for address in self.names:
+            self.inferior.remove_breakpoint(address)
+        try:
+            while True:
+                event = self.inferior.cont(self.config.timeout)
+                if isinstance(event, (Exited, Killed)):
+                    return event
+        except StopTimeout:
+            if not self.inferior.alive:
+                return None
+            self.record.notes.append(
+                f"the program did not exit within {self.config.timeout:g} s after the run; it was killed")
+            self._kill()
+        except PtstubError as err:
+            self.record.violate(Violation(ViolationKind.ENGINE, f"the engine failed after the run: {err}"))
+            self._kill()
+        return None
+
+    def _end_from_inferior(self) -> None:
+        if self.inferior.exit_code is not None:
+            self.record.end = ProgramEnd("exited", code=self.inferior.exit_code)
+        elif self.inferior.exit_signal is not None:
+            self.record.end = ProgramEnd("killed", signal=self.inferior.exit_signal)
