@@ -57,7 +57,8 @@ SCENARIOS = {
          "print $orig_rax", "print/x $fs_base != 0", "print $ymm0.v8_int32", "print $mxcsr",
          "set var global_counter = 41", "print global_counter", "set $rax = 5", "print $rax", "kill"],
         [r"<global_point>:\s+3\s+4", r"\"origin\"", r"rip\s+0x[0-9a-f]+\s+0x[0-9a-f]+ <work\+\d+>",
-         r"\$1 = -1", r"\$2 = 0x1", r"\$3 = \{", r"\$4 = \[", r"\$5 = 41", r"\$6 = 5", r"\[Inferior 1 \(process \d+\) killed\]"],
+         r"\$1 = -1", r"\$2 = 0x1", r"\$3 = \{", r"\$4 = \[", r"\$5 = 41", r"\$6 = 5",
+         r"\[Inferior 1 \(process \d+\) killed\]"],
     ),
     "watchpoint": Scenario(
         ["--iterations", "2"],
@@ -115,7 +116,8 @@ def test_gdb_scenario(stub: str, fixture_path, name: str) -> None:
         server.proc.wait(timeout=30)
         program_output = server.proc.stdout.read().decode(errors="replace")
     for pattern in scenario.expect:
-        assert re.search(pattern, result.output, re.M), f"{stub}: /{pattern}/ not in GDB output:\n{result.output[-4000:]}"
+        found = re.search(pattern, result.output, re.M)
+        assert found, f"{stub}: /{pattern}/ not in GDB output:\n{result.output[-4000:]}"
     for pattern in scenario.program_expect:
         assert re.search(pattern, program_output), f"{stub}: /{pattern}/ not in program output:\n{program_output}"
     assert "Remote connection closed" not in result.output
