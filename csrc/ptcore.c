@@ -767,11 +767,34 @@ static int on_vfork_done(pt_engine *e, pt_thread *t)
     return keep_or_resume(e, t);
 }
 
-static void reopen_memfd(pt_engine *e)
+/* /proc/PID/mem of the process, or of any live thread when the leader is a zombie (its own mem file
+ * has no mm then); all threads share one address space. */
+static int open_process_mem(int pid)
 {
     char path[64];
-    snprintf(path, sizeof path, "/proc/%d/mem", e->pid);
+    snprintf(path, sizeof path, "/proc/%d/mem", pid);
     int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0)
+        return fd;
+    snprintf(path, sizeof path, "/proc/%d/task", pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    struct dirent *de;
+    while (fd < 0 && (de = readdir(d))) {
+        int tid = atoi(de->d_name);
+        if (tid <= 0 || tid == pid)
+            continue;
+        snprintf(path, sizeof path, "/proc/%d/task/%d/mem", pid, tid);
+        fd = open(path, O_RDWR | O_CLOEXEC);
+    }
+    closedir(d);
+    return fd;
+}
+
+static void reopen_memfd(pt_engine *e)
+{
+    int fd = open_process_mem(e->pid);
     if (fd >= 0) {
         if (e->memfd >= 0)
             close(e->memfd);

@@ -256,7 +256,8 @@ def run_server(opts: Options, endpoint: Any) -> int:
         try:
             target = attacher(opts.attach_pid)
         except PtstubError as err:
-            print(f"Cannot attach to process {opts.attach_pid}: {err}", file=sys.stderr)
+            message = str(err)
+            print(message[:1].upper() + message[1:], file=sys.stderr)
             print("Exiting", file=sys.stderr)
             return 1
     elif opts.program and not opts.multi:

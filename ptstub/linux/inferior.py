@@ -588,8 +588,8 @@ def attach(pid: int, seed: int | None = None) -> Inferior:
         raise AttachError(f"cannot attach to process {pid}: it is already traced by process {tracer}")
     try:
         engine = _new_engine(pid, seed)
-    except TargetError as err:
-        raise AttachError(f"cannot attach to process {pid}: {err}") from None
+    except TargetError:
+        raise AttachError(f"cannot attach to process {pid}: cannot open its memory (is /proc mounted?)") from None
     rc = lib.pt_attach_all(engine)
     if rc < 0:
         lib.pt_engine_free(engine)
