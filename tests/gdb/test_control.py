@@ -35,7 +35,9 @@ def test_signals_follow_handle(stub: str, fixture_path, handle: str, stops: int,
 
 
 @contextlib.contextmanager
-def gdb_session(port: int, program: str, commands: list[str], extended: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+def gdb_session(
+    port: int, program: str, commands: list[str], extended: bool = False
+) -> Iterator[subprocess.Popen[bytes]]:
     target = "extended-remote" if extended else "remote"
     args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", "-ex", f"target {target} 127.0.0.1:{port}"]
     for command in commands:
