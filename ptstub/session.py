@@ -9,9 +9,11 @@ captured in shared/reference/gdbserver-anchors.md §4; where ptstub differs it s
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_mod
 import logging
 import os
+import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -131,6 +133,7 @@ class Session:
         self.forks: dict[int, Any] = {}  # stopped children of reported forks, until GDB detaches them
         self.g_pid = 0
         self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
+        self._hardware_breakpoints: set[tuple[int, BreakpointKind, int]] = set()
         self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
             cmd.QuerySupported: self.handle_query_supported,
             cmd.StartNoAckMode: self.handle_start_no_ack,
@@ -208,6 +211,10 @@ class Session:
             return [replies.error(getattr(err, "errno", errno_mod.EIO) & 0xFF or errno_mod.EIO)]
         except OSError as err:
             return [replies.error((err.errno or errno_mod.EIO) & 0xFF)]
+        except (ValueError, KeyError, IndexError, OverflowError, struct.error) as err:
+            # Well-framed but impossible requests (a `G` of the wrong size, an unknown register...).
+            log.debug("%s rejected: %s", type(command).__name__, err)
+            return [replies.error(errno_mod.EINVAL)]
         if reply is None:
             return []
         return reply if isinstance(reply, list) else [reply]
@@ -437,7 +444,10 @@ class Session:
             target.insert_breakpoint(c.address, c.kind, c.length)
             inserted.add(c.address)
             return replies.ok()
-        target.insert_breakpoint(c.address, c.kind, c.length)
+        key = (c.address, c.kind, c.length)
+        if key not in self._hardware_breakpoints:
+            target.insert_breakpoint(c.address, c.kind, c.length)
+            self._hardware_breakpoints.add(key)
         return replies.ok()
 
     def handle_remove_breakpoint(self, c: cmd.RemoveBreakpoint) -> bytes:
@@ -449,6 +459,11 @@ class Session:
             if c.address not in inserted and target.pid not in self.forks:
                 return replies.ok()
             inserted.discard(c.address)
+        else:
+            key = (c.address, c.kind, c.length)
+            if key not in self._hardware_breakpoints:
+                return replies.ok()
+            self._hardware_breakpoints.discard(key)
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
@@ -537,9 +552,10 @@ class Session:
             signal, reason = replies.stop_reason_for(event)
             if reason is not None and not self._reason_negotiated(reason):
                 reason = None
-            if getattr(event, "path", None) is not None:
+            if getattr(event, "path", None) is not None:  # exec: a new image, no breakpoints left in it
                 self._layout = None
-                self._libraries_doc = None
+                self._software_breakpoints.pop(event.tid, None)
+                self._hardware_breakpoints.clear()
             if isinstance(event, Forked):
                 child = self._alive().adopt_fork_child(event.child_pid)
                 self.forks[event.child_pid] = child
@@ -871,9 +887,38 @@ class Session:
 
     # ------------------------------------------------------------------------------------- teardown
     def close(self) -> None:
-        """End of the connection: files closed, fork children let go; the target is the caller's."""
+        """End of a connection: the next GDB starts from a clean slate, with the same process.
+
+        Files are closed, fork children let go, and what the departed GDB set in the target is undone:
+        its breakpoints and watchpoints (a GDB that reconnects inserts its own again), caught
+        syscalls, passed signals. Protocol state (no-ack mode, features, selected threads) resets.
+        """
         self.files.close_all()
         self._release_forks()
+        target = self.target
+        if target is not None and target.alive and self.running:
+            # GDB left while the program ran: stop it, so the next GDB finds it stopped as on attach.
+            with contextlib.suppress(PtstubError):
+                self.report(target.stop())
+        if target is not None and target.alive:
+            for address in self._software_breakpoints.get(target.pid, ()):
+                with contextlib.suppress(PtstubError):
+                    target.remove_breakpoint(address)
+            for address, kind, length in self._hardware_breakpoints:
+                with contextlib.suppress(PtstubError):
+                    target.remove_breakpoint(address, kind, length)
+            target.set_options(catch_syscalls=False)
+            target.set_pass_signals(set())
+        self._software_breakpoints.clear()
+        self._hardware_breakpoints.clear()
+        self.catching = False
+        self.catch_syscalls = None
+        self.program_signals = None
+        self.no_ack = False
+        self.running = False
+        self.features = NegotiatedFeatures()
+        self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
+        self._invalidate()
 
 
 def _xml_escape(name: bytes) -> bytes:
