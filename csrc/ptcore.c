@@ -958,6 +958,8 @@ static int drain(pt_engine *e)
     }
 }
 
+static void interrupt_running(pt_engine *e);
+
 /* Threads we wait for but that can no longer stop (a zombie leader, a thread killed by SIGKILL whose
  * status went elsewhere) are marked exiting, so a stop-all never hangs on them. */
 static void retire_unstoppable(pt_engine *e)
@@ -982,21 +984,26 @@ static int wait_all_stopped(pt_engine *e)
             break;
         struct pollfd p = {chld_wakefd, POLLIN, 0};
         int n = poll(&p, 1, 100);
-        if (n > 0)
+        if (n > 0) {
             drain_fd(chld_wakefd);
-        else if (n == 0)
+        } else if (n == 0) { /* 100 ms without a stop: retire what cannot stop, ask the rest again */
             retire_unstoppable(e);
+            if (e->stopping)
+                interrupt_running(e);
+        }
     }
     return found;
 }
 
-int pt_stop_all(pt_engine *e)
+/* Interrupt every thread we resumed.  A thread whose earlier interrupt may still be armed is
+ * interrupted again: any ptrace-stop it entered since consumed that interrupt (the kernel's
+ * ptrace_stop() clears a pending STOP trap on every trap), and if it is still armed a second request
+ * changes nothing, since the pending trap is one bit.  Either way exactly one PTRACE_EVENT_STOP follows. */
+static void interrupt_running(pt_engine *e)
 {
-    uint64_t t0 = pt_now_ns();
-    e->stopping = 1;
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
-        if (t->state != PT_RUNNING || t->interrupt_pending || t->awaiting_initial)
+        if (t->state != PT_RUNNING || t->awaiting_initial)
             continue;
         if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0) {
             /* ESRCH: the thread is exiting; its exit status (not a stop) will come */
@@ -1006,6 +1013,13 @@ int pt_stop_all(pt_engine *e)
         t->interrupt_pending = 1;
         e->n_interrupts++;
     }
+}
+
+int pt_stop_all(pt_engine *e)
+{
+    uint64_t t0 = pt_now_ns();
+    e->stopping = 1;
+    interrupt_running(e);
     int found = wait_all_stopped(e);
     e->stopping = 0;
     e->world_stopped = 1;
@@ -1418,9 +1432,9 @@ pt_engine *pt_engine_new(int32_t pid, uint64_t seed)
     e->memfd = -1;
     e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->options = PT_OPT_EINTR_FIXUP;
-    reopen_memfd(e);
+    reopen_memfd(e); /* may fail before an attach is permitted; pt_attach_all opens it again */
     hash_rebuild(e);
-    if (e->memfd < 0 || e->wakefd < 0) {
+    if (e->wakefd < 0) {
         pt_engine_free(e);
         return NULL;
     }
@@ -1522,6 +1536,8 @@ int pt_attach_all(pt_engine *e)
     }
     if (!seized_any)
         return -ESRCH;
+    if (e->memfd < 0)
+        reopen_memfd(e);
     e->stopping = 1;
     wait_all_stopped(e);
     e->stopping = 0;

@@ -500,6 +500,8 @@ class Inferior:
     # -------------------------------------------------------------------------------- statistics
     @property
     def stats(self) -> dict[str, int]:
+        if self._closed:
+            raise ProcessGoneError("the Inferior is closed")
         e = self._e
         return {
             "stops": e.n_stops,
@@ -588,12 +590,16 @@ def attach(pid: int, seed: int | None = None) -> Inferior:
         raise AttachError(f"cannot attach to process {pid}: it is already traced by process {tracer}")
     try:
         engine = _new_engine(pid, seed)
-    except TargetError:
-        raise AttachError(f"cannot attach to process {pid}: cannot open its memory (is /proc mounted?)") from None
+    except TargetError as err:
+        raise AttachError(f"cannot attach to process {pid}: {err}") from None
     rc = lib.pt_attach_all(engine)
     if rc < 0:
         lib.pt_engine_free(engine)
         raise AttachError(_attach_message(pid, -rc))
+    if engine.memfd < 0:
+        lib.pt_detach(engine)
+        lib.pt_engine_free(engine)
+        raise AttachError(f"cannot attach to process {pid}: cannot open /proc/{pid}/mem")
     try:
         exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:

@@ -18,9 +18,26 @@ from ptstub.stress.model import ThreadDump
 from ptstub.stress.symbolize import read_maps, symbolize
 
 SYSCALL_NAMES = {
-    0: "read", 1: "write", 7: "poll", 23: "select", 34: "pause", 35: "nanosleep", 43: "accept", 45: "recvfrom",
-    47: "recvmsg", 61: "wait4", 128: "rt_sigtimedwait", 202: "futex", 230: "clock_nanosleep", 232: "epoll_wait",
-    247: "waitid", 270: "pselect6", 271: "ppoll", 281: "epoll_pwait", 288: "accept4", 441: "epoll_pwait2",
+    0: "read",
+    1: "write",
+    7: "poll",
+    23: "select",
+    34: "pause",
+    35: "nanosleep",
+    43: "accept",
+    45: "recvfrom",
+    47: "recvmsg",
+    61: "wait4",
+    128: "rt_sigtimedwait",
+    202: "futex",
+    230: "clock_nanosleep",
+    232: "epoll_wait",
+    247: "waitid",
+    270: "pselect6",
+    271: "ppoll",
+    281: "epoll_pwait",
+    288: "accept4",
+    441: "epoll_pwait2",
 }
 SYSCALL_INSN = b"\x0f\x05"
 
@@ -51,6 +68,16 @@ def dump_inferior(inferior: Any) -> tuple[ThreadDump, ...]:
     return tuple(dumps)
 
 
+def blocked_summary(dumps: tuple[ThreadDump, ...]) -> str:
+    """`3 threads: 2 in futex, 1 in nanosleep` (or `running`) for a one-line deadlock message."""
+    where: dict[str, int] = {}
+    for d in dumps:
+        key = f"in {d.syscall}" if d.syscall else "not in a system call"
+        where[key] = where.get(key, 0) + 1
+    parts = ", ".join(f"{n} {key}" for key, n in sorted(where.items(), key=lambda kv: -kv[1]))
+    return f"{len(dumps)} threads: {parts}" if dumps else "no thread could be read"
+
+
 def _after_syscall(inferior: Any, rip: int) -> bool:
     try:
         return bool(inferior.read_memory(rip - 2, 2) == SYSCALL_INSN)
@@ -72,8 +99,17 @@ def dump_proc(pid: int) -> tuple[ThreadDump, ...]:
             continue
         name = _read_text(f"/proc/{pid}/task/{tid}/comm").strip()
         number, rsp, pc = _proc_syscall(pid, tid)
-        dumps.append(ThreadDump(tid, name, state, pc, rsp, symbolize(maps, pc) if pc else "",
-                                syscall_name(number) if number is not None else ""))
+        dumps.append(
+            ThreadDump(
+                tid,
+                name,
+                state,
+                pc,
+                rsp,
+                symbolize(maps, pc) if pc else "",
+                syscall_name(number) if number is not None else "",
+            )
+        )
     return tuple(dumps)
 
 

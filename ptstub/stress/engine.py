@@ -8,10 +8,17 @@ asked for. Names, fairness and percentiles are worked out once, after the run (`
 A run ends when the program exits, when `--hits` / `--duration` is reached (then the breakpoints are
 removed and the program is let run to its end), or when nothing is reported within `--timeout`:
 then every thread's registers are dumped and the program is killed.
+
+A watchdog thread guards against the engine itself getting stuck (a stop-all that never completes
+does not honour `cont()`'s timeout): if no call returns within twice the timeout plus a grace period,
+it dumps the threads from /proc, reports an engine violation and kills the program, which makes the
+engine's wait return. cffi releases the GIL during the C call, so the watchdog can run.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import tempfile
 import threading
 import time
@@ -21,7 +28,7 @@ from typing import Any
 import ptstub
 from ptstub.errors import LaunchError, PtstubError, StopTimeout, TargetError
 from ptstub.events import BreakpointHit, Exec, Exited, Interrupted, Killed, SignalReceived, StopEvent
-from ptstub.stress.dump import dump_inferior
+from ptstub.stress.dump import blocked_summary, dump_inferior, dump_proc
 from ptstub.stress.frozen import FrozenChecker, FrozenVar, parse_frozen
 from ptstub.stress.model import (
     Breakpoint,
@@ -35,6 +42,7 @@ from ptstub.stress.model import (
 from ptstub.stress.verdict import RunRecord, build_report
 
 Progress = Callable[[int, float], None]  # (hits so far, seconds since the first hit)
+WATCHDOG_GRACE_S = 5.0
 
 
 class _StatsView:
@@ -57,6 +65,28 @@ def _engine_counters(inferior: Any) -> Any:
     # engine's C record directly (~0.2 µs), falling back to `stats` if that record is not there.
     record = getattr(inferior, "_e", None)
     return record if record is not None and hasattr(record, "last_stop_ns") else _StatsView(inferior)
+
+
+class _Watchdog(threading.Thread):
+    """Kills the program when the engine does not return from a call for `limit` seconds."""
+
+    def __init__(self, limit: float, on_fire: Callable[[float], None]) -> None:
+        super().__init__(name="ptstub-stress-watchdog", daemon=True)
+        self.beat = [time.perf_counter()]  # the loop stores its latest clock reading here (cheap)
+        self._limit = limit
+        self._on_fire = on_fire
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self._limit / 4):
+            silent = time.perf_counter() - self.beat[0]
+            if silent > self._limit:
+                self._on_fire(silent)
+                return
+
+    def stop(self) -> None:
+        self._done.set()
+        self.join()
 
 
 def run_engine(config: StressConfig, progress: Progress | None = None) -> Report:
@@ -86,6 +116,8 @@ class _EngineRun:
         self.names: dict[int, str] = {}  # breakpoint address -> the name count lines use
         self.frozen: FrozenChecker | None = None
         self.budget_reached = threading.Event()
+        self.watchdog = _Watchdog(config.timeout * 2 + WATCHDOG_GRACE_S, self._engine_stuck)
+        self.engine_stuck = False
 
     # ------------------------------------------------------------------------------------ set-up
     def set_up(self) -> None:
@@ -104,9 +136,7 @@ class _EngineRun:
             for spec in self.config.frozen:
                 name, indirect = parse_frozen(spec)
                 variables.append(FrozenVar(spec, self._resolve(name, "--frozen"), indirect))
-            self.frozen = FrozenChecker(
-                self.inferior.pid, variables, self.inferior.thread_ids, self.record.violate
-            )
+            self.frozen = FrozenChecker(self.inferior.pid, variables, self.inferior.thread_ids, self.record.violate)
 
     def _resolve(self, spec: str, option: str) -> int:
         if spec.lower().startswith("0x"):
@@ -128,6 +158,7 @@ class _EngineRun:
         counters = _engine_counters(self.inferior)
         stops_before = counters.n_stops
         event: StopEvent | None = None
+        self.watchdog.start()
         try:
             if timer is not None:
                 timer.start()
@@ -145,7 +176,10 @@ class _EngineRun:
                 self.frozen.close()
         self.record.stops = counters.n_stops - stops_before
         self.record.eintr_fixups = int(self.inferior.stats["eintr_fixups"])
-        self._finish(event)
+        try:
+            self._finish(event)
+        finally:
+            self.watchdog.stop()
 
     def _end_budget(self) -> None:
         self.budget_reached.set()
@@ -166,6 +200,7 @@ class _EngineRun:
         hits = 0
         first = last = 0.0
         last_stops = counters.n_stops
+        beat = self.watchdog.beat
         event: StopEvent | None = None
         try:
             while True:
@@ -173,11 +208,13 @@ class _EngineRun:
                 if event.__class__ is not BreakpointHit:
                     if self._keep_going(event):
                         continue
+                    if not isinstance(event, (Exited, Killed)):
+                        event = None  # the budget (or an exec) ended the measured phase
                     break
                 key = (event.pc, event.tid)  # type: ignore[union-attr]
                 seen[key] = get(key, 0) + 1
                 hits += 1
-                last = clock()
+                last = beat[0] = clock()
                 if hits == 1:
                     first = last
                 n = counters.n_stops
@@ -200,6 +237,7 @@ class _EngineRun:
 
     def _keep_going(self, event: StopEvent) -> bool:
         """Anything but a hit: signals are counted (and delivered), an exit or the budget ends the loop."""
+        self.watchdog.beat[0] = time.perf_counter()
         if isinstance(event, SignalReceived):
             self.record.signals[event.name] = self.record.signals.get(event.name, 0) + 1
             return True
@@ -218,12 +256,36 @@ class _EngineRun:
     def _deadlock(self) -> None:
         self.record.complete = False
         self.record.dump = dump_inferior(self.inferior)
-        stuck = ", ".join(d.describe() for d in self.record.dump[:3])
-        self.record.violate(Violation(
-            ViolationKind.DEADLOCK,
-            f"no hit or other stop within {self.config.timeout:g} s after {self.record.hits} hits "
-            f"(threads: {stuck}{', ...' if len(self.record.dump) > 3 else ''})"))
+        self.record.violate(
+            Violation(
+                ViolationKind.DEADLOCK,
+                f"no hit or other stop within {self.config.timeout:g} s after {self.record.hits} hits "
+                f"({blocked_summary(self.record.dump)}; every thread's registers are in the dump)",
+            )
+        )
         self._kill()
+
+    def _engine_stuck(self, silent: float) -> None:
+        """Watchdog thread: the engine has not come back; dump from /proc, then kill to release it."""
+        self.engine_stuck = True
+        self.record.complete = False
+        self.record.dump = dump_proc(self.inferior.pid)
+        running = [d for d in self.record.dump if d.state not in ("t", "Z", "X")]
+        stuck = ", ".join(
+            f"thread {d.tid} in state {d.state}" + (f" in {d.syscall}" if d.syscall else "") for d in running
+        )
+        self.record.violate(
+            Violation(
+                ViolationKind.ENGINE,
+                f"the engine did not return within {silent:.0f} s (its own timeout is {self.config.timeout:g} s): "
+                f"a stop-all never completed; not stopped: {stuck or 'none'}; the program was killed",
+                tid=running[0].tid if running else None,
+            )
+        )
+        try:
+            os.kill(self.inferior.pid, signal.SIGKILL)
+        except OSError:
+            pass  # ESRCH: it ended meanwhile
 
     def _kill(self) -> None:
         if self.inferior.alive:
@@ -235,7 +297,9 @@ class _EngineRun:
         if event is None and self.inferior.alive:
             self.record.complete = False
             event = self._run_to_end()
-        if isinstance(event, Exited):
+        if self.engine_stuck:
+            self.record.end = ProgramEnd("killed-by-harness")
+        elif isinstance(event, Exited):
             self.record.end = ProgramEnd("exited", code=event.code)
         elif isinstance(event, Killed):
             self.record.end = ProgramEnd("killed", signal=event.signal)
@@ -247,6 +311,7 @@ class _EngineRun:
             self.inferior.remove_breakpoint(address)
         try:
             while True:
+                self.watchdog.beat[0] = time.perf_counter()
                 event = self.inferior.cont(self.config.timeout)
                 if isinstance(event, (Exited, Killed)):
                     return event
@@ -254,7 +319,8 @@ class _EngineRun:
             if not self.inferior.alive:
                 return None
             self.record.notes.append(
-                f"the program did not exit within {self.config.timeout:g} s after the run; it was killed")
+                f"the program did not exit within {self.config.timeout:g} s after the run; it was killed"
+            )
             self._kill()
         except PtstubError as err:
             self.record.violate(Violation(ViolationKind.ENGINE, f"the engine failed after the run: {err}"))

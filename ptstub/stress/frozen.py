@@ -1,7 +1,8 @@
 """The all-stop checks made at a stop, in the engine face: frozen variables and thread states.
 
 At every reported stop each `--frozen` variable is read twice, at the start and at the end of the
-harness's work on that stop, with nothing resumed in between; the two values must be equal. When a
+harness's work on that stop, with nothing resumed in between (and a sched_yield(2) between, so a
+writer outside the traced process gets the CPU on a busy machine); the two values must be equal. When a
 stop is reported without any stop-all since the previous one (the engine handing out events it kept
 pending, DESIGN.md §2.4), nothing has run in between either, so the first read must also equal the
 last read of the previous stop. Every few stop-alls the harness also reads each thread's state in
@@ -87,6 +88,7 @@ class FrozenChecker:
             self._stop_alls += 1
             if self._stop_alls % STATE_CHECK_EVERY == 1:
                 self._check_thread_states(tid, pc)
+        os.sched_yield()  # let anything else runnable (a writer outside the process) run during the stop
         seconds = [self._read(v) for v in self._vars]
         for var, first, second in zip(self._vars, firsts, seconds, strict=True):
             if first is not None and second is not None and first != second:
@@ -102,10 +104,14 @@ class FrozenChecker:
         for other in self._thread_ids():
             state = thread_state(self._pid, other)
             if state and state not in STOPPED_STATES:
-                self._violate(Violation(
-                    ViolationKind.RUNNING,
-                    f"thread {other} is in state {state!r} while the world is stopped for thread {tid}",
-                    tid=other, address=pc))
+                self._violate(
+                    Violation(
+                        ViolationKind.RUNNING,
+                        f"thread {other} is in state {state!r} while the world is stopped for thread {tid}",
+                        tid=other,
+                        address=pc,
+                    )
+                )
 
 
 def thread_state(pid: int, tid: int) -> str:

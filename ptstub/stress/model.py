@@ -220,8 +220,11 @@ class Report:
         firsts: dict[ViolationKind, Violation] = {}
         for v in self.violations:
             firsts.setdefault(v.kind, v)
-        parts = [f"{firsts[k].describe()} ({n}x)" if n > 1 else firsts[k].describe()
-                 for k, n in self.violation_totals if k in firsts]
+        parts = [
+            f"{firsts[k].describe()} ({n}x)" if n > 1 else firsts[k].describe()
+            for k, n in self.violation_totals
+            if k in firsts
+        ]
         return "FAIL: " + "; ".join(parts)
 
 
@@ -261,6 +264,11 @@ class ViolationLog:
         self._totals[violation.kind] = n + 1
         if n < self._keep:
             self._kept.append(violation)
+
+    def bump(self, kind: ViolationKind, count: int) -> None:
+        """Count `count` more violations of `kind` whose details were not kept."""
+        if count > 0:
+            self._totals[kind] = self._totals.get(kind, 0) + count
 
     def extend(self, violations: Sequence[Violation]) -> None:
         for v in violations:

@@ -5,6 +5,7 @@ A program run under `ptstub stress` may print, at exit, lines the harness compar
     ptstub-count: <function> <tid> <count>     calls of <function> made by thread <tid>
     ptstub-syscall: <name> <result>            its long blocking call: ok | eintr=N | short=MS | error=NAME
     ptstub-frozen: <symbol>                    a global that must not change while the world is stopped
+    ptstub-frozen-ptr: <symbol>                a global pointer to such a value (checked as `*symbol`)
 
 Any other line is the program's own. Counts are compared exactly when every hit was watched, and as
 "at most" when the run ended early (`--hits` / `--duration`) and later calls were no longer seen.
@@ -20,6 +21,7 @@ from ptstub.stress.model import ProgramEnd, SyscallResult, ThreadHits, Violation
 COUNT = "ptstub-count:"
 SYSCALL = "ptstub-syscall:"
 FROZEN = "ptstub-frozen:"
+FROZEN_PTR = "ptstub-frozen-ptr:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +48,8 @@ def parse_output(text: str, tail_lines: int = 10) -> ProgramOutput:
             syscalls.append(SyscallResult(fields[1], fields[2]))
         elif len(fields) == 2 and fields[0] == FROZEN:
             frozen.append(fields[1])
+        elif len(fields) == 2 and fields[0] == FROZEN_PTR:
+            frozen.append(f"*{fields[1]}")
         elif not line.startswith("ptstub-"):
             other.append(line)
     return ProgramOutput(counts, tuple(syscalls), tuple(frozen), tuple(other[-tail_lines:]))
@@ -73,8 +77,10 @@ def check_counts(rows: Iterable[ThreadHits], exact: bool) -> list[Violation]:
             what = f"harness saw {row.hits} hits of {row.function} but the program counted {row.program_count}"
         elif exact and row.hits < row.program_count:
             lost = row.program_count - row.hits
-            what = (f"program counted {row.program_count} calls of {row.function} but the harness saw "
-                    f"{row.hits} ({lost} lost)")
+            what = (
+                f"program counted {row.program_count} calls of {row.function} but the harness saw "
+                f"{row.hits} ({lost} lost)"
+            )
         else:
             continue
         violations.append(Violation(ViolationKind.HIT_COUNT, what, tid=row.tid))

@@ -25,13 +25,25 @@ class Mapping:
     path: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Image:
+    """A file's function symbols (sorted starts, (size, name) each) and its PT_LOAD (offset, vaddr, size)."""
+
+    starts: list[int]
+    infos: list[tuple[int, str]]
+    segments: list[tuple[int, int, int]]
+
+
 @functools.lru_cache(maxsize=64)
-def _functions(path: str) -> tuple[list[int], list[tuple[int, str]], bool]:
-    """Sorted start addresses, (size, name) for each, and whether the file is position independent."""
+def _image(path: str) -> _Image:
     entries: dict[int, tuple[int, str]] = {}
     with open(path, "rb") as f:
         elf = ELFFile(f)
-        pie = elf.header["e_type"] == "ET_DYN"
+        segments = [
+            (seg["p_offset"], seg["p_vaddr"], seg["p_filesz"])
+            for seg in elf.iter_segments()
+            if seg["p_type"] == "PT_LOAD"
+        ]
         for section_name in (".symtab", ".dynsym"):
             section = elf.get_section_by_name(section_name)
             if section is None:
@@ -40,7 +52,7 @@ def _functions(path: str) -> tuple[list[int], list[tuple[int, str]], bool]:
                 if sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] and sym.name:
                     entries.setdefault(sym["st_value"], (sym["st_size"], sym.name))
     starts = sorted(entries)
-    return starts, [entries[s] for s in starts], pie
+    return _Image(starts, [entries[s] for s in starts], segments)
 
 
 def read_maps(pid: int) -> list[Mapping]:
@@ -59,27 +71,36 @@ def read_maps(pid: int) -> list[Mapping]:
     return result
 
 
-def _load_bias(maps: list[Mapping], path: str) -> int:
-    return min((m.start - m.offset for m in maps if m.path == path), default=0)
+def _file_vaddr(image: _Image, file_offset: int) -> int | None:
+    for offset, vaddr, size in image.segments:
+        if offset <= file_offset < offset + max(size, 1):
+            return vaddr + file_offset - offset
+    return None
 
 
 def symbolize(maps: list[Mapping], address: int) -> str:
-    """`name+0xoff` when a function symbol covers `address`, else `file+0xoff`, else ''."""
+    """`name+0xoff` when a function symbol covers `address`, else `file+0xoff`, else ''.
+
+    The mapping that contains the address gives the file offset, and the file's PT_LOAD segments turn
+    it into a link-time address, so a file mapped twice (qemu-user maps the guest's libc next to its
+    own) is still resolved right.
+    """
     mapping = next((m for m in maps if m.start <= address < m.end), None)
     if mapping is None:
         return ""
-    path = mapping.path
-    base = os.path.basename(path)
+    file_offset = address - mapping.start + mapping.offset
+    base = os.path.basename(mapping.path)
     try:
-        starts, infos, pie = _functions(path)
+        image = _image(mapping.path)
     except (OSError, ELFError):
-        return f"{base}+{address - mapping.start + mapping.offset:#x}"
-    bias = _load_bias(maps, path) if pie else 0
-    value = address - bias
-    i = bisect.bisect_right(starts, value) - 1
+        return f"{base}+{file_offset:#x}"
+    value = _file_vaddr(image, file_offset)
+    if value is None:
+        return f"{base}+{file_offset:#x}"
+    i = bisect.bisect_right(image.starts, value) - 1
     if i >= 0:
-        size, name = infos[i]
-        offset = value - starts[i]
+        size, name = image.infos[i]
+        offset = value - image.starts[i]
         if offset < max(size, 1):
             return f"{name}+{offset:#x}" if offset else name
     return f"{base}+{value:#x}"

@@ -1,0 +1,172 @@
+"""Detach, attach, interrupt, and ptstub's own death (issue 2, "What must hold", fifth item; DESIGN §2.8).
+
+After `detach()` no int3 is left in memory (read through /proc/PID/mem, not through ptstub), no thread
+is stopped or traced, and the program runs on: its busy threads call the function that had the
+breakpoint, so a leftover int3 or an un-rewound pc would kill it. A launched process stays the test's
+child after detach, so the test reaps it itself. If the ptstub process is SIGKILLed, the program it
+launched dies with it (PTRACE_O_EXITKILL).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from helpers import launched, read_proc_mem, task_ids, task_state, time_limit, tracer_pids, unstopped_threads
+
+import ptstub
+from ptstub.events import BreakpointHit, Interrupted
+
+pytestmark = pytest.mark.usefixtures("no_leftover_children")
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def check_released(pid: int) -> None:
+    """No thread of `pid` is traced, in a ptrace stop or in a group-stop."""
+    assert set(tracer_pids(pid).values()) == {0}, f"still traced after detach: {tracer_pids(pid)}"
+    states = {tid: seen[0] for tid in task_ids(pid) if (seen := task_state(pid, tid))}
+    assert not {tid: s for tid, s in states.items() if s in "tT"}, f"threads left stopped after detach: {states}"
+
+
+def wait_counter_advances(pid: int, address: int, by: int, seconds: float = 10.0) -> None:
+    """Poll an 8-byte counter through /proc/PID/mem until it has grown by `by` (the program runs)."""
+    start = int.from_bytes(read_proc_mem(pid, address, 8), "little")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if int.from_bytes(read_proc_mem(pid, address, 8), "little") >= start + by:
+            return
+        os.sched_yield()
+    pytest.fail(f"busy_counter of {pid} did not advance by {by} in {seconds} s: the program is not running")
+
+
+@time_limit(30)
+def test_detach_launched_process(fixture_path) -> None:
+    stdin_read, stdin_write = os.pipe()
+    argv = [fixture_path("spin"), "--threads", "4", "--busy", "2", "--stdin"]
+    try:
+        with launched(argv, stdin=stdin_read) as inf:
+            os.close(stdin_read)
+            stdin_read = -1
+            pid = inf.pid
+            hit_target, counter = inf.symbol("hit_target"), inf.symbol("busy_counter")
+            original = inf.read_memory(hit_target, 16)
+            inf.insert_breakpoint(hit_target)
+            assert read_proc_mem(pid, hit_target, 1) == b"\xcc", "the breakpoint is not in memory"
+            assert inf.read_memory(hit_target, 16) == original, "read_memory shows the int3"
+            for _ in range(50):  # two busy threads: hits often stay pending when we detach
+                event = inf.cont()
+                assert isinstance(event, BreakpointHit) and event.pc == hit_target, event
+            inf.detach()
+
+            assert read_proc_mem(pid, hit_target, 16) == original, "detach left the int3 in memory"
+            check_released(pid)
+            wait_counter_advances(pid, counter, 100_000)
+            os.close(stdin_write)  # EOF: spin exits 0
+            stdin_write = -1
+            _, status = os.waitpid(pid, 0)  # after detach it is still our child: we reap it
+            assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"wait status {status:#x}"
+    finally:
+        for fd in (stdin_read, stdin_write):
+            if fd >= 0:
+                os.close(fd)
+
+
+@time_limit(30)
+def test_attach_to_running_process_then_detach(fixture_path, native_process) -> None:
+    argv = [fixture_path("spin"), "--threads", "8", "--busy", "2"]
+    with native_process(argv, stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout.readline() == "ready\n"
+        pid = proc.pid
+        with ptstub.attach(pid) as inf:
+            assert sorted(t.tid for t in inf.threads()) == task_ids(pid)
+            assert len(task_ids(pid)) == 9
+            assert unstopped_threads(pid) == [], "attach returned before every thread stopped"
+            hit_target, counter = inf.symbol("hit_target"), inf.symbol("busy_counter")
+            original = read_proc_mem(pid, hit_target, 16)
+            inf.insert_breakpoint(hit_target)
+            event = inf.cont()
+            assert isinstance(event, BreakpointHit) and event.pc == hit_target and event.tid != pid, event
+            inf.detach()
+        assert read_proc_mem(pid, hit_target, 16) == original, "detach left the int3 in memory"
+        check_released(pid)
+        wait_counter_advances(pid, counter, 100_000)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+
+
+@time_limit(30)
+def test_interrupt_from_another_thread(fixture_path) -> None:
+    with launched([fixture_path("spin"), "--threads", "4", "--busy", "2"]) as inf:
+        pid = inf.pid
+
+        def interrupt_once_running() -> None:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # wait for the program to be running, then interrupt
+                if any((seen := task_state(pid, tid)) and seen[0] == "R" for tid in task_ids(pid)):
+                    break
+                os.sched_yield()
+            inf.interrupt()
+
+        for _ in range(5):
+            interrupter = threading.Thread(target=interrupt_once_running)
+            interrupter.start()
+            try:
+                event = inf.cont(timeout=15)
+            finally:
+                interrupter.join()
+            assert isinstance(event, Interrupted), event
+            assert unstopped_threads(pid) == []
+
+
+HOLDER = """
+import sys
+import ptstub
+inf = ptstub.launch([sys.argv[1], "--threads", "2", "--busy", "1"])
+print("pid", inf.pid, flush=True)
+if sys.argv[2] == "running":
+    inf.cont(timeout=600)
+else:
+    sys.stdin.read()
+"""
+
+
+@time_limit(30)
+@pytest.mark.parametrize("state", ["stopped", "running"])
+def test_launched_program_dies_with_ptstub(fixture_path, native_process, tmp_path, state: str) -> None:
+    """SIGKILL the process that launched `spin` through ptstub: spin must die too.
+
+    The test process is a child subreaper meanwhile, so the orphaned spin is reparented to it and can
+    be reaped (and its cause of death checked) here rather than left to init.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    argv = [sys.executable, str(script), fixture_path("spin"), state]
+    try:
+        with native_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as holder:
+            line = holder.stdout.readline()
+            assert line.startswith("pid "), f"holder printed {line!r}"
+            pid = int(line.split()[1])
+            pidfd = os.pidfd_open(pid)
+            try:
+                if state == "running":
+                    assert holder.stdout.readline() == "ready\n"  # spin runs under the holder's cont()
+                holder.kill()
+                holder.wait(timeout=10)
+                ready, _, _ = select.select([pidfd], [], [], 10)
+                assert ready, f"launched program {pid} still alive 10 s after its ptstub process died"
+            finally:
+                os.close(pidfd)
+            _, status = os.waitpid(pid, 0)
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, f"wait status {status:#x}"
+    finally:
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
