@@ -123,6 +123,9 @@ def parse_args(args: list[str]) -> Options:
         raise UsageError("missing COMM (e.g. :1234, 127.0.0.1:0 or -)")
     opts.comm = rest[0]
     operands = rest[1:]
+    if operands[:1] == ["--attach"]:  # gdbserver still accepts the old `COMM --attach PID` order
+        attach = True
+        operands = operands[1:]
     if attach:
         if len(operands) != 1 or not operands[0].isdigit():
             raise UsageError("--attach needs exactly one PID")
@@ -275,7 +278,14 @@ def run_server(opts: Options, endpoint: Any) -> int:
     if endpoint.stdio:
         print("Remote debugging using stdio", file=sys.stderr, flush=True)
         return _serve_stdio(session, opts)
-    listener = Listener(endpoint)
+    try:
+        listener = Listener(endpoint)
+    except OSError as err:
+        # gdbserver's exact words: GDB's testsuite watches for them to retry on another port.
+        print(f"Can't bind address: {err.strerror}.", file=sys.stderr)
+        print("Exiting", file=sys.stderr)
+        _end_target(session)
+        return 1
     try:
         return _serve_socket(session, listener, opts)
     finally:

@@ -41,11 +41,30 @@ def _release_all(inferiors: list[Any]) -> list[str]:
     problems = []
     for inferior in reversed(inferiors):
         try:
+            _stop_world(inferior)
             inferior.close()
         except (PtstubError, OSError) as err:
             problems.append(f"process {inferior.pid}: {err}")
     inferiors.clear()
     return problems
+
+
+def _stop_world(inferior: Any) -> None:
+    """Bring a world the test left running to a stop before close(): kill and detach expect it stopped.
+
+    A program that ran on to its exit after `resume()` sits in exit stops that only a wait collects;
+    without this, close() waited for it forever. When the world is already stopped, `wait` answers
+    at once that nothing runs (TargetError), which is fine here.
+    """
+    from ptstub.errors import PtstubError
+
+    if not inferior.alive:
+        return
+    try:
+        inferior.interrupt()
+        inferior.wait(5.0)
+    except PtstubError:
+        pass
 
 
 @pytest.fixture

@@ -398,11 +398,11 @@ class Session:
 
     # ------------------------------------------------------------------------------------- memory
     def handle_read_memory(self, c: cmd.ReadMemory) -> bytes:
-        length = min(c.length, (self.features.packet_size - 4) // 2)
+        length = min(c.length, self.features.packet_size // 2)  # GDB sizes `m` so the hex fills PacketSize
         data = self._current().read_memory(c.address, length)
         if not data:
             return replies.error(errno_mod.EFAULT)
-        return data.hex().encode()
+        return replies.memory_hex(data)
 
     def handle_write_memory(self, c: cmd.WriteMemory) -> bytes:
         self._current().write_memory(c.address, c.data)

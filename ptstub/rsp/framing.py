@@ -344,6 +344,11 @@ def _escape_framing(body: bytes) -> bytes:
     return body.replace(b"#", b"}\x03").replace(b"$", b"}\x04").replace(b"*", b"}\x0a")
 
 
+class Encoded(bytes):
+    """A reply body already run-length encoded and framing-safe (e.g. `replies.memory_hex`):
+    `encode_packet` adds only `$`, `#` and the checksum."""
+
+
 def encode_packet(body: bytes, *, run_length: bool = True) -> bytes:
     """Frame a reply body as `$body#cs`, run-length encoded.
 
@@ -351,6 +356,8 @@ def encode_packet(body: bytes, *, run_length: bool = True) -> bytes:
     escaped here so the frame stays intact whatever the body holds. Pass `run_length=False` when
     acting as a client: GDB never run-length encodes requests and gdbserver does not decode them.
     """
+    if isinstance(body, Encoded):
+        return b"$%s#%02x" % (body, checksum(body))
     if b"#" in body or b"$" in body or b"*" in body:
         body = _escape_framing(body)
     encoded = run_length_encode(body) if run_length else body

@@ -35,7 +35,7 @@ from ptstub.events import (
     WatchKind,
     WatchpointHit,
 )
-from ptstub.rsp.framing import escape_binary
+from ptstub.rsp.framing import Encoded, escape_binary
 from ptstub.rsp.hexutil import hex_encode
 from ptstub.rsp.signals import GDB_SIGNAL_TRAP, host_to_gdb_signal
 from ptstub.rsp.threadid import ThreadId
@@ -64,6 +64,42 @@ def error(errno: int) -> bytes:
 def error_message(text: str) -> bytes:
     """`E.<text>`, the textual error form gdbserver 13 also uses (`E.Btrace not enabled.`)."""
     return b"E." + text.encode("ascii", "replace")
+
+
+_EIGHT_ZEROS = bytes(8)
+_FULL_ZERO_RUN = b"0*}"  # one '0' repeated 96 more times: the longest run gdbserver sends
+_BAD_COUNTS = frozenset(b"#$+-*")  # count characters that would read as framing, an ack or a marker
+
+
+def _zero_chars(count: int) -> bytes:
+    """`count` ASCII '0's, run-length encoded (GDB manual, "Overview": `c*n` repeats c n-29 times)."""
+    full, rest = divmod(count, 97)
+    parts = [_FULL_ZERO_RUN * full]
+    while rest:
+        if rest < 4:
+            parts.append(b"0" * rest)
+            break
+        repeats = rest - 1
+        while repeats + 29 in _BAD_COUNTS:
+            repeats -= 1
+        parts.append(b"0*" + bytes((repeats + 29,)))
+        rest -= repeats + 1
+    return b"".join(parts)
+
+
+def memory_hex(data: bytes) -> Encoded:
+    """An `m` reply: hex with runs of zero bytes run-length encoded, done on the raw bytes (fast:
+    memory is mostly zeros where it is large, and scanning the raw bytes is a C-level regex)."""
+    parts = []
+    pos = 0
+    view = memoryview(data)
+    while (start := data.find(_EIGHT_ZEROS, pos)) >= 0:
+        end = len(data) - len(bytes(view[start:]).lstrip(b"\0"))  # C-speed scan to the run's end
+        parts.append(data[pos:start].hex().encode())
+        parts.append(_zero_chars(2 * (end - start)))
+        pos = end
+    parts.append(data[pos:].hex().encode())
+    return Encoded(b"".join(parts))
 
 
 def hex_bytes(data: bytes) -> bytes:

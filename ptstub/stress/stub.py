@@ -148,6 +148,7 @@ def _serve(
     why = procs.wait_listening(port, stub, config.listen_timeout)
     if why is not None:
         record.violate(Violation(ViolationKind.STUB, f"the stub {why}{_last_line(work, 'stub.err')}"))
+        procs.kill_tree(stub)  # a stub that does not listen will not end by itself
         return []
     session = _run_gdb(config, gdb, port, argv, work, progress, stub)
     _record_session(config, record, session, stub, work)

@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""GDB in the loop: ptstub against GNU gdbserver, side by side in one run.
+
+Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserver):
+  hits/s      a breakpoint with `commands; silent; continue; end` on `hit_target` in fixtures/stress,
+              1 and 8 threads (startup time subtracted: a run with 0 hits is timed too)
+  connect     from `target remote` to the first prompt (GDB batch with no further command)
+  read 1 MiB  `dump binary memory` of 1 MiB of the program's stack/heap through the stub, MB/s
+  packets     requests GDB sends per multi-thread breakpoint stop (from `--remote-debug` counts)
+
+Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--json FILE]
+The machine is shared and noisy: compare within one run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.gdb.stubs import GDB, running_stub  # noqa: E402
+
+HITS_SCRIPT = """break hit_target
+commands
+silent
+continue
+end
+continue
+"""
+
+
+def build_fixtures() -> Path:
+    build = ROOT / "build" / "fixtures"
+    subprocess.run(["cmake", "-S", str(ROOT / "fixtures"), "-B", str(build)], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j2"], check=True, capture_output=True)
+    return build
+
+
+def gdb_batch(port: int, program: str, commands: list[str], script: str | None = None) -> float:
+    args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", "-ex", f"target remote 127.0.0.1:{port}"]
+    for command in commands:
+        args += ["-ex", command]
+    path = None
+    if script:
+        with tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False) as f:
+            f.write(script)
+            path = f.name
+        args += ["-x", path]
+    args.append(program)
+    start = time.perf_counter()
+    subprocess.run(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600, check=False)
+    elapsed = time.perf_counter() - start
+    if path:
+        os.unlink(path)
+    return elapsed
+
+
+def hits_run(stub: str, program: str, threads: int, hits: int) -> float:
+    calls = max(1, hits // threads) if hits else 0
+    args = ["--once", "127.0.0.1:0", program, "--threads", str(threads), "--calls", str(calls), "--syscall", "none"]
+    with running_stub(stub, args) as server:
+        elapsed = gdb_batch(server.port, program, [], HITS_SCRIPT)
+        server.proc.wait(timeout=60)
+    return elapsed
+
+
+def hits_per_second(stub: str, program: str, threads: int, hits: int) -> float:
+    base = hits_run(stub, program, threads, 0)
+    total = hits_run(stub, program, threads, hits)
+    return hits / max(total - base, 1e-6)
+
+
+def connect_time(stub: str, program: str) -> float:
+    with running_stub(stub, ["--once", "127.0.0.1:0", program]) as server:
+        return gdb_batch(server.port, program, [])
+
+
+def read_mib(stub: str, program: str) -> float:
+    """MB/s of `dump binary memory` of 1 MiB, timed inside GDB (startup excluded)."""
+    out = tempfile.NamedTemporaryFile(delete=False)
+    out.close()
+    script = f"""break main
+continue
+set $p = (char *) malloc(1048576)
+python
+import time
+start = time.perf_counter()
+gdb.execute("dump binary memory {out.name} $p $p+1048576")
+print("read-seconds: %.6f" % (time.perf_counter() - start))
+end
+"""
+    with running_stub(stub, ["--once", "127.0.0.1:0", program]) as server:
+        with tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False) as f:
+            f.write(script)
+        args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", "-ex", f"target remote 127.0.0.1:{server.port}",
+                "-x", f.name, program]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+        os.unlink(f.name)
+    os.unlink(out.name)
+    seconds = float(re.search(r"read-seconds: ([\d.]+)", result.stdout).group(1))
+    return (1 << 20) / 1e6 / seconds
+
+
+def packets_per_stop(program: str) -> float:
+    """Requests GDB sends per stop: count `getpkt` lines of `--remote-debug` for 0 and 200 hits."""
+    counts = []
+    for hits in (0, 200):
+        with tempfile.TemporaryFile() as log:
+            args = [sys.executable, "-m", "ptstub", "--remote-debug", "--once", "127.0.0.1:0", program,
+                    "--threads", "8", "--calls", str(hits // 8), "--syscall", "none"]
+            proc = subprocess.Popen(args, stderr=log, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            try:
+                port = 0
+                deadline = time.monotonic() + 30
+                while not port and time.monotonic() < deadline:
+                    log.seek(0)
+                    found = re.search(rb"Listening on port (\d+)", log.read())
+                    port = int(found.group(1)) if found else 0
+                    time.sleep(0.01)
+                gdb_batch(port, program, [], HITS_SCRIPT)
+                proc.wait(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            log.seek(0)
+            counts.append(len(re.findall(rb"^getpkt ", log.read(), re.M)))
+    return (counts[1] - counts[0]) / 200
+
+
+def summary(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--hits", type=int, default=2000)
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--json")
+    opts = parser.parse_args()
+    if opts.quick:
+        opts.repeats, opts.hits = 1, 400
+    build = build_fixtures()
+    stress, simple = str(build / "stress"), str(build / "simple")
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def record(name: str, stub: str, value: float) -> None:
+        results.setdefault(name, {}).setdefault(stub, []).append(value)
+
+    for _ in range(opts.repeats):
+        for stub in ("ptstub", "gdbserver"):  # alternate, so drifting load hits both alike
+            for threads in (1, 8):
+                record(f"hits/s {threads} thread(s)", stub, hits_per_second(stub, stress, threads, opts.hits))
+            record("connect s", stub, connect_time(stub, simple))
+            record("read 1 MiB MB/s", stub, read_mib(stub, simple))
+    print(f"{'figure':<22} {'ptstub min/med/max':>28} {'gdbserver min/med/max':>28} {'ratio':>7}")
+    table = {}
+    for name, by_stub in results.items():
+        p, g = summary(by_stub["ptstub"]), summary(by_stub["gdbserver"])
+        ratio = p[1] / g[1] if g[1] else float("nan")
+        table[name] = {"ptstub": p, "gdbserver": g, "ratio": ratio}
+        fmt = "{:.3g}/{:.3g}/{:.3g}"
+        print(f"{name:<22} {fmt.format(*p):>28} {fmt.format(*g):>28} {ratio:>6.2f}x")
+    per_stop = packets_per_stop(stress)
+    print(f"requests per 8-thread breakpoint stop (ptstub): {per_stop:.1f}")
+    table["requests per stop"] = {"ptstub": per_stop}
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(table, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
