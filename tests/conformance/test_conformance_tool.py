@@ -1,0 +1,314 @@
+"""Unit tests of conformance/run's own logic: no network, no processes, milliseconds.
+
+They cover gdb.sum parsing, counting, the regression/win computation, flaky filtering, board file
+generation, the private apt configuration and the selection lists.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conformance"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("ptconf", CONF_DIR / "ptconf.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("ptconf", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+ptconf = _load()
+
+SAMPLE_SUM = """\
+Test run by root on Wed Nov 25 19:12:24 2026
+Native configuration is x86_64-pc-linux-gnu
+
+		=== gdb tests ===
+
+Schedule of variations:
+    ptconf-gdbserver-native
+
+Running target ptconf-gdbserver-native
+Running /src/gdb/testsuite/gdb.server/ext-run.exp ...
+PASS: gdb.server/ext-run.exp: continue to main
+FAIL: gdb.server/ext-run.exp: get process list
+PASS: gdb.server/ext-run.exp: kill
+PASS: gdb.server/ext-run.exp: kill
+DUPLICATE: gdb.server/ext-run.exp: kill
+KFAIL: gdb.server/ext-run.exp: load new file without any gdbserver inferior (PRMS: server/1)
+UNTESTED: gdb.server/ext-run.exp: skipped on this target
+UNSUPPORTED: gdb.server/ext-run.exp: hardware watchpoints
+UNRESOLVED: gdb.server/ext-run.exp: monitor exit
+ERROR: Timeout waiting for gdbserver response.
+WARNING: Timed out waiting for EOF in server after monitor exit
+PATH: gdb.server/ext-run.exp: file /tmp/x
+
+		=== gdb Summary ===
+
+# of expected passes		3
+# of unexpected failures	1
+"""
+
+
+def test_parse_sum_statuses_and_names():
+    fr = ptconf.parse_sum(SAMPLE_SUM, "gdb.server/ext-run.exp")
+    assert fr.tests["gdb.server/ext-run.exp: continue to main"] == "PASS"
+    assert fr.tests["gdb.server/ext-run.exp: get process list"] == "FAIL"
+    # A duplicated name keeps both results; the second is suffixed.
+    assert fr.tests["gdb.server/ext-run.exp: kill"] == "PASS"
+    assert fr.tests["gdb.server/ext-run.exp: kill [2]"] == "PASS"
+    assert fr.duplicates == 1
+    assert fr.errors == ["Timeout waiting for gdbserver response."]
+    assert fr.warnings == ["Timed out waiting for EOF in server after monitor exit"]
+    c = fr.counts()
+    assert (
+        c["PASS"],
+        c["FAIL"],
+        c["KFAIL"],
+        c["UNTESTED"],
+        c["UNSUPPORTED"],
+        c["UNRESOLVED"],
+        c["ERROR"],
+    ) == (3, 1, 1, 1, 1, 1, 1)
+    # Summary and header lines are not results.
+    assert not any("expected passes" in n for n in fr.tests)
+
+
+def test_parse_sum_empty():
+    fr = ptconf.parse_sum("", "gdb.base/break.exp")
+    assert fr.tests == {} and fr.errors == [] and fr.counts()["PASS"] == 0
+
+
+def test_counts_by_dir_and_table():
+    a = ptconf.parse_sum(SAMPLE_SUM, "gdb.server/ext-run.exp")
+    a.seconds = 2.0
+    b = ptconf.FileResult(
+        exp="gdb.base/break.exp", outcome="timeout", seconds=5.0, tests={"gdb.base/break.exp: x": "PASS"}
+    )
+    by_dir = ptconf.counts_by_dir({a.exp: a, b.exp: b})
+    assert by_dir["gdb.server"]["PASS"] == 3 and by_dir["gdb.server"]["files"] == 1
+    assert by_dir["gdb.base"]["timeouts"] == 1 and by_dir["gdb.base"]["PASS"] == 1
+    table = ptconf.format_table("gdbserver/native", by_dir)
+    assert "gdb.server" in table and "total" in table
+    total_line = [ln for ln in table.splitlines() if ln.strip().startswith("total")][0]
+    assert total_line.split()[1:3] == ["2", "4"]  # files, PASS
+
+
+def test_count_tracebacks_only_counts_the_stub():
+    stub = 'Traceback (most recent call last):\n  File "/usr/lib/python3/ptstub/session.py", line 3\nKeyError\n'
+    gdb_py = (
+        'Traceback (most recent call last):\n  File "/root/.cache/ptstub-conformance/x/file1.py", line 7\n'
+        "gdb.error: Remote connection closed\n"
+    )
+    assert ptconf.count_tracebacks(stub) == 1
+    assert ptconf.count_tracebacks(gdb_py) == 0
+    assert ptconf.count_tracebacks(gdb_py + stub + stub) == 2
+    assert ptconf.count_tracebacks("all good") == 0
+
+
+REF = {
+    "gdb.server/a.exp: t1": "PASS",
+    "gdb.server/a.exp: t2": "PASS",
+    "gdb.server/a.exp: t3": "FAIL",
+    "gdb.server/a.exp: t4": "PASS",
+    "gdb.threads/b.exp: racy": "PASS",
+    "gdb.base/c.exp: other": "PASS",
+}
+CUR = {
+    "gdb.server/a.exp: t1": "PASS",
+    "gdb.server/a.exp: t2": "FAIL",  # regression
+    "gdb.server/a.exp: t3": "PASS",  # win
+    # t4 missing: regression
+    "gdb.threads/b.exp: racy": "FAIL",  # flaky, ignored
+    "gdb.server/a.exp: new": "PASS",  # win (absent in the reference)
+}
+
+
+def test_compare_regressions_and_wins():
+    c = ptconf.compare(REF, CUR, flaky=["gdb.threads/b.exp: rac*"], files={"gdb.server/a.exp", "gdb.threads/b.exp"})
+    regs = {e["name"]: (e["reference"], e["current"]) for e in c.regressions}
+    assert regs == {"gdb.server/a.exp: t2": ("PASS", "FAIL"), "gdb.server/a.exp: t4": ("PASS", "missing")}
+    wins = {e["name"]: (e["reference"], e["current"]) for e in c.wins}
+    assert wins == {"gdb.server/a.exp: t3": ("FAIL", "PASS"), "gdb.server/a.exp: new": ("missing", "PASS")}
+    assert [e["name"] for e in c.flaky_ignored] == ["gdb.threads/b.exp: racy"]
+    # gdb.base/c.exp was not run in the current selection: out of scope, not a regression.
+    assert "gdb.base/c.exp: other" not in regs
+
+
+def test_compare_without_scope_counts_unrun_files():
+    c = ptconf.compare(REF, CUR)
+    names = {e["name"] for e in c.regressions}
+    assert "gdb.base/c.exp: other" in names and "gdb.threads/b.exp: racy" in names
+
+
+def test_identical_runs_compare_clean():
+    c = ptconf.compare(REF, dict(REF))
+    assert c.regressions == [] and c.wins == []
+
+
+def test_is_flaky_exact_glob_and_duplicates():
+    pats = ["gdb.threads/x.exp: exact name", "gdb.threads/y.exp: iter *"]
+    assert ptconf.is_flaky("gdb.threads/x.exp: exact name", pats)
+    assert ptconf.is_flaky("gdb.threads/x.exp: exact name [2]", pats)
+    assert ptconf.is_flaky("gdb.threads/y.exp: iter 7: continue", pats)
+    assert not ptconf.is_flaky("gdb.threads/x.exp: exact name too", pats)
+
+
+def test_load_flaky(tmp_path):
+    p = tmp_path / "flaky.txt"
+    p.write_text("# proven by 3 runs\ngdb.threads/a.exp: one\n\n  # indented comment\ngdb.threads/b.exp: two # x\n")
+    assert ptconf.load_flaky(p) == ["gdb.threads/a.exp: one", "gdb.threads/b.exp: two # x"]
+    assert ptconf.load_flaky(tmp_path / "missing.txt") == []
+
+
+def test_unstable_names():
+    runs = [{"a": "PASS", "b": "PASS"}, {"a": "PASS", "b": "FAIL"}, {"a": "PASS", "c": "PASS"}]
+    u = ptconf.unstable_names(runs)
+    assert u == {"b": ["PASS", "FAIL", "missing"], "c": ["missing", "missing", "PASS"]}
+
+
+def test_board_text_native_swaps_only_the_server_program():
+    text = ptconf.board_text("ptstub", "native", "/usr/local/bin/ptstub")
+    lines = [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+    # set_board_info never overrides, so the program must be set before the stock board loads.
+    assert lines[0] == 'set_board_info gdb_server_prog "/usr/local/bin/ptstub"'
+    assert lines[1] == 'load_board_description "native-gdbserver"'
+    assert "trace add variable ::portnum write" in text
+    assert "env(PTCONF_PORT_BASE)" in text
+    assert "gdb_protocol" not in text  # left to the stock board
+
+
+def test_board_text_extended_and_quoting():
+    text = ptconf.board_text("gdbserver", "extended", '/opt/we"ird $dir/[x]/gdbserver')
+    assert 'load_board_description "native-extended-gdbserver"' in text
+    assert r'set_board_info gdb_server_prog "/opt/we\"ird \$dir/\[x]/gdbserver"' in text
+    assert ptconf.board_name("gdbserver", "extended") == "ptconf-gdbserver-extended"
+
+
+def test_port_ranges_are_disjoint_and_below_ephemeral():
+    for jobs in (1, 2, 3, 8, 50):
+        width = ptconf.slot_width(jobs)
+        assert width >= 100
+        starts = sorted(ptconf.port_base(slot, lane, jobs) for lane in range(ptconf.LANES) for slot in range(jobs))
+        assert len(set(starts)) == len(starts)
+        assert all(b - a >= width for a, b in itertools.pairwise(starts))
+        assert starts[0] >= 1024 and starts[-1] + width <= 32768
+
+
+def test_lanes_are_exclusive(tmp_path):
+    held = [ptconf.claim_lane(tmp_path) for _ in range(ptconf.LANES)]
+    assert sorted(lane for lane, _ in held) == list(range(ptconf.LANES))
+    with pytest.raises(ptconf.UsageError):
+        ptconf.claim_lane(tmp_path)
+    held[1][1].close()  # releasing a lane frees it for the next invocation
+    lane, f = ptconf.claim_lane(tmp_path)
+    assert lane == held[1][0]
+    f.close()
+    for _, f in held:
+        f.close()
+
+
+def test_private_apt_configuration(tmp_path):
+    text = ptconf.private_sources_list("bookworm")
+    lines = text.splitlines()
+    assert all(ln.startswith("deb-src ") for ln in lines)
+    assert any(ln.endswith("debian bookworm main") for ln in lines)
+    assert "signed-by=/usr/share/keyrings/debian-archive-keyring.gpg" in text
+    opts = ptconf.apt_options(tmp_path)
+    joined = " ".join(opts)
+    for key in ("Dir::Etc::SourceList", "Dir::Etc::SourceParts", "Dir::State::Lists", "Dir::Cache"):
+        assert f"{key}={tmp_path}" in joined
+    assert "/etc/apt" not in joined
+
+
+def test_upstream_version():
+    assert ptconf.upstream_version("13.1-3") == "13.1"
+    assert ptconf.upstream_version("1:13.1-3+deb12u1") == "13.1"
+    assert ptconf.upstream_version("13.1") == "13.1"
+
+
+def test_selection_expansion(tmp_path):
+    for f in (
+        "gdb.server/a.exp",
+        "gdb.server/b.exp",
+        "gdb.base/break.exp",
+        "gdb.base/break.c",
+        "lib/gdb.exp",
+    ):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("")
+    sel = tmp_path / "sel.txt"
+    sel.write_text("# comment\ngdb.server/*.exp\ngdb.base/break.exp  # trailing\ngdb.server/a.exp\n")
+    pats = ptconf.read_selection(sel)
+    assert pats == ["gdb.server/*.exp", "gdb.base/break.exp", "gdb.server/a.exp"]
+    assert ptconf.expand_selection(pats, tmp_path) == [
+        "gdb.server/a.exp",
+        "gdb.server/b.exp",
+        "gdb.base/break.exp",
+    ]
+    with pytest.raises(ptconf.UsageError):
+        ptconf.expand_selection(["gdb.base/nope.exp"], tmp_path)
+
+
+def test_checked_in_selections_are_consistent():
+    full = ptconf.read_selection(CONF_DIR / "full.txt")
+    ci = ptconf.read_selection(CONF_DIR / "ci.txt")
+    assert "gdb.server/*.exp" in full and "gdb.threads/*.exp" in full
+    assert "gdb.server/*.exp" in ci
+    # Every explicit ci file is part of the full selection.
+    for entry in ci:
+        if entry.startswith("gdb.base/"):
+            assert entry in full, entry
+        else:
+            assert entry.startswith(("gdb.server/", "gdb.threads/")), entry
+
+
+def test_checked_in_baseline_matches_ci_selection():
+    path = CONF_DIR / "baseline-ci.json"
+    if not path.exists():
+        pytest.skip("no baseline yet")
+    data = json.loads(path.read_text())
+    assert data["format"] == ptconf.FORMAT
+    for board in ("native", "extended"):
+        run = ptconf.reference_from_file(data, board)
+        assert run is not None and run["stub"] == "gdbserver"
+        assert sum(1 for s in run["tests"].values() if s == "PASS") > 100
+
+
+def test_reference_from_file_prefers_gdbserver_first_iteration():
+    data = {
+        "runs": [
+            {"stub": "ptstub", "board": "native", "iteration": 1},
+            {"stub": "gdbserver", "board": "native", "iteration": 2},
+            {"stub": "gdbserver", "board": "native", "iteration": 1},
+        ]
+    }
+    r = ptconf.reference_from_file(data, "native")
+    assert (r["stub"], r["iteration"]) == ("gdbserver", 1)
+    assert ptconf.reference_from_file(data, "extended") is None
+
+
+def test_usage_errors_exit_2(capsys):
+    assert ptconf.main(["-j", "0"]) == 2
+    with pytest.raises(SystemExit) as e:
+        ptconf.main(["--board", "sideways"])
+    assert e.value.code == 2
+    assert ptconf.main(["--against", "/nonexistent/baseline.json"]) == 2
+    assert ptconf.main(["--subset", "/nonexistent/list.txt"]) == 2
+
+
+def test_bad_against_files_are_usage_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    assert ptconf.main(["--against", str(bad)]) == 2
+    native_only = tmp_path / "native.json"
+    native_only.write_text(json.dumps({"runs": [{"stub": "gdbserver", "board": "native", "tests": {}}]}))
+    assert ptconf.main(["--against", str(native_only), "--board", "extended"]) == 2
