@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -98,9 +99,38 @@ static int install_sigchld_wakeup(void)
 
 static void drain_fd(int fd)
 {
-    uint64_t v;
-    while (read(fd, &v, sizeof v) > 0)
-        ;
+    uint64_t v; /* one read resets an eventfd's counter */
+    (void)!read(fd, &v, sizeof v);
+}
+
+/* The public waiting calls run with SIGCHLD blocked, so the many child state changes of one stop
+ * cost no handler runs; it is unblocked only while we sleep, atomically, as pselect(2) describes:
+ * a SIGCHLD pending at that moment ends the sleep at once (EINTR). */
+static int sleep_on(struct pollfd *fds, int nfds, int timeout_ms)
+{
+    sigset_t during;
+    pthread_sigmask(SIG_SETMASK, NULL, &during);
+    sigdelset(&during, SIGCHLD);
+    struct timespec ts, *tsp = NULL;
+    if (timeout_ms >= 0) {
+        ts.tv_sec = timeout_ms / 1000;
+        ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
+        tsp = &ts;
+    }
+    return ppoll(fds, (nfds_t)nfds, tsp, &during);
+}
+
+static void block_sigchld(sigset_t *old)
+{
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    pthread_sigmask(SIG_BLOCK, &chld, old);
+}
+
+static void restore_mask(const sigset_t *old)
+{
+    pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 /* Read "Tgid:" or a signal mask line from /proc/PID/task/TID/status. */
@@ -959,6 +989,8 @@ static int drain(pt_engine *e)
 }
 
 static void interrupt_running(pt_engine *e);
+static int resume_masked(pt_engine *e);
+static int stop_all_masked(pt_engine *e);
 
 /* Threads we wait for but that can no longer stop (a zombie leader, a thread killed by SIGKILL whose
  * status went elsewhere) are marked exiting, so a stop-all never hangs on them. */
@@ -983,7 +1015,7 @@ static int wait_all_stopped(pt_engine *e)
         if (e->nrunning <= 0 || e->exited)
             break;
         struct pollfd p = {chld_wakefd, POLLIN, 0};
-        int n = poll(&p, 1, 100);
+        int n = sleep_on(&p, 1, 100);
         if (n > 0) {
             drain_fd(chld_wakefd);
         } else if (n == 0) { /* 100 ms without a stop: retire what cannot stop, ask the rest again */
@@ -1015,7 +1047,7 @@ static void interrupt_running(pt_engine *e)
     }
 }
 
-int pt_stop_all(pt_engine *e)
+static int stop_all_masked(pt_engine *e)
 {
     uint64_t t0 = pt_now_ns();
     e->stopping = 1;
@@ -1152,7 +1184,7 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
 /* ------------------------------------------------------------------------------------------------ */
 /* resume / wait                                                                                     */
 
-int pt_resume(pt_engine *e)
+static int resume_masked(pt_engine *e)
 {
     pt_prune(e);
     if (e->exited)
@@ -1240,19 +1272,19 @@ static int report_interrupt(pt_engine *e)
 /* Wait for the next reportable event with the world running.  Returns 1 when an event is to be
  * reported (every thread stopped, e->report_tid set), 0 on timeout, 2 when extra_fd is readable
  * (world still running), 3 when no thread is running, or -errno. */
-int pt_wait(pt_engine *e, int timeout_ms, int extra_fd)
+static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
     for (;;) {
         if (drain(e) || e->exited) {
             if (!e->exited)
-                pt_stop_all(e);
+                stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
             if (choose_report(e, 0))
                 return 1;
             /* the event went away while stopping (its thread died): run the world again */
-            int rc = pt_resume(e);
+            int rc = resume_masked(e);
             if (rc != 0)
                 return rc == -EDEADLK ? 3 : rc;
             continue;
@@ -1260,7 +1292,7 @@ int pt_wait(pt_engine *e, int timeout_ms, int extra_fd)
         if (e->stop_requested) {
             e->stop_requested = 0;
             drain_fd(e->wakefd);
-            pt_stop_all(e);
+            stop_all_masked(e);
             pt_prune(e);
             if (choose_report(e, 0) || report_interrupt(e))
                 return 1;
@@ -1280,7 +1312,7 @@ int pt_wait(pt_engine *e, int timeout_ms, int extra_fd)
                 return 0;
             wait_ms = (int)((deadline - now + 999999) / 1000000);
         }
-        int n = poll(p, extra_fd >= 0 ? 3 : 2, wait_ms);
+        int n = sleep_on(p, extra_fd >= 0 ? 3 : 2, wait_ms);
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n <= 0)
@@ -1303,13 +1335,13 @@ int pt_set_actions(pt_engine *e, int action)
 }
 
 /* The hot path of `Inferior.cont()`: resume every thread and wait, in one call. */
-int pt_cont(pt_engine *e, int timeout_ms, int extra_fd)
+static int cont_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {
     pt_set_actions(e, PT_ACT_CONT);
-    int rc = pt_resume(e);
+    int rc = resume_masked(e);
     if (rc != 0)
         return rc;
-    return pt_wait(e, timeout_ms, extra_fd);
+    return wait_masked(e, timeout_ms, extra_fd);
 }
 
 /* Thread-safe: may be called from any thread; the tracer thread acts on it in pt_wait. */
@@ -1488,7 +1520,7 @@ int pt_adopt_child(pt_engine *child, const pt_engine *parent)
 
 /* Seize every thread of e->pid, rescanning /proc/PID/task until a pass finds nothing new (threads
  * can be born during the scan; new ones are auto-attached through PTRACE_O_TRACECLONE anyway). */
-int pt_attach_all(pt_engine *e)
+static int attach_all_masked(pt_engine *e)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", e->pid);
@@ -1569,7 +1601,7 @@ int pt_detach(pt_engine *e)
     if (e->exited)
         return 0;
     if (!e->world_stopped)
-        pt_stop_all(e);
+        stop_all_masked(e);
     write_all_breakpoints(e, e->memfd, 1);
     e->nbps = 0;
     if (e->dr7) {
@@ -1624,11 +1656,11 @@ int pt_kill(pt_engine *e)
 }
 
 /* Benchmark helper: with the world running, time `rounds` stop-all and stop-all + resume cycles. */
-int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns)
+static int measure_stop_all_masked(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns)
 {
     for (int i = 0; i < rounds; i++) {
         uint64_t t0 = pt_now_ns();
-        pt_stop_all(e);
+        stop_all_masked(e);
         uint64_t t1 = pt_now_ns();
         for (int32_t j = 0; j < e->nthreads; j++) {
             pt_thread *t = e->threads[j];
@@ -1645,4 +1677,58 @@ int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *c
         drain(e);
     }
     return rounds;
+}
+
+int pt_stop_all(pt_engine *e)
+{
+    sigset_t old;
+    block_sigchld(&old);
+    int rc = stop_all_masked(e);
+    restore_mask(&old);
+    return rc;
+}
+
+int pt_resume(pt_engine *e)
+{
+    sigset_t old;
+    block_sigchld(&old);
+    int rc = resume_masked(e);
+    restore_mask(&old);
+    return rc;
+}
+
+int pt_wait(pt_engine *e, int timeout_ms, int extra_fd)
+{
+    sigset_t old;
+    block_sigchld(&old);
+    int rc = wait_masked(e, timeout_ms, extra_fd);
+    restore_mask(&old);
+    return rc;
+}
+
+int pt_cont(pt_engine *e, int timeout_ms, int extra_fd)
+{
+    sigset_t old;
+    block_sigchld(&old);
+    int rc = cont_masked(e, timeout_ms, extra_fd);
+    restore_mask(&old);
+    return rc;
+}
+
+int pt_attach_all(pt_engine *e)
+{
+    sigset_t old;
+    block_sigchld(&old);
+    int rc = attach_all_masked(e);
+    restore_mask(&old);
+    return rc;
+}
+
+int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns)
+{
+    sigset_t old;
+    block_sigchld(&old);
+    int rc = measure_stop_all_masked(e, rounds, stop_ns, cycle_ns);
+    restore_mask(&old);
+    return rc;
 }
