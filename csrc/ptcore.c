@@ -647,19 +647,52 @@ static int returns_eintr_when_stopped(long nr)
     }
 }
 
+/* epoll_wait/epoll_pwait take their timeout in milliseconds in r10 (the 4th argument).  Restarted as
+ * is, each stop would start the full timeout again.  Instead ptstub keeps the call's deadline on the
+ * wall clock, as the kernel does for nanosleep and poll (restart_block), and restarts it with the time
+ * left.  The deadline is taken at the first stop, as if the call had just begun, so a wait can end
+ * late by the time it had already waited then, never early.
+ *
+ * "The same call" is recognised by the pc and by r10 still holding the value we wrote; the first
+ * write adds 1 ms (erring late), so a new call from the same place, passing its own timeout again,
+ * is not mistaken for ours.  Other timed calls keep their timeout in program memory (timespec
+ * pointers, SO_RCVTIMEO), which ptstub does not rewrite. */
+static void shorten_timed_wait(pt_thread *t, struct user_regs_struct *r)
+{
+    long nr = (long)r->orig_rax;
+    int timeout = (int)r->r10;
+    if ((nr != SYS_epoll_wait && nr != SYS_epoll_pwait) || timeout < 0 || timeout >= 0x7fffff00) {
+        t->restart_pc = 0;
+        return;
+    }
+    uint64_t now = pt_now_ns();
+    if (t->restart_pc != r->rip || t->restart_written != timeout) { /* first stop of this call */
+        t->restart_pc = r->rip;
+        t->restart_deadline_ns = now + (uint64_t)timeout * 1000000ull;
+        t->restart_written = (int64_t)timeout + 1;
+    } else {
+        uint64_t left = t->restart_deadline_ns > now ? t->restart_deadline_ns - now : 0;
+        t->restart_written = (int64_t)((left + 999999) / 1000000);
+    }
+    r->r10 = (unsigned long long)t->restart_written;
+}
+
 /* At an interrupt stop of ours: if the thread was pulled out of a call that would return EINTR only
  * because we stopped it, make the kernel restart it instead (-ERESTARTNOHAND). */
 static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
 {
     if (!(e->options & PT_OPT_EINTR_FIXUP) || (long)r->rax != -EINTR || (long)r->orig_rax < 0 ||
-        !returns_eintr_when_stopped((long)r->orig_rax))
+        !returns_eintr_when_stopped((long)r->orig_rax)) {
+        t->restart_pc = 0; /* not (or no longer) in a restarted timed wait */
         return;
+    }
     uint8_t insn[2];
     if (pt_read_memory(e, r->rip - 2, insn, 2) != 2 || insn[0] != 0x0f || insn[1] != 0x05)
         return;
     if (has_deliverable_signal(e->pid, t->tid))
         return;
     r->rax = (unsigned long long)-ERESTARTNOHAND;
+    shorten_timed_wait(t, r);
     if (ptrace(PTRACE_SETREGS, t->tid, 0, r) == 0)
         e->n_eintr_fixups++;
 }

@@ -62,6 +62,9 @@ typedef struct pt_thread {
     int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     uint64_t resumed_ns;       /* CLOCK_MONOTONIC time of the last resume */
+    uint64_t restart_pc;       /* a timed wait we restart: where, its deadline, the timeout we wrote */
+    uint64_t restart_deadline_ns;
+    int64_t restart_written;
 } pt_thread;
 
 typedef struct pt_breakpoint {
