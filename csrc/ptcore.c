@@ -133,6 +133,16 @@ static void restore_mask(const sigset_t *old)
     pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
+/* Body of each public call that waits: the work runs with SIGCHLD blocked (see sleep_on). */
+#define WITH_SIGCHLD_BLOCKED(call)                                                                     \
+    do {                                                                                               \
+        sigset_t old_mask_;                                                                            \
+        block_sigchld(&old_mask_);                                                                     \
+        int rc_ = (call);                                                                              \
+        restore_mask(&old_mask_);                                                                      \
+        return rc_;                                                                                    \
+    } while (0)
+
 /* Read "Tgid:" or a signal mask line from /proc/PID/task/TID/status. */
 static int read_status_field(int pid, int tid, const char *field, char *out, size_t outlen)
 {
@@ -1714,54 +1724,30 @@ static int measure_stop_all_masked(pt_engine *e, int rounds, uint64_t *stop_ns, 
 
 int pt_stop_all(pt_engine *e)
 {
-    sigset_t old;
-    block_sigchld(&old);
-    int rc = stop_all_masked(e);
-    restore_mask(&old);
-    return rc;
+    WITH_SIGCHLD_BLOCKED(stop_all_masked(e));
 }
 
 int pt_resume(pt_engine *e)
 {
-    sigset_t old;
-    block_sigchld(&old);
-    int rc = resume_masked(e);
-    restore_mask(&old);
-    return rc;
+    WITH_SIGCHLD_BLOCKED(resume_masked(e));
 }
 
 int pt_wait(pt_engine *e, int timeout_ms, int extra_fd)
 {
-    sigset_t old;
-    block_sigchld(&old);
-    int rc = wait_masked(e, timeout_ms, extra_fd);
-    restore_mask(&old);
-    return rc;
+    WITH_SIGCHLD_BLOCKED(wait_masked(e, timeout_ms, extra_fd));
 }
 
 int pt_cont(pt_engine *e, int timeout_ms, int extra_fd)
 {
-    sigset_t old;
-    block_sigchld(&old);
-    int rc = cont_masked(e, timeout_ms, extra_fd);
-    restore_mask(&old);
-    return rc;
+    WITH_SIGCHLD_BLOCKED(cont_masked(e, timeout_ms, extra_fd));
 }
 
 int pt_attach_all(pt_engine *e)
 {
-    sigset_t old;
-    block_sigchld(&old);
-    int rc = attach_all_masked(e);
-    restore_mask(&old);
-    return rc;
+    WITH_SIGCHLD_BLOCKED(attach_all_masked(e));
 }
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns)
 {
-    sigset_t old;
-    block_sigchld(&old);
-    int rc = measure_stop_all_masked(e, rounds, stop_ns, cycle_ns);
-    restore_mask(&old);
-    return rc;
+    WITH_SIGCHLD_BLOCKED(measure_stop_all_masked(e, rounds, stop_ns, cycle_ns));
 }
