@@ -502,6 +502,8 @@ int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216)
     if (ptrace(PTRACE_SETREGS, tid, 0, (void *)buf216) < 0)
         return -errno;
     pt_thread *t = find(e, tid);
+    if (t && bp_at(e, r->rip))
+        t->on_breakpoint = 1; /* moved onto a breakpoint: it must be stepped over on resume */
     /* A pending breakpoint hit is moot once the pc was moved elsewhere (gdbserver does the same). */
     if (t && (t->ev_kind == PT_EV_BREAKPOINT || t->ev_kind == PT_EV_STEP) && t->ev_pc != r->rip)
         t->ev_kind = PT_EV_NONE;
@@ -595,6 +597,7 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
         return -err;
     }
     t->resumed_ns = pt_now_ns();
+    t->on_breakpoint = 0;
     set_state(e, t, t->exiting ? PT_EXITING : PT_RUNNING);
     return 0;
 }
@@ -718,6 +721,7 @@ static int at_interrupt_stop(pt_engine *e, pt_thread *t)
         r.rip -= 1;
         if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
             t->stale_trap = 1;
+            t->on_breakpoint = 1;
             return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
         }
     }
@@ -913,6 +917,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     if (si.si_code == SI_KERNEL && e->nbps && bp_at(e, r.rip - 1)) {
         r.rip -= 1; /* int3 leaves pc one past the breakpoint: rewind at once */
         ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        t->on_breakpoint = 1;
         return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
     }
     int stepping = t->action == PT_ACT_STEP || t->action == PT_ACT_RANGE;
@@ -1251,7 +1256,9 @@ static int resume_masked(pt_engine *e)
         any = 1;
         if (t->action != PT_ACT_CONT)
             e->last_stepped_tid = t->tid;
-        if (t->exiting || !e->nbps || e->vfork_parent_tid)
+        /* Only a thread that reported an int3 (pc rewound) or was moved onto one can sit on a
+         * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
+        if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;
         struct user_regs_struct r;
         if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0 || !bp_at(e, r.rip))

@@ -61,6 +61,8 @@ typedef struct pt_thread {
     int32_t stale_trap;        /* an int3 SIGTRAP already accounted for is still queued: swallow it */
     int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
+    int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */
+    int32_t pad0;
     uint64_t resumed_ns;       /* CLOCK_MONOTONIC time of the last resume */
     uint64_t restart_pc;       /* a timed wait we restart: where, its deadline, the timeout we wrote */
     uint64_t restart_deadline_ns;

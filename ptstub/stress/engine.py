@@ -17,6 +17,7 @@ engine's wait return. cffi releases the GIL during the C call, so the watchdog c
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import tempfile
@@ -151,6 +152,14 @@ class _EngineRun:
 
     # ------------------------------------------------------------------------------------ run
     def execute(self) -> None:
+        """The measured phase, then the program's end; the watchdog guards both."""
+        self.watchdog.start()
+        try:
+            self._measure_and_finish()
+        finally:
+            self.watchdog.stop()
+
+    def _measure_and_finish(self) -> None:
         timer = None
         if self.config.duration is not None:
             timer = threading.Timer(self.config.duration, self._end_budget)
@@ -158,7 +167,6 @@ class _EngineRun:
         counters = _engine_counters(self.inferior)
         stops_before = counters.n_stops
         event: StopEvent | None = None
-        self.watchdog.start()
         try:
             if timer is not None:
                 timer.start()
@@ -176,10 +184,7 @@ class _EngineRun:
                 self.frozen.close()
         self.record.stops = counters.n_stops - stops_before
         self.record.eintr_fixups = int(self.inferior.stats["eintr_fixups"])
-        try:
-            self._finish(event)
-        finally:
-            self.watchdog.stop()
+        self._finish(event)
 
     def _end_budget(self) -> None:
         self.budget_reached.set()
@@ -197,6 +202,9 @@ class _EngineRun:
         progress = self.progress
         limit = self.config.hits or -1
         clock = time.perf_counter
+        # The timer's interrupt ends an idle run; a busy one is ended here, by the clock read per hit
+        # anyway (an interrupt requested while hits stream in is not always reported as a stop).
+        deadline = clock() + self.config.duration if self.config.duration is not None else math.inf
         hits = 0
         first = last = 0.0
         last_stops = counters.n_stops
@@ -223,7 +231,7 @@ class _EngineRun:
                     sample(counters.last_stop_ns)
                 if check is not None:
                     check(event.tid, event.pc, n)  # type: ignore[union-attr]
-                if hits == limit:
+                if hits == limit or last >= deadline:
                     self.budget_reached.set()
                     event = None
                     break
