@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/personality.h>
+#include <sys/resource.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -106,18 +107,25 @@ static void drain_fd(int fd)
 /* The public waiting calls run with SIGCHLD blocked, so the many child state changes of one stop
  * cost no handler runs; it is unblocked only while we sleep, atomically, as pselect(2) describes:
  * a SIGCHLD pending at that moment ends the sleep at once (EINTR). */
-static int sleep_on(struct pollfd *fds, int nfds, int timeout_ms)
+_Static_assert(sizeof(sigset_t) <= sizeof(((pt_engine *)0)->sleep_mask), "sigset_t fits sleep_mask");
+
+static int sleep_on(pt_engine *e, struct pollfd *fds, int nfds, int timeout_ms)
 {
-    sigset_t during;
-    pthread_sigmask(SIG_SETMASK, NULL, &during);
-    sigdelset(&during, SIGCHLD);
     struct timespec ts, *tsp = NULL;
     if (timeout_ms >= 0) {
         ts.tv_sec = timeout_ms / 1000;
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    return ppoll(fds, (nfds_t)nfds, tsp, &during);
+    return ppoll(fds, (nfds_t)nfds, tsp, (const sigset_t *)e->sleep_mask);
+}
+
+/* The mask to sleep with: the caller's own, less SIGCHLD (computed once per public call). */
+static void set_sleep_mask(pt_engine *e, const sigset_t *callers)
+{
+    sigset_t during = *callers;
+    sigdelset(&during, SIGCHLD);
+    memcpy(e->sleep_mask, &during, sizeof during);
 }
 
 static void block_sigchld(sigset_t *old)
@@ -138,6 +146,7 @@ static void restore_mask(const sigset_t *old)
     do {                                                                                               \
         sigset_t old_mask_;                                                                            \
         block_sigchld(&old_mask_);                                                                     \
+        set_sleep_mask(e, &old_mask_);                                                                 \
         int rc_ = (call);                                                                              \
         restore_mask(&old_mask_);                                                                      \
         return rc_;                                                                                    \
@@ -578,6 +587,31 @@ int pt_get_dr6(int32_t tid, uint64_t *out)
 
 /* ------------------------------------------------------------------------------------------------ */
 /* resuming                                                                                          */
+
+/* DESIGN.md §7: when busy threads outnumber CPUs, each PTRACE_CONT wakes a thread that can preempt
+ * the tracer in the middle of resuming the rest.  For the length of a resume batch the tracer thread
+ * gets a higher weight (nice -15, this thread only, when permitted), then its own back; holding it
+ * longer measured worse (the tracer then preempts threads on their way to a stop).
+ * PTSTUB_NO_RENICE=1 turns this off.  Returns the nice value to restore, or INT_MIN. */
+#define NOT_BOOSTED (-2147483647 - 1)
+static int boost_begin(void)
+{
+    const char *no = getenv("PTSTUB_NO_RENICE");
+    if (no && *no && *no != '0')
+        return NOT_BOOSTED;
+    id_t self = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    int current = getpriority(PRIO_PROCESS, self);
+    if (errno != 0 || current <= -15 || setpriority(PRIO_PROCESS, self, -15) != 0)
+        return NOT_BOOSTED;
+    return current;
+}
+
+static void boost_end(int previous)
+{
+    if (previous != NOT_BOOSTED)
+        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), previous);
+}
 
 static int resume_thread(pt_engine *e, pt_thread *t, int sig)
 {
@@ -1038,6 +1072,7 @@ static int drain(pt_engine *e)
 
 static void interrupt_running(pt_engine *e);
 static int resume_masked(pt_engine *e);
+static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed);
 static int stop_all_masked(pt_engine *e);
 
 /* Threads we wait for but that can no longer stop (a zombie leader, a thread killed by SIGKILL whose
@@ -1063,7 +1098,7 @@ static int wait_all_stopped(pt_engine *e)
         if (e->nrunning <= 0 || e->exited)
             break;
         struct pollfd p = {chld_wakefd, POLLIN, 0};
-        int n = sleep_on(&p, 1, 100);
+        int n = sleep_on(e, &p, 1, 100);
         if (n > 0) {
             drain_fd(chld_wakefd);
         } else if (n == 0) { /* 100 ms without a stop: retire what cannot stop, ask the rest again */
@@ -1285,18 +1320,19 @@ static int resume_masked(pt_engine *e)
     if (!any)
         return -EDEADLK; /* nothing to run */
     e->world_stopped = 0;
-    for (int32_t i = 0; i < e->nthreads; i++) {
+    int boost = e->nthreads > 2 ? boost_begin() : NOT_BOOSTED;
+    int rc = 0;
+    for (int32_t i = 0; i < e->nthreads && rc == 0; i++) {
         pt_thread *t = e->threads[i];
         if (t->state != PT_STOPPED || t->action == PT_ACT_NONE)
             continue;
         int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
         t->deliver_sig = 0;
         t->action_sig = 0;
-        int rc = resume_thread(e, t, sig);
-        if (rc < 0)
-            return rc;
+        rc = resume_thread(e, t, sig);
     }
-    return 0;
+    boost_end(boost);
+    return rc;
 }
 
 static int report_interrupt(pt_engine *e)
@@ -1324,9 +1360,16 @@ static int report_interrupt(pt_engine *e)
  * (world still running), 3 when no thread is running, or -errno. */
 static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {
+    return wait_resumed(e, timeout_ms, extra_fd, 0);
+}
+
+/* just_resumed: the world was resumed a moment ago, so the first look at waitpid would find nothing;
+ * sleep first (a stop that came already has its SIGCHLD pending and ends the sleep at once). */
+static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
+{
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-    for (;;) {
-        if (drain(e) || e->exited) {
+    for (int first = 1;; first = 0) {
+        if (!(first && just_resumed) && (drain(e) || e->exited)) {
             if (!e->exited)
                 stop_all_masked(e);
             pt_prune(e);
@@ -1362,7 +1405,7 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
                 return 0;
             wait_ms = (int)((deadline - now + 999999) / 1000000);
         }
-        int n = sleep_on(p, extra_fd >= 0 ? 3 : 2, wait_ms);
+        int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
         if (n < 0 && errno != EINTR)
             return -errno;
         if (n <= 0)
@@ -1391,7 +1434,7 @@ static int cont_masked(pt_engine *e, int timeout_ms, int extra_fd)
     int rc = resume_masked(e);
     if (rc != 0)
         return rc;
-    return wait_masked(e, timeout_ms, extra_fd);
+    return wait_resumed(e, timeout_ms, extra_fd, 1);
 }
 
 /* Thread-safe: may be called from any thread; the tracer thread acts on it in pt_wait. */
@@ -1514,6 +1557,9 @@ pt_engine *pt_engine_new(int32_t pid, uint64_t seed)
     e->memfd = -1;
     e->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     e->options = PT_OPT_EINTR_FIXUP;
+    sigset_t current;
+    pthread_sigmask(SIG_SETMASK, NULL, &current);
+    set_sleep_mask(e, &current);
     reopen_memfd(e); /* may fail before an attach is permitted; pt_attach_all opens it again */
     hash_rebuild(e);
     if (e->wakefd < 0) {

@@ -109,6 +109,7 @@ typedef struct pt_engine {
     uint64_t n_eintr_fixups;
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
+    uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
     int32_t n_orphans;         /* statuses of pids that are not ours, for the caller to route */
     int32_t orphan_tid[16];
     int32_t orphan_status[16];
