@@ -1337,10 +1337,10 @@ static int resume_masked(pt_engine *e)
 
 static int report_interrupt(pt_engine *e)
 {
-    pt_thread *pick = NULL;
+    pt_thread *pick = NULL; /* a stopped thread with nothing pending, the leader if it can be */
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
-        if (t->state != PT_STOPPED)
+        if (t->state != PT_STOPPED || t->ev_kind != PT_EV_NONE)
             continue;
         if (!pick || t->tid == e->pid)
             pick = t;
@@ -1369,11 +1369,19 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
 {
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
     for (int first = 1;; first = 0) {
+        uint64_t requests;
+        if (read(e->wakefd, &requests, sizeof requests) == sizeof requests)
+            e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
         if (!(first && just_resumed) && (drain(e) || e->exited)) {
             if (!e->exited)
                 stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
+            if (e->stop_requested && !e->exited && report_interrupt(e)) {
+                e->stop_requested = 0; /* the hits stay pending for the next resumes */
+                return 1;
+            }
+            e->stop_requested = 0;
             if (choose_report(e, 0))
                 return 1;
             /* the event went away while stopping (its thread died): run the world again */
@@ -1387,7 +1395,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             drain_fd(e->wakefd);
             stop_all_masked(e);
             pt_prune(e);
-            if (choose_report(e, 0) || report_interrupt(e))
+            if (report_interrupt(e) || choose_report(e, 0)) /* hits collected meanwhile stay pending */
                 return 1;
         }
         if (e->nrunning <= 0) {
@@ -1730,23 +1738,35 @@ int pt_kill(pt_engine *e)
     if (e->exited)
         return 0;
     kill(e->pid, SIGKILL);
+    /* Threads in a ptrace-stop (an exit stop, or stopped by us) are let go so that they can die; a
+     * wait that never blocks for long keeps a vanished status from hanging us (DESIGN.md §2.8). */
+    for (int32_t i = 0; i < e->nthreads; i++)
+        if (e->threads[i]->state != PT_GONE)
+            ptrace(PTRACE_CONT, e->threads[i]->tid, 0, 0);
+    sigset_t old;
+    block_sigchld(&old);
+    set_sleep_mask(e, &old);
     uint64_t deadline = pt_now_ns() + 5000000000ull;
     while (!e->exited && pt_now_ns() < deadline) {
         int st;
-        pid_t r = waitpid(-1, &st, __WALL);
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
+        pid_t r = waitpid(-1, &st, __WALL | WNOHANG);
+        if (r < 0 && errno != EINTR)
+            break; /* ECHILD: nothing of ours is left */
+        if (r <= 0) {
+            struct pollfd p = {chld_wakefd, POLLIN, 0};
+            if (sleep_on(e, &p, 1, 50) > 0)
+                drain_fd(chld_wakefd);
+            continue;
         }
         pt_thread *t = find(e, r);
         if (WIFEXITED(st) || WIFSIGNALED(st))
             on_exit_status(e, t, r, st);
-        else if (t || r == e->pid)
-            ptrace(PTRACE_CONT, r, 0, 0); /* an EVENT_EXIT stop on the way out: let it die */
+        else if (t || r == e->pid || tgid_of(r) == e->pid)
+            ptrace(PTRACE_CONT, r, 0, 0); /* an exit stop, or a clone child's first stop: let it die */
         else
             remember_orphan(e, r, st);
     }
+    restore_mask(&old);
     e->exited = 1;
     return 0;
 }

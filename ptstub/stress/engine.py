@@ -12,7 +12,8 @@ then every thread's registers are dumped and the program is killed.
 A watchdog thread guards against the engine itself getting stuck (a stop-all that never completes
 does not honour `cont()`'s timeout): if no call returns within twice the timeout plus a grace period,
 it dumps the threads from /proc, reports an engine violation and kills the program, which makes the
-engine's wait return. cffi releases the GIL during the C call, so the watchdog can run.
+engine's wait return. cffi releases the GIL during the C call, so the watchdog can run. Helper
+threads block every signal (see `_HelperThread`: a thread that takes SIGCHLD slows the engine).
 """
 
 from __future__ import annotations
@@ -68,26 +69,60 @@ def _engine_counters(inferior: Any) -> Any:
     return record if record is not None and hasattr(record, "last_stop_ns") else _StatsView(inferior)
 
 
-class _Watchdog(threading.Thread):
+class _HelperThread(threading.Thread):
+    """A daemon thread that takes no signals.
+
+    The engine learns of tracee stops through SIGCHLD; a process-directed signal goes to any thread
+    that does not block it, and a Python thread woken by one takes the GIL to check for handlers. An
+    idle helper thread that accepts SIGCHLD cut the engine's hit rate by up to 4x (8 threads: 13.5k ->
+    3.4k hits/s), so helpers block every signal and leave them to the tracer thread.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name=name, daemon=True)
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
+        self.work()
+
+    def work(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.done.set()
+        if self.is_alive():
+            self.join()
+
+
+class _Watchdog(_HelperThread):
     """Kills the program when the engine does not return from a call for `limit` seconds."""
 
     def __init__(self, limit: float, on_fire: Callable[[float], None]) -> None:
-        super().__init__(name="ptstub-stress-watchdog", daemon=True)
+        super().__init__("ptstub-stress-watchdog")
         self.beat = [time.perf_counter()]  # the loop stores its latest clock reading here (cheap)
         self._limit = limit
         self._on_fire = on_fire
-        self._done = threading.Event()
 
-    def run(self) -> None:
-        while not self._done.wait(self._limit / 4):
+    def work(self) -> None:
+        while not self.done.wait(self._limit / 4):
             silent = time.perf_counter() - self.beat[0]
             if silent > self._limit:
                 self._on_fire(silent)
                 return
 
-    def stop(self) -> None:
-        self._done.set()
-        self.join()
+
+class _Alarm(_HelperThread):
+    """Calls `action` after `delay` seconds unless stopped first (threading.Timer, minus the signals)."""
+
+    def __init__(self, delay: float, action: Callable[[], None]) -> None:
+        super().__init__("ptstub-stress-duration")
+        self._delay = delay
+        self._action = action
+
+    def work(self) -> None:
+        if not self.done.wait(self._delay):
+            self._action()
 
 
 def run_engine(config: StressConfig, progress: Progress | None = None) -> Report:
@@ -162,8 +197,7 @@ class _EngineRun:
     def _measure_and_finish(self) -> None:
         timer = None
         if self.config.duration is not None:
-            timer = threading.Timer(self.config.duration, self._end_budget)
-            timer.daemon = True
+            timer = _Alarm(self.config.duration, self._end_budget)
         counters = _engine_counters(self.inferior)
         stops_before = counters.n_stops
         event: StopEvent | None = None
@@ -179,7 +213,7 @@ class _EngineRun:
             self._kill()
         finally:
             if timer is not None:
-                timer.cancel()
+                timer.stop()
             if self.frozen is not None:
                 self.frozen.close()
         self.record.stops = counters.n_stops - stops_before

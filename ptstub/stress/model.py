@@ -159,7 +159,7 @@ class ProgramEnd:
         if self.how == "exited":
             return f"exited with status {self.code}"
         if self.how == "killed":
-            return f"killed by signal {self.signal}"
+            return f"killed by signal {self.signal}" if self.signal is not None else "killed by a signal"
         if self.how == "killed-by-harness":
             return "killed by the harness"
         return "end unknown"

@@ -78,9 +78,10 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(process: subprocess.Popen[bytes]) -> None:
-    """SIGKILL `process`, its process group and every descendant, then reap `process`."""
-    if process.poll() is None:
+def kill_tree(process: subprocess.Popen[bytes]) -> bool:
+    """SIGKILL `process`, its process group and every descendant, then reap `process`; False if it had ended."""
+    alive = process.poll() is None
+    if alive:
         victims = descendants(process.pid)
         try:
             os.killpg(process.pid, signal.SIGKILL)  # started with start_new_session: pgid == pid
@@ -92,6 +93,7 @@ def kill_tree(process: subprocess.Popen[bytes]) -> None:
             except OSError:
                 pass  # ESRCH: it is already gone
     process.wait()
+    return alive
 
 
 def kill_pid(pid: int) -> None:

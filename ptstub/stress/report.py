@@ -16,6 +16,7 @@ from xml.etree import ElementTree as ET
 from ptstub.stress.model import INVARIANT_TITLES, Report, ViolationKind
 
 MAX_THREAD_LINES = 16
+MAX_VIOLATION_LINES = 3  # per kind in the text; --json has up to 10 of each kind
 
 
 def render_text(report: Report) -> str:
@@ -34,7 +35,9 @@ def render_text(report: Report) -> str:
         lines.append(f"  signals      {', '.join(f'{name} x{n}' for name, n in report.signals)}")
     lines.extend(_violation_lines(report))
     if report.dump:
-        lines.append("  threads at the deadlock")
+        lines.append(
+            "  threads at the deadlock" + (" (from /proc; the stub owns them)" if report.mode == "stub" else "")
+        )
         lines.extend(f"    {d.describe()}" for d in report.dump)
     lines.extend(f"  note: {note}" for note in report.notes)
     lines.append(report.summary())
@@ -88,7 +91,7 @@ def _violation_lines(report: Report) -> list[str]:
         return ["  violations   none"]
     lines = ["  violations"]
     for kind, total in report.violation_totals:
-        shown = [v for v in report.violations if v.kind is kind]
+        shown = [v for v in report.violations if v.kind is kind][:MAX_VIOLATION_LINES]
         lines.append(f"    {kind.value}: {total} ({INVARIANT_TITLES[kind]} - failed)")
         lines.extend(f"      {v.describe()}" for v in shown)
         if total > len(shown):

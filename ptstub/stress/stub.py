@@ -40,6 +40,7 @@ from ptstub.stress.model import (
     Report,
     StressConfig,
     StressSetupError,
+    ThreadDump,
     Violation,
     ViolationKind,
 )
@@ -61,7 +62,7 @@ class _Session:
     hung: bool = False
     last_hits: int = 0
     budget: bool = False
-    lines: list[str] = field(default_factory=list)
+    dump: tuple[ThreadDump, ...] = ()
     pids: list[int] = field(default_factory=list)  # the stub and what it started, seen once GDB connected
 
 
@@ -97,7 +98,8 @@ def check_symbols(program: str, names: list[str]) -> None:
             for section_name in (".symtab", ".dynsym"):
                 section = elf.get_section_by_name(section_name)
                 if section is not None:
-                    defined.update(s.name for s in section.iter_symbols() if s["st_shndx"] != "SHN_UNDEF")
+                    symbols = section.iter_symbols()  # type: ignore[attr-defined]  # a SymbolTableSection
+                    defined.update(s.name for s in symbols if s["st_shndx"] != "SHN_UNDEF")
     except (OSError, ELFError):
         return  # a script or an unreadable file: let GDB say what it thinks
     missing = sorted(wanted - defined)
@@ -122,13 +124,16 @@ def run_stub(config: StressConfig, progress: Progress | None = None) -> Report:
     with tempfile.TemporaryDirectory(prefix="ptstub-stress-") as work:
         out_path = os.path.join(work, "stub.out")
         err_path = os.path.join(work, "stub.err")
-        with open(out_path, "wb") as out, open(err_path, "wb") as err:
-            stub = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+        with open(out_path, "wb") as out_file, open(err_path, "wb") as err_file:
+            stub = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=out_file, stderr=err_file, start_new_session=True
+            )
         pids: list[int] = []
         try:
             pids = _serve(config, record, stub, gdb, port, argv, work, progress)
         finally:
-            _stop_stub(stub, record, pids, program)
+            failed = {kind for kind, _ in record.violations.totals} & {ViolationKind.DEADLOCK, ViolationKind.STUB}
+            _stop_stub(stub, record, pids, program, hung=bool(failed))
         with open(out_path, "rb") as f:
             text = f.read().decode(errors="replace")
     return build_report(config, record, text)
@@ -193,7 +198,7 @@ def _run_gdb(
         with os.fdopen(read_fd, "rb") as channel:
             _follow(session, channel, config.timeout, progress, stub)
         if session.hung:
-            session.lines = [d.describe() for d in dump_proc(_program_pid(stub, argv[0]))]
+            session.dump = dump_proc(_program_pid(stub, argv[0]))
             procs.kill_tree(process)
     finally:
         procs.stop_process(process, GDB_EXIT_GRACE_S)  # kills it (and its tree) if it lingers
@@ -217,19 +222,25 @@ def _follow(
         buffer += chunk
         *lines, buffer = buffer.split(b"\n")
         for line in lines:
-            _on_message(session, json.loads(line), progress)
+            if line.startswith(b"p "):
+                _on_progress(session, line, progress)
+            else:
+                _on_message(session, json.loads(line), progress)
             if session.connected and not session.pids:
                 session.pids = [stub.pid, *procs.descendants(stub.pid)]
+
+
+def _on_progress(session: _Session, line: bytes, progress: Progress | None) -> None:
+    _, hits, elapsed = line.split()
+    session.last_hits = int(hits)
+    if progress is not None:
+        progress(session.last_hits, float(elapsed))
 
 
 def _on_message(session: _Session, message: dict[str, Any], progress: Progress | None) -> None:
     event = message.pop("event")
     if event == "connected":
         session.connected = True
-    elif event == "progress":
-        session.last_hits = message["hits"]
-        if progress is not None:
-            progress(message["hits"], message["elapsed"])
     elif event == "budget":
         session.budget = True
     elif event == "result":
@@ -242,7 +253,7 @@ def _record_session(
     config: StressConfig, record: RunRecord, session: _Session, stub: subprocess.Popen[bytes], work: str
 ) -> None:
     """Turn GDB's messages (or their absence) into the run record."""
-    record.notes.extend(f"thread at the hang: {line}" for line in session.lines)
+    record.dump = session.dump
     if session.error is not None:
         if session.error.get("kind") == "usage":
             raise StressSetupError(session.error["message"])
@@ -256,7 +267,7 @@ def _record_session(
     if session.hung:
         record.complete = False
         record.hits = session.last_hits
-        what = "after the run (program still running)" if session.budget else f"after about {session.last_hits} hits"
+        what = "after the run (program still running)" if session.budget else f"after {session.last_hits} hits"
         record.violate(
             Violation(
                 ViolationKind.DEADLOCK,
@@ -286,17 +297,18 @@ def _record_result(record: RunRecord, result: dict[str, Any]) -> None:
         record.complete = False
         record.violate(Violation(ViolationKind.STUB, f"the session broke after {record.hits} hits: {result['error']}"))
     exit_info = result["exit"]
-    if exit_info is not None:
+    if exit_info is not None and not result["error"]:  # GDB also "exits" the inferior of a lost connection
         code = exit_info["code"]
         record.end = ProgramEnd("exited", code=code) if code is not None else ProgramEnd("killed")
 
 
-def _stop_stub(stub: subprocess.Popen[bytes], record: RunRecord, pids: list[int], program: str) -> None:
+def _stop_stub(stub: subprocess.Popen[bytes], record: RunRecord, pids: list[int], program: str, hung: bool) -> None:
     """Let the stub exit by itself after the session; kill it and anything it left behind otherwise."""
+    killed = procs.kill_tree(stub) if hung else False  # a session that failed will not end by itself
     status = procs.stop_process(stub, STUB_EXIT_GRACE_S)
     if status is None:
         record.notes.append(f"the stub did not exit within {STUB_EXIT_GRACE_S:g} s after the session; killed")
-    elif status < 0:
+    elif status < 0 and not killed:
         record.notes.append(f"the stub was killed by signal {-status}")
     elif status != 0 and record.end.how == "exited" and status != record.end.code:
         record.notes.append(f"the stub exited with status {status}")

@@ -48,7 +48,7 @@ def _image(path: str) -> _Image:
             section = elf.get_section_by_name(section_name)
             if section is None:
                 continue
-            for sym in section.iter_symbols():
+            for sym in section.iter_symbols():  # type: ignore[attr-defined]  # a SymbolTableSection
                 if sym["st_info"]["type"] == "STT_FUNC" and sym["st_value"] and sym.name:
                     entries.setdefault(sym["st_value"], (sym["st_size"], sym.name))
     starts = sorted(entries)

@@ -70,3 +70,17 @@ def test_ptstub_server_passes(programs, syscall: str) -> None:
     assert report.passed, report.summary()
     assert report.hits == 120
     assert all(row.hits == row.program_count == 60 for row in report.threads)
+
+
+@needs_gdb
+@needs_gdbserver
+@pytest.mark.timeout(120)
+def test_hang_through_a_stub_is_a_deadlock_with_a_dump(programs) -> None:
+    report = run_stress(
+        StressConfig(argv=(programs["hang"], "--calls", "2"), breaks=("hit_target",), stub=GDBSERVER, timeout=2)
+    )
+
+    assert report.total(ViolationKind.DEADLOCK) == 1, report.summary()
+    assert report.end.how == "killed-by-harness"
+    assert len(report.dump) == 3 and all(d.tid > 0 and d.state for d in report.dump)
+    assert sum(1 for d in report.dump if d.syscall == "futex") >= 2  # the two threads deadlocked on mutexes
