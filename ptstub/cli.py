@@ -342,10 +342,8 @@ def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
                 file=sys.stderr,
                 flush=True,
             )
-        session.finished = False
+        session.finished = False  # session.close() reset the rest of the protocol state
         session.exit_requested = False
-        session.no_ack = False
-        session.running = False
         print(f"Listening on port {listener.port}", file=sys.stderr, flush=True)
 
 

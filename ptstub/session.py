@@ -725,55 +725,50 @@ class Session:
 
     # ------------------------------------------------------------------------------------- processes
     def handle_run(self, c: cmd.RunProgram) -> bytes:
-        if self.launcher is None:
+        launcher = self.launcher
+        if launcher is None:
             return replies.error(errno_mod.EPERM)
         argv = [os.fsdecode(c.program)] + [os.fsdecode(a) for a in c.arguments] if c.program else []
         if not argv:
             argv = list(self.settings.program)
         if not argv:
             return replies.error(errno_mod.ENOENT)
-        self._drop_target()
         try:
-            self.target = self.launcher(argv, self.settings)
-            self._apply_target_options()
+            self._replace_target(lambda: launcher(argv, self.settings), attached=False)
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.ENOENT)
         self.settings.program = argv
-        self.attached = False
-        self.last_event = None
-        self.last_stop = None
-        self._layout = None
         return self.handle_query_stop_reason(cmd.QueryStopReason())
 
     def handle_attach(self, c: cmd.AttachProcess) -> bytes:
-        if self.attacher is None:
+        attacher = self.attacher
+        if attacher is None:
             return replies.error(errno_mod.EPERM)
-        self._drop_target()
         try:
-            self.target = self.attacher(c.pid)
-            self._apply_target_options()
+            self._replace_target(lambda: attacher(c.pid), attached=True)
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.EPERM)
-        self.attached = True
-        self.last_event = None
-        self.last_stop = None
-        self._layout = None
-        return self._attach_stop()
-
-    def _attach_stop(self) -> bytes:
         # gdbserver reports an attach as a SIGSTOP stop of the leader (T13).
         self.last_stop = self._stop_reply_for_thread(19, self._select(0), None)
         return self.last_stop
 
     def handle_restart(self, c: cmd.Restart) -> None:
-        if self.extended and self.settings.program and self.launcher is not None:
-            self._drop_target()
-            self.target = self.launcher(list(self.settings.program), self.settings)
-            self._apply_target_options()
-            self.last_stop = None
+        launcher = self.launcher
+        if self.extended and self.settings.program and launcher is not None:
+            self._replace_target(lambda: launcher(list(self.settings.program), self.settings), attached=False)
         return None
+
+    def _replace_target(self, start: Callable[[], Any], attached: bool) -> None:
+        """End the current process (if any) and serve the one `start` gives, with fresh stop state."""
+        self._drop_target()
+        self.target = start()
+        self._apply_target_options()
+        self.attached = attached
+        self.last_event = None
+        self.last_stop = None
+        self._layout = None
 
     def _drop_target(self) -> None:
         if self.target is not None and self.target.alive:
