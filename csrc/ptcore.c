@@ -1390,9 +1390,8 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 return rc == -EDEADLK ? 3 : rc;
             continue;
         }
-        if (e->stop_requested) {
+        if (e->stop_requested) { /* the wake-up fd was already read at the top of this round */
             e->stop_requested = 0;
-            drain_fd(e->wakefd);
             stop_all_masked(e);
             pt_prune(e);
             if (report_interrupt(e) || choose_report(e, 0)) /* hits collected meanwhile stay pending */
