@@ -45,6 +45,10 @@
 static volatile int chld_wakefd = -1;
 static struct sigaction chained_sigchld;
 
+/* The wake signal of blocking waits (0: not usable, every wait sleeps in ppoll).  Process-wide for
+ * the same reason: it is a signal disposition. */
+static int wake_sig;
+
 /* ------------------------------------------------------------------------------------------------ */
 /* small helpers                                                                                     */
 
@@ -104,6 +108,132 @@ static void drain_fd(int fd)
     (void)!read(fd, &v, sizeof v);
 }
 
+/* Sleeping in waitpid.  A tracer asleep in waitpid() is woken by the stopping thread itself with a
+ * *synchronous* wake-up (__wake_up_parent), so the scheduler runs it at once on the CPU that thread
+ * is leaving.  Asleep in ppoll() it is woken by SIGCHLD, an ordinary wake-up that may queue it
+ * behind a busy thread on the other CPU for a whole time slice (1.5-3.5 ms stalls, measured: the
+ * tail that held one-thread hits/s at half the C reference).  So the waits that watch no file
+ * descriptor sleep in waitpid() with SIGCHLD blocked, and a per-engine POSIX timer sends `wake_sig`
+ * to the tracer thread every 100 ms (and at the caller's deadline) so that waitpid returns EINTR
+ * for timeouts and retries; pt_request_stop() sends it too.  A wake that lands between the last
+ * look at stop_flag and the waitpid call is caught by the next timer tick, 100 ms later at most.
+ * The signal is a real-time one whose disposition was the default; if the program using ptstub
+ * took it, waits sleep in ppoll as before.  PTSTUB_NO_BLOCKING_WAIT=1 turns this off. */
+static void on_wake(int sig)
+{
+    (void)sig; /* its only job is to make the interrupted waitpid() return EINTR */
+}
+
+static void install_wake_signal(void)
+{
+    static int tried;
+    if (tried)
+        return;
+    tried = 1;
+    const char *no = getenv("PTSTUB_NO_BLOCKING_WAIT");
+    if (no && *no && *no != '0')
+        return;
+    int sig = SIGRTMAX - 2;
+    struct sigaction old, sa;
+    if (sigaction(sig, NULL, &old) < 0 || (old.sa_flags & SA_SIGINFO) || old.sa_handler != SIG_DFL)
+        return;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_wake; /* no SA_RESTART: the point is the EINTR */
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(sig, &sa, NULL) == 0)
+        wake_sig = sig;
+}
+
+static pid_t self_tid(void)
+{
+    static __thread pid_t tid;
+    if (!tid)
+        tid = (pid_t)syscall(SYS_gettid);
+    return tid;
+}
+
+/* Arm the engine's timer for this call: first tick after first_ms, then every 100 ms. */
+static int arm_wake_timer(pt_engine *e, int first_ms)
+{
+    if (e->timer_state && e->tracer_tid != self_tid()) { /* another thread drives the engine now */
+        timer_delete((timer_t)e->wake_timer);
+        e->timer_state = 0;
+    }
+    if (!e->timer_state) {
+        struct sigevent sev;
+        memset(&sev, 0, sizeof sev);
+        sev.sigev_notify = SIGEV_THREAD_ID;
+        sev.sigev_signo = wake_sig;
+        sev._sigev_un._tid = self_tid();
+        timer_t id;
+        if (timer_create(CLOCK_MONOTONIC, &sev, &id) < 0)
+            return -errno;
+        e->wake_timer = (void *)id;
+        e->tracer_tid = self_tid();
+        e->timer_state = 1;
+    }
+    struct itimerspec its = {{0, 100000000L}, {first_ms / 1000, (long)(first_ms % 1000) * 1000000L}};
+    if (timer_settime((timer_t)e->wake_timer, 0, &its, NULL) < 0)
+        return -errno;
+    e->timer_state = 2;
+    return 0;
+}
+
+static void disarm_wake_timer(pt_engine *e)
+{
+    if (e->timer_state != 2)
+        return;
+    struct itimerspec off;
+    memset(&off, 0, sizeof off);
+    timer_settime((timer_t)e->wake_timer, 0, &off, NULL);
+    e->timer_state = 1;
+}
+
+/* Take a stop request made by pt_request_stop (and reset its eventfd, which ppoll watches). */
+static int take_stop_request(pt_engine *e)
+{
+    if (!__atomic_exchange_n(&e->stop_flag, 0, __ATOMIC_SEQ_CST))
+        return 0;
+    drain_fd(e->wakefd);
+    return 1;
+}
+
+/* Sleep in waitpid() until a status comes (handled here; *found gets its result) or the wake
+ * signal (a tick, a deadline, a stop request).  Returns 1 after a status, 0 after a wake, or
+ * -ENOSYS when blocking waits are not available (the caller sleeps in ppoll instead). */
+static int on_status(pt_engine *e, int tid, int status);
+static int sleep_in_waitpid(pt_engine *e, uint64_t deadline_ns, int *found)
+{
+    if (!wake_sig)
+        return -ENOSYS;
+    if (e->timer_state != 2 || e->tracer_tid != self_tid()) {
+        int first_ms = 100;
+        if (deadline_ns) {
+            uint64_t now = pt_now_ns();
+            if (now >= deadline_ns)
+                return 0;
+            uint64_t left = (deadline_ns - now + 999999) / 1000000;
+            if (left < 100)
+                first_ms = (int)left;
+        }
+        if (arm_wake_timer(e, first_ms) < 0)
+            return -ENOSYS;
+    }
+    __atomic_store_n(&e->blocking, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&e->stop_flag, __ATOMIC_SEQ_CST)) {
+        __atomic_store_n(&e->blocking, 0, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    int st;
+    pid_t r = waitpid(-1, &st, __WALL);
+    __atomic_store_n(&e->blocking, 0, __ATOMIC_SEQ_CST);
+    if (r > 0) {
+        *found |= on_status(e, r, st);
+        return 1;
+    }
+    return 0; /* EINTR, or ECHILD (the caller's drain() sees that the process is gone) */
+}
+
 /* The public waiting calls run with SIGCHLD blocked, so the many child state changes of one stop
  * cost no handler runs; it is unblocked only while we sleep, atomically, as pselect(2) describes:
  * a SIGCHLD pending at that moment ends the sleep at once (EINTR). */
@@ -125,6 +255,8 @@ static void set_sleep_mask(pt_engine *e, const sigset_t *callers)
 {
     sigset_t during = *callers;
     sigdelset(&during, SIGCHLD);
+    if (wake_sig)
+        sigdelset(&during, wake_sig);
     memcpy(e->sleep_mask, &during, sizeof during);
 }
 
@@ -134,6 +266,12 @@ static void block_sigchld(sigset_t *old)
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
     pthread_sigmask(SIG_BLOCK, &chld, old);
+    if (wake_sig && sigismember(old, wake_sig)) { /* the caller blocks it: let it through meanwhile */
+        sigset_t wake;
+        sigemptyset(&wake);
+        sigaddset(&wake, wake_sig);
+        pthread_sigmask(SIG_UNBLOCK, &wake, NULL);
+    }
 }
 
 static void restore_mask(const sigset_t *old)
@@ -148,6 +286,7 @@ static void restore_mask(const sigset_t *old)
         block_sigchld(&old_mask_);                                                                     \
         set_sleep_mask(e, &old_mask_);                                                                 \
         int rc_ = (call);                                                                              \
+        disarm_wake_timer(e);                                                                          \
         restore_mask(&old_mask_);                                                                      \
         return rc_;                                                                                    \
     } while (0)
@@ -1093,10 +1232,22 @@ static void retire_unstoppable(pt_engine *e)
 static int wait_all_stopped(pt_engine *e)
 {
     int found = 0;
+    uint64_t next_check = pt_now_ns() + 100000000ull;
     while (e->nrunning > 0) {
         found |= drain(e);
         if (e->nrunning <= 0 || e->exited)
             break;
+        int slept = sleep_in_waitpid(e, 0, &found);
+        if (slept >= 0) {
+            uint64_t now = pt_now_ns();
+            if (slept == 0 && now >= next_check) { /* as below: retire what cannot stop, ask again */
+                next_check = now + 100000000ull;
+                retire_unstoppable(e);
+                if (e->stopping)
+                    interrupt_running(e);
+            }
+            continue;
+        }
         struct pollfd p = {chld_wakefd, POLLIN, 0};
         int n = sleep_on(e, &p, 1, 100);
         if (n > 0) {
@@ -1368,11 +1519,12 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
 static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
 {
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+    int found = 0; /* an event that sleep_in_waitpid() collected */
     for (int first = 1;; first = 0) {
-        uint64_t requests;
-        if (read(e->wakefd, &requests, sizeof requests) == sizeof requests)
+        if (take_stop_request(e))
             e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
-        if (!(first && just_resumed) && (drain(e) || e->exited)) {
+        if (!(first && just_resumed) && (found || drain(e) || e->exited)) {
+            found = 0;
             if (!e->exited)
                 stop_all_masked(e);
             pt_prune(e);
@@ -1404,6 +1556,12 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             if (!exiting)
                 return 3;
         }
+        if (extra_fd < 0) {
+            if (timeout_ms >= 0 && pt_now_ns() >= deadline)
+                return 0;
+            if (sleep_in_waitpid(e, timeout_ms >= 0 ? deadline : 0, &found) >= 0)
+                continue; /* a status (in found) or a wake: the next round looks */
+        }
         struct pollfd p[3] = {{chld_wakefd, POLLIN, 0}, {e->wakefd, POLLIN, 0}, {extra_fd, POLLIN, 0}};
         int wait_ms = -1;
         if (timeout_ms >= 0) {
@@ -1419,7 +1577,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             continue;
         if (p[0].revents)
             drain_fd(chld_wakefd);
-        if (p[1].revents)
+        if (p[1].revents && take_stop_request(e))
             e->stop_requested = 1;
         if (extra_fd >= 0 && p[2].revents && !drain(e) && !e->stop_requested)
             return 2;
@@ -1448,7 +1606,12 @@ static int cont_masked(pt_engine *e, int timeout_ms, int extra_fd)
 int pt_request_stop(pt_engine *e)
 {
     uint64_t one = 1;
-    return write(e->wakefd, &one, sizeof one) == sizeof one ? 0 : -errno;
+    __atomic_store_n(&e->stop_flag, 1, __ATOMIC_SEQ_CST);
+    if (write(e->wakefd, &one, sizeof one) != sizeof one)
+        return -errno;
+    if (__atomic_load_n(&e->blocking, __ATOMIC_SEQ_CST) && e->tracer_tid)
+        syscall(SYS_tgkill, getpid(), e->tracer_tid, wake_sig);
+    return 0;
 }
 
 int pt_set_options(pt_engine *e, int options)
@@ -1556,6 +1719,7 @@ pt_engine *pt_engine_new(int32_t pid, uint64_t seed)
 {
     if (install_sigchld_wakeup() < 0)
         return NULL;
+    install_wake_signal();
     pt_engine *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
@@ -1589,6 +1753,8 @@ void pt_engine_free(pt_engine *e)
         close(e->memfd);
     if (e->wakefd >= 0)
         close(e->wakefd);
+    if (e->timer_state)
+        timer_delete((timer_t)e->wake_timer);
     free(e);
 }
 

@@ -113,6 +113,12 @@ typedef struct pt_engine {
     int32_t n_orphans;         /* statuses of pids that are not ours, for the caller to route */
     int32_t orphan_tid[16];
     int32_t orphan_status[16];
+    /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore.c) */
+    int32_t tracer_tid;        /* the thread that waits: where pt_request_stop sends the wake signal */
+    int32_t stop_flag;         /* set by pt_request_stop from any thread (atomic), taken by the waits */
+    int32_t blocking;          /* the tracer is (about to be) asleep in waitpid (atomic) */
+    int32_t timer_state;       /* 0: no timer, 1: created for tracer_tid, 2: armed */
+    void *wake_timer;          /* timer_t: wakes the blocked waitpid every 100 ms and at deadlines */
 } pt_engine;
 
 /* Launch flags. */

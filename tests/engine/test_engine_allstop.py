@@ -152,13 +152,14 @@ def test_timed_wait_not_lengthened_by_stops(fixture_path, tmp_path, kind: str) -
     """A timed wait restarted after each stop must end at its original deadline, not later.
 
     4 x 1,000 hits keep stopping the main thread for much of its 1 s wait, so a restart with the full
-    timeout at each stop would end it well after 1.2 s; a restart with the time left ends it at ~1 s.
+    timeout at each stop ends it after 1.7-2.1 s; a restart with the time left ends it at ~1 s (the
+    bound leaves room for a loaded 2-CPU machine, where the last stop alone can take 0.2 s).
     """
     duration_ms = 1000
     result, report = run_stress(fixture_path, tmp_path, 4, 1000, kind, duration_ms=duration_ms)
     assert report.syscall == (kind, "ok")
     assert result.main_in_syscall >= 100
     elapsed = report.elapsed_ms
-    assert elapsed is not None and elapsed < duration_ms * 1.2, (
+    assert elapsed is not None and elapsed < duration_ms * 1.4, (
         f"a {duration_ms} ms {kind} took {elapsed} ms across {result.main_in_syscall} stops"
     )
