@@ -652,6 +652,8 @@ int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216)
     pt_thread *t = find(e, tid);
     if (t && bp_at(e, r->rip))
         t->on_breakpoint = 1; /* moved onto a breakpoint: it must be stepped over on resume */
+    if (t)
+        t->bp_pc = r->rip;
     /* A pending breakpoint hit is moot once the pc was moved elsewhere (gdbserver does the same). */
     if (t && (t->ev_kind == PT_EV_BREAKPOINT || t->ev_kind == PT_EV_STEP) && t->ev_pc != r->rip)
         t->ev_kind = PT_EV_NONE;
@@ -738,7 +740,7 @@ static int boost_begin(void)
     const char *no = getenv("PTSTUB_NO_RENICE");
     if (no && *no && *no != '0')
         return NOT_BOOSTED;
-    id_t self = (id_t)syscall(SYS_gettid);
+    id_t self = (id_t)self_tid();
     errno = 0;
     int current = getpriority(PRIO_PROCESS, self);
     if (errno != 0 || current <= -15 || setpriority(PRIO_PROCESS, self, -15) != 0)
@@ -749,7 +751,7 @@ static int boost_begin(void)
 static void boost_end(int previous)
 {
     if (previous != NOT_BOOSTED)
-        (void)setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), previous);
+        (void)setpriority(PRIO_PROCESS, (id_t)self_tid(), previous);
 }
 
 static int resume_thread(pt_engine *e, pt_thread *t, int sig)
@@ -895,6 +897,7 @@ static int at_interrupt_stop(pt_engine *e, pt_thread *t)
         if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
             t->stale_trap = 1;
             t->on_breakpoint = 1;
+            t->bp_pc = r.rip;
             return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
         }
     }
@@ -1091,6 +1094,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
         r.rip -= 1; /* int3 leaves pc one past the breakpoint: rewind at once */
         ptrace(PTRACE_SETREGS, t->tid, 0, &r);
         t->on_breakpoint = 1;
+        t->bp_pc = r.rip;
         return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
     }
     int stepping = t->action == PT_ACT_STEP || t->action == PT_ACT_RANGE;
@@ -1446,11 +1450,11 @@ static int resume_masked(pt_engine *e)
          * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
         if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;
-        struct user_regs_struct r;
-        if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0 || !bp_at(e, r.rip))
+        struct user_regs_struct r; /* bp_pc is its pc: only pt_set_regs moves a stopped thread */
+        if (!bp_at(e, t->bp_pc))
             continue;
         int32_t tid = t->tid;
-        int got = step_over(e, t, r.rip);
+        int got = step_over(e, t, t->bp_pc);
         t = find(e, tid);
         if (!got && t && t->state == PT_STOPPED && !t->exiting && t->action != PT_ACT_CONT) {
             ptrace(PTRACE_GETREGS, t->tid, 0, &r);

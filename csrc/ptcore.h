@@ -67,6 +67,7 @@ typedef struct pt_thread {
     uint64_t restart_pc;       /* a timed wait we restart: where, its deadline, the timeout we wrote */
     uint64_t restart_deadline_ns;
     int64_t restart_written;
+    uint64_t bp_pc;            /* its pc when on_breakpoint was set (or GDB last set it) */
 } pt_thread;
 
 typedef struct pt_breakpoint {
