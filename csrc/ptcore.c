@@ -835,19 +835,76 @@ static int returns_eintr_when_stopped(long nr)
     }
 }
 
-/* epoll_wait/epoll_pwait take their timeout in milliseconds in r10 (the 4th argument).  Restarted as
- * is, each stop would start the full timeout again.  Instead ptstub keeps the call's deadline on the
- * wall clock, as the kernel does for nanosleep and poll (restart_block), and restarts it with the time
- * left.  The deadline is taken at the first stop, as if the call had just begun, so a wait can end
- * late by the time it had already waited then, never early.
+/* Timed waits whose timeout is a relative timespec in program memory (rt_sigtimedwait: rdx;
+ * epoll_pwait2, semtimedop: r10; io_getevents: r8).  ptstub does not rewrite the program's own timespec (it may be const, and the program may
+ * reuse it); it writes the time left into a scratch timespec 512 bytes below the stack pointer,
+ * past the red zone (nothing else uses that memory while the thread sits in a system call, and
+ * the call copies it in as soon as it restarts), and points the argument register at it.  "The
+ * same call" is recognised by the pc and the register holding that scratch address. */
+static unsigned long long *timespec_arg(long nr, struct user_regs_struct *r)
+{
+    if (nr == SYS_rt_sigtimedwait)
+        return &r->rdx;
+    if (nr == SYS_semtimedop)
+        return &r->r10;
+    if (nr == SYS_io_getevents)
+        return &r->r8;
+#ifdef SYS_epoll_pwait2
+    if (nr == SYS_epoll_pwait2)
+        return &r->r10;
+#endif
+    return NULL;
+}
+
+static void shorten_timespec_wait(pt_engine *e, pt_thread *t, struct user_regs_struct *r,
+                                  unsigned long long *arg)
+{
+    uint64_t now = pt_now_ns();
+    uint64_t scratch = (r->rsp - 512) & ~15ull;
+    if (*arg == 0) { /* no timeout: waits forever, nothing to shorten */
+        t->restart_pc = 0;
+        return;
+    }
+    if (t->restart_pc != r->rip || (uint64_t)t->restart_written != *arg) { /* first stop of this call */
+        struct timespec ts;
+        if (pt_read_memory(e, *arg, (uint8_t *)&ts, sizeof ts) != sizeof ts || ts.tv_sec < 0 ||
+            ts.tv_nsec < 0 || ts.tv_nsec >= 1000000000L || ts.tv_sec > 100000000L) {
+            t->restart_pc = 0;
+            return;
+        }
+        t->restart_deadline_ns = now + (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+    }
+    uint64_t left = t->restart_deadline_ns > now ? t->restart_deadline_ns - now : 0;
+    struct timespec out = {(time_t)(left / 1000000000ull), (long)(left % 1000000000ull)};
+    if (pt_write_memory(e, scratch, (const uint8_t *)&out, sizeof out) != sizeof out) {
+        t->restart_pc = 0; /* no room below the stack: restart with the program's own timeout */
+        return;
+    }
+    t->restart_pc = r->rip;
+    t->restart_written = (int64_t)scratch;
+    *arg = scratch;
+}
+
+/* The kernel restarts nanosleep/poll/select with the time left (restart_block); epoll_wait keeps
+ * its timeout in milliseconds in r10, and a restart through -ERESTARTNOHAND passes the same r10
+ * again, so each stop would start the full timeout anew.  We keep the call's deadline on the
+ * wall clock from its first stop and rewrite r10 with the time left, rounded up to the millisecond,
+ * as the kernel does for the calls it restarts itself.  The deadline is taken at the first stop,
+ * as if the call had just begun, so a wait can end late by the time it had already waited then,
+ * never early.
  *
  * "The same call" is recognised by the pc and by r10 still holding the value we wrote; the first
  * write adds 1 ms (erring late), so a new call from the same place, passing its own timeout again,
- * is not mistaken for ours.  Other timed calls keep their timeout in program memory (timespec
- * pointers, SO_RCVTIMEO), which ptstub does not rewrite. */
-static void shorten_timed_wait(pt_thread *t, struct user_regs_struct *r)
+ * is not mistaken for ours.  Timespec timeouts: shorten_timespec_wait.  Socket timeouts
+ * (SO_RCVTIMEO) live in the kernel and restart in full. */
+static void shorten_timed_wait(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
 {
     long nr = (long)r->orig_rax;
+    unsigned long long *arg = timespec_arg(nr, r);
+    if (arg) {
+        shorten_timespec_wait(e, t, r, arg);
+        return;
+    }
     int timeout = (int)r->r10;
     if ((nr != SYS_epoll_wait && nr != SYS_epoll_pwait) || timeout < 0 || timeout >= 0x7fffff00) {
         t->restart_pc = 0;
@@ -880,7 +937,7 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
     if (has_deliverable_signal(e->pid, t->tid))
         return;
     r->rax = (unsigned long long)-ERESTARTNOHAND;
-    shorten_timed_wait(t, r);
+    shorten_timed_wait(e, t, r);
     if (ptrace(PTRACE_SETREGS, t->tid, 0, r) == 0)
         e->n_eintr_fixups++;
 }

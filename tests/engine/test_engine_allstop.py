@@ -137,16 +137,9 @@ def test_two_breakpointed_functions(fixture_path, tmp_path) -> None:
     assert report.syscall == ("futex", "ok")
 
 
-SIGTIMEDWAIT_TIMEOUT_IN_MEMORY = pytest.mark.xfail(
-    strict=True,
-    reason="rt_sigtimedwait keeps its timeout in a timespec in program memory, which ptstub does not "
-    "rewrite, so it restarts with the full timeout (docs/design-notes.md, transparent restart)",
-)
-
-
 @time_limit(60)
 @pytest.mark.parametrize(
-    "kind", ["epoll_wait-sleep", pytest.param("sigtimedwait-sleep", marks=SIGTIMEDWAIT_TIMEOUT_IN_MEMORY)]
+    "kind", ["epoll_wait-sleep", "sigtimedwait-sleep"]
 )
 def test_timed_wait_not_lengthened_by_stops(fixture_path, tmp_path, kind: str) -> None:
     """A timed wait restarted after each stop must end at its original deadline, not later.
