@@ -22,6 +22,7 @@ from typing import Any
 from ptstub.errors import PtstubError, TargetError
 from ptstub.events import Exited, Forked, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
+from ptstub.linux.osdata import osdata
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
 from ptstub.rsp.errors import ProtocolError
@@ -48,6 +49,7 @@ READABLE = frozenset(
         TransferObject.EXEC_FILE,
         TransferObject.SIGINFO,
         TransferObject.LIBRARIES_SVR4,
+        TransferObject.OSDATA,
     }
 )
 SERVER_FEATURES = ServerFeatures(
@@ -129,6 +131,7 @@ class Session:
         self._thread_list_sent = False
         self._threads_doc: bytes | None = None
         self._libraries_doc: bytes | None = None
+        self._osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
         self._last_resume: dict[int, ResumeAction] = {}
         self.forks: dict[int, Any] = {}  # stopped children of reported forks, until GDB detaches them
         self.g_pid = 0
@@ -635,6 +638,10 @@ class Session:
             document = self._alive().read_siginfo(self._select(self.g_thread))
         elif obj is TransferObject.LIBRARIES_SVR4:
             document = self._libraries_document()
+        elif obj is TransferObject.OSDATA:
+            document = self._osdata_document(c.annex, c.offset)
+            if document is None:
+                return replies.error(errno_mod.EINVAL)
         else:
             return replies.unsupported()
         return replies.qxfer_chunk(document, c.offset, c.length, max_body)
@@ -648,6 +655,16 @@ class Session:
         current[c.offset : c.offset + len(c.data)] = c.data
         target.write_siginfo(tid, bytes(current[:128]))
         return b"%x" % len(c.data)
+
+    def _osdata_document(self, annex: bytes, offset: int) -> bytes | None:
+        """A table is read at offset 0 and served from that snapshot for the later chunks, like gdbserver."""
+        name = annex.decode(errors="replace")
+        if offset == 0 or name not in self._osdata:
+            document = osdata(name)
+            if document is None:
+                return None
+            self._osdata[name] = document
+        return self._osdata[name]
 
     def _exec_file(self, annex: bytes) -> str:
         if annex:

@@ -46,6 +46,15 @@ SCENARIOS = {
         ["break thread_ready", "continue", "print tls_var", "continue", "print tls_var", "delete", "continue"],
         [r"\$1 = 100[01]", r"\$2 = 100[01]", r"exited normally"],
     ),
+    "info-os": Scenario(
+        ["--iterations", "2", "--threads", "2"],
+        ["break thread_ready", "continue", "info os", "info os processes", "info os threads", "info os files",
+         "info os nosuchtable", "delete", "continue"],
+        [r"processes\s+Listing of all processes", r"threads\s+Listing of all threads",
+         r"pid\s+user\s+command\s+cores", r"\d+\s+\S+\s+\S*simple --iterations 2 --threads 2",
+         r"pid\s+command\s+tid\s+core", r"\d+\s+simple\s+\d+\s+\d+",
+         r"file descriptor\s+name", r"exited normally"],
+    ),
     "tls-variable-main": Scenario(
         ["--iterations", "3"],
         ["break work if i == 2", "continue", "print tls_var", "print &tls_var == &tls_var", "continue"],
