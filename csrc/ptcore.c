@@ -1617,7 +1617,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             if (!exiting)
                 return 3;
         }
-        if (extra_fd < 0) {
+        if (extra_fd < 0) { /* with a client fd to watch, sleep in ppoll (see "Sleeping in waitpid") */
             if (timeout_ms >= 0 && pt_now_ns() >= deadline)
                 return 0;
             if (sleep_in_waitpid(e, timeout_ms >= 0 ? deadline : 0, &found) >= 0)
@@ -1640,8 +1640,12 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             drain_fd(chld_wakefd);
         if (p[1].revents && take_stop_request(e))
             e->stop_requested = 1;
-        if (extra_fd >= 0 && p[2].revents && !drain(e) && !e->stop_requested)
-            return 2;
+        if (extra_fd >= 0 && p[2].revents) {
+            if (drain(e))
+                found = 1; /* events first; the input is still there next round */
+            else if (!e->stop_requested)
+                return 2;
+        }
     }
 }
 
