@@ -938,6 +938,18 @@ static int on_exec(pt_engine *e, pt_thread *t)
     return record(t, PT_EV_EXEC, SIGTRAP, r.rip, former);
 }
 
+/* DR6 when a single-step trap also hit a hardware breakpoint or watchpoint (B0-B3 set), else 0.
+ * The kernel reports such a trap as TRAP_TRACE, not TRAP_HWBKPT (x86 get_si_code() tests BS
+ * first), so a step that writes a watched variable looks like a plain step unless DR6 is read. */
+static uint64_t step_hit_debugreg(pt_engine *e, int32_t tid)
+{
+    uint64_t dr6 = 0;
+    if (!e->dr7 || pt_get_dr6(tid, &dr6) < 0 || !(dr6 & 0xf))
+        return 0;
+    ptrace(PTRACE_POKEUSER, tid, (void *)DR_OFFSET(6), 0);
+    return dr6;
+}
+
 static int on_sigtrap(pt_engine *e, pt_thread *t)
 {
     siginfo_t si;
@@ -964,6 +976,9 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
         return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     }
     if (stepping && si.si_code > 0 && si.si_code != SI_KERNEL) {
+        uint64_t dr6 = step_hit_debugreg(e, t->tid);
+        if (dr6)
+            return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     step_done:
         if (t->action == PT_ACT_RANGE && !e->stopping && !e->world_stopped && r.rip >= t->range_start &&
             r.rip < t->range_end)
@@ -1247,6 +1262,12 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             if (si.si_code == SI_KERNEL && t->stale_trap) {
                 t->stale_trap = 0;
                 continue;
+            }
+            uint64_t dr6 = step_hit_debugreg(e, tid);
+            if (dr6) { /* the stepped instruction hit a watchpoint: report it, world held */
+                struct user_regs_struct r2;
+                ptrace(PTRACE_GETREGS, tid, 0, &r2);
+                reported = record(t, PT_EV_HWTRAP, SIGTRAP, r2.rip, dr6);
             }
             break; /* the step is done */
         }

@@ -1,0 +1,51 @@
+"""Engine bugs found by GDB's own testsuite (conformance/run), each kept fixed by a test.
+
+- A single step that writes a watched variable was reported as a plain step: x86 reports the trap
+  as TRAP_TRACE when DR6 has both BS and a B0-B3 bit, so the watchpoint was lost, both for GDB's own
+  step over a breakpoint (vCont;s) and for ptstub's step over a breakpoint on a continue
+  (gdb.threads/step-over-trips-on-watchpoint.exp).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+import ptstub
+from ptstub.events import BreakpointHit, WatchpointHit
+from ptstub.target import BreakpointKind
+
+
+def _store_to(inf: ptstub.Inferior, function: str, variable: str) -> int:
+    """Address of the `mov %eax, variable(%rip)` (89 05 disp32) in `function` (fixtures are -O0)."""
+    start, target = inf.symbol(function), inf.symbol(variable)
+    code = inf.read_memory(start, 64)
+    for i in range(len(code) - 6):
+        if code[i : i + 2] == b"\x89\x05":
+            (disp,) = struct.unpack_from("<i", code, i + 2)
+            if start + i + 6 + disp == target:
+                return start + i
+    raise AssertionError(f"no store to {variable} in the first bytes of {function}: {code.hex()}")
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("how", ["step", "continue"])
+def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watchpoint(
+    fixture_path, how: str
+) -> None:
+    program = fixture_path("simple")
+    with ptstub.launch([program, "--iterations", "2"]) as inf:
+        store, watched = _store_to(inf, "touch_watch", "watch_me"), inf.symbol("watch_me")
+        inf.insert_breakpoint(store)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.pc == store
+        inf.insert_breakpoint(watched, BreakpointKind.WRITE_WATCH, 4)
+        if how == "step":  # GDB's own step over: breakpoint lifted, vCont;s
+            inf.remove_breakpoint(store)
+            event = inf.step(hit.tid)
+        else:  # ptstub steps the thread over its breakpoint, world held, then continues
+            event = inf.cont()
+        assert isinstance(event, WatchpointHit), f"{how}: the write to watch_me was not reported: {event}"
+        assert event.address == watched and event.pc == store + 6
+        assert inf.read_memory(watched, 4) == struct.pack("<i", 3)
