@@ -1316,6 +1316,11 @@ static int resume_masked(pt_engine *e)
          * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
         if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;
+        /* A step with a signal enters the handler first (GDB's vCont;S: it steps into the handler
+         * and lets the breakpoint hit again when the handler returns). A continue with a signal
+         * still steps over first and delivers the signal with the real resume. */
+        if (t->action == PT_ACT_STEP && t->action_sig)
+            continue;
         struct user_regs_struct r;
         if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0 || !bp_at(e, r.rip))
             continue;

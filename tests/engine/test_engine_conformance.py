@@ -4,17 +4,22 @@
   as TRAP_TRACE when DR6 has both BS and a B0-B3 bit, so the watchpoint was lost, both for GDB's own
   step over a breakpoint (vCont;s) and for ptstub's step over a breakpoint on a continue
   (gdb.threads/step-over-trips-on-watchpoint.exp).
+- A thread resumed with a signal while sitting on a breakpoint it had hit was first stepped over the
+  breakpoint without the signal, so `vCont;S` (GDB stepping into a handler) ran the instruction and
+  lost the signal; the signal must go first, its handler returns onto the breakpoint
+  (gdb.threads/multiple-step-overs.exp "displaced=on: signal thrN").
 """
 
 from __future__ import annotations
 
+import signal
 import struct
 
 import pytest
 
 import ptstub
-from ptstub.events import BreakpointHit, WatchpointHit
-from ptstub.target import BreakpointKind
+from ptstub.events import BreakpointHit, StepDone, WatchpointHit
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 
 def _store_to(inf: ptstub.Inferior, function: str, variable: str) -> int:
@@ -49,3 +54,18 @@ def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watch
         assert isinstance(event, WatchpointHit), f"{how}: the write to watch_me was not reported: {event}"
         assert event.address == watched and event.pc == store + 6
         assert inf.read_memory(watched, 4) == struct.pack("<i", 3)
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_step_with_a_signal_from_a_breakpoint_enters_the_handler_first(fixture_path) -> None:
+    program = fixture_path("signals")
+    with ptstub.launch([program, "--wait-cont"]) as inf:
+        target, handler = inf.symbol("hit_target"), inf.symbol("on_usr1")  # SIGUSR1 unblocked in main
+        inf.insert_breakpoint(target)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.pc == target
+        inf.resume({hit.tid: ResumeAction(ResumeKind.STEP, signal.SIGUSR1)})
+        event = inf.wait(10)
+        assert isinstance(event, StepDone) and event.pc == handler, f"the step did not enter the handler: {event}"
+        again = inf.cont()  # the handler returns onto the breakpoint, which was never executed
+        assert isinstance(again, BreakpointHit) and again.pc == target and again.tid == hit.tid
