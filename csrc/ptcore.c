@@ -508,11 +508,16 @@ int pt_get_regs(pt_engine *e, int32_t tid, uint8_t *buf216)
 int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216)
 {
     const struct user_regs_struct *r = (const void *)buf216;
+    pt_thread *t = find(e, tid);
+    struct user_regs_struct old;
+    int moved = t && t->on_breakpoint && (ptrace(PTRACE_GETREGS, tid, 0, &old) < 0 || old.rip != r->rip);
     if (ptrace(PTRACE_SETREGS, tid, 0, (void *)buf216) < 0)
         return -errno;
-    pt_thread *t = find(e, tid);
-    if (t && bp_at(e, r->rip))
-        t->on_breakpoint = 1; /* moved onto a breakpoint: it must be stepped over on resume */
+    /* Moved off the int3 it reported: it has not executed what is at its new pc, so a breakpoint
+     * there hits on resume (GDB's `jump` to a breakpoint stops at once, as with gdbserver, which
+     * never steps over GDB's breakpoints itself). */
+    if (moved)
+        t->on_breakpoint = 0;
     /* A pending breakpoint hit is moot once the pc was moved elsewhere (gdbserver does the same). */
     if (t && (t->ev_kind == PT_EV_BREAKPOINT || t->ev_kind == PT_EV_STEP) && t->ev_pc != r->rip)
         t->ev_kind = PT_EV_NONE;
@@ -1312,7 +1317,7 @@ static int resume_masked(pt_engine *e)
         any = 1;
         if (t->action != PT_ACT_CONT)
             e->last_stepped_tid = t->tid;
-        /* Only a thread that reported an int3 (pc rewound) or was moved onto one can sit on a
+        /* Only a thread that reported an int3 (pc rewound) and was not moved since sits on a
          * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
         if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;

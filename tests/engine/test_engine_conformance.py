@@ -8,6 +8,9 @@
   breakpoint without the signal, so `vCont;S` (GDB stepping into a handler) ran the instruction and
   lost the signal; the signal must go first, its handler returns onto the breakpoint
   (gdb.threads/multiple-step-overs.exp "displaced=on: signal thrN").
+- A thread moved by GDB from the breakpoint it hit onto another breakpoint (`jump LINE` with a
+  breakpoint on LINE) was stepped over the new one: the jump must stop there at once
+  (gdb.base/foll-exec.exp "jump to execl call").
 """
 
 from __future__ import annotations
@@ -69,3 +72,20 @@ def test_step_with_a_signal_from_a_breakpoint_enters_the_handler_first(fixture_p
         assert isinstance(event, StepDone) and event.pc == handler, f"the step did not enter the handler: {event}"
         again = inf.cont()  # the handler returns onto the breakpoint, which was never executed
         assert isinstance(again, BreakpointHit) and again.pc == target and again.tid == hit.tid
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_pc_moved_onto_another_breakpoint_hits_it_at_once(fixture_path) -> None:
+    program = fixture_path("simple")
+    with ptstub.launch([program, "--iterations", "2"]) as inf:
+        work, add1 = inf.symbol("work"), inf.symbol("add1")
+        inf.insert_breakpoint(work)
+        inf.insert_breakpoint(add1)  # never called by the program itself
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.pc == work
+        inf.set_regs(hit.tid, {"rip": add1})  # GDB's `jump *add1`
+        event = inf.cont()
+        assert isinstance(event, BreakpointHit) and event.pc == add1, f"the jump ran past add1: {event}"
+        inf.set_regs(hit.tid, {"rip": work})  # and back onto the first one: it hits again too
+        event = inf.cont()
+        assert isinstance(event, BreakpointHit) and event.pc == work, f"the jump ran past work: {event}"
