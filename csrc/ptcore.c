@@ -1011,8 +1011,15 @@ static int on_syscall_stop(pt_engine *e, pt_thread *t)
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return keep_or_resume(e, t);
+    /* Entry or exit from the kernel itself (ptrace(2), PTRACE_GET_SYSCALL_INFO, Linux 5.3): a
+     * toggle goes wrong when catching starts inside a call (after a vfork event) or a thread was
+     * stepped or continued through one. The toggle stays as the fallback for older kernels. */
+    uint8_t info[88] = {0}; /* struct ptrace_syscall_info; op is its first byte */
     int is_exit = t->in_syscall;
-    t->in_syscall = !t->in_syscall;
+    if (ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof info, info) > 0 &&
+        (info[0] == 1 || info[0] == 2))
+        is_exit = info[0] == 2; /* PTRACE_SYSCALL_INFO_ENTRY 1, _EXIT 2 */
+    t->in_syscall = !is_exit;
     return record(t, PT_EV_SYSCALL, is_exit, r.rip, r.orig_rax);
 }
 

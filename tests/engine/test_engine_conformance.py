@@ -11,6 +11,10 @@
 - A thread moved by GDB from the breakpoint it hit onto another breakpoint (`jump LINE` with a
   breakpoint on LINE) was stepped over the new one: the jump must stop there at once
   (gdb.base/foll-exec.exp "jump to execl call").
+- Syscall entry and return were told apart by a per-thread toggle, which went wrong once a thread
+  was stepped through a call while catching was off, or catching began inside a call (after a vfork
+  event): entry was reported as return and the other way round (gdb.base/catch-syscall.exp
+  "skipping return", "restarting inferior", "mid-vfork").
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import struct
 import pytest
 
 import ptstub
-from ptstub.events import BreakpointHit, StepDone, WatchpointHit
+from ptstub.events import BreakpointHit, StepDone, SyscallStop, WatchpointHit
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 
@@ -89,3 +93,24 @@ def test_pc_moved_onto_another_breakpoint_hits_it_at_once(fixture_path) -> None:
         inf.set_regs(hit.tid, {"rip": work})  # and back onto the first one: it hits again too
         event = inf.cont()
         assert isinstance(event, BreakpointHit) and event.pc == work, f"the jump ran past work: {event}"
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_syscall_entry_after_stepping_through_a_call_uncaught_is_an_entry(fixture_path) -> None:
+    program = fixture_path("simple")
+    with ptstub.launch([program, "--iterations", "1"]) as inf:  # its syscalls: write, write, exit_group
+        inf.insert_breakpoint(inf.symbol("work"))
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit)
+        inf.remove_breakpoint(hit.pc)
+        inf.set_options(catch_syscalls=True)
+        entry = inf.cont()
+        assert isinstance(entry, SyscallStop) and not entry.returned, entry
+        inf.set_options(catch_syscalls=False)
+        stepped = inf.step(entry.tid)  # through the rest of the call: its return stop is never seen
+        assert isinstance(stepped, StepDone)
+        inf.set_options(catch_syscalls=True)
+        event = inf.cont()
+        assert isinstance(event, SyscallStop) and not event.returned, f"an entry reported as a return: {event}"
+        following = inf.cont()
+        assert isinstance(following, SyscallStop) and following.returned and following.number == event.number
