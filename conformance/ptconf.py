@@ -581,6 +581,11 @@ def resolve_server_prog(stub: str, cache: Path) -> str:
         if not os.access(p, os.X_OK):
             raise UsageError("gdbserver not found")
         return str(Path(p).resolve())
+    # This checkout's own venv first (scripts/setup.sh): a `ptstub` on PATH may be another checkout's
+    # editable install, and a run must test the code next to the tool.
+    venv = REPO_ROOT / ".venv" / "bin" / "ptstub"
+    if os.access(venv, os.X_OK):
+        return str(venv)
     p = shutil.which("ptstub")
     if p:
         return str(Path(p).resolve())
@@ -888,6 +893,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="ptstub",
         help="stub under test (default: ptstub, the console script or python3 -m ptstub)",
     )
+    p.add_argument(
+        "--stub-prog",
+        metavar="PATH",
+        help="program started for --stub in place of the one found (e.g. a wrapper around a snapshot)",
+    )
     p.add_argument("--baseline", action="store_true", help="also run the same selection against gdbserver and compare")
     p.add_argument("--subset", default="ci", help="ci | full | path to a selection list (default: ci)")
     p.add_argument(
@@ -1089,6 +1099,10 @@ def _main(args: argparse.Namespace) -> int:
 
     stubs = [args.stub] + (["gdbserver"] if args.baseline and args.stub != "gdbserver" else [])
     progs = {s: resolve_server_prog(s, cache) for s in stubs}
+    if args.stub_prog:
+        if not os.access(args.stub_prog, os.X_OK):
+            raise UsageError(f"--stub-prog: {args.stub_prog} is not an executable")
+        progs[args.stub] = str(Path(args.stub_prog).resolve())
 
     runs_root = cache / "runs"
     runs_root.mkdir(exist_ok=True)

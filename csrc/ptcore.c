@@ -647,13 +647,14 @@ int pt_get_regs(pt_engine *e, int32_t tid, uint8_t *buf216)
 int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216)
 {
     const struct user_regs_struct *r = (const void *)buf216;
+    pt_thread *t = find(e, tid);
     if (ptrace(PTRACE_SETREGS, tid, 0, (void *)buf216) < 0)
         return -errno;
-    pt_thread *t = find(e, tid);
-    if (t && bp_at(e, r->rip))
-        t->on_breakpoint = 1; /* moved onto a breakpoint: it must be stepped over on resume */
-    if (t)
-        t->bp_pc = r->rip;
+    /* Moved off the int3 it reported: it has not executed what is at its new pc, so a breakpoint
+     * there hits on resume (GDB's `jump` to a breakpoint stops at once, as with gdbserver, which
+     * never steps over GDB's breakpoints itself). */
+    if (t && t->on_breakpoint && t->bp_pc != r->rip)
+        t->on_breakpoint = 0;
     /* A pending breakpoint hit is moot once the pc was moved elsewhere (gdbserver does the same). */
     if (t && (t->ev_kind == PT_EV_BREAKPOINT || t->ev_kind == PT_EV_STEP) && t->ev_pc != r->rip)
         t->ev_kind = PT_EV_NONE;
@@ -1137,6 +1138,18 @@ static int on_exec(pt_engine *e, pt_thread *t)
     return record(t, PT_EV_EXEC, SIGTRAP, r.rip, former);
 }
 
+/* DR6 when a single-step trap also hit a hardware breakpoint or watchpoint (B0-B3 set), else 0.
+ * The kernel reports such a trap as TRAP_TRACE, not TRAP_HWBKPT (x86 get_si_code() tests BS
+ * first), so a step that writes a watched variable looks like a plain step unless DR6 is read. */
+static uint64_t step_hit_debugreg(pt_engine *e, int32_t tid)
+{
+    uint64_t dr6 = 0;
+    if (!e->dr7 || pt_get_dr6(tid, &dr6) < 0 || !(dr6 & 0xf))
+        return 0;
+    ptrace(PTRACE_POKEUSER, tid, (void *)DR_OFFSET(6), 0);
+    return dr6;
+}
+
 static int on_sigtrap(pt_engine *e, pt_thread *t)
 {
     siginfo_t si;
@@ -1164,6 +1177,9 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
         return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     }
     if (stepping && si.si_code > 0 && si.si_code != SI_KERNEL) {
+        uint64_t dr6 = step_hit_debugreg(e, t->tid);
+        if (dr6)
+            return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     step_done:
         if (t->action == PT_ACT_RANGE && !e->stopping && !e->world_stopped && r.rip >= t->range_start &&
             r.rip < t->range_end)
@@ -1191,8 +1207,15 @@ static int on_syscall_stop(pt_engine *e, pt_thread *t)
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return keep_or_resume(e, t);
+    /* Entry or exit from the kernel itself (ptrace(2), PTRACE_GET_SYSCALL_INFO, Linux 5.3): a
+     * toggle goes wrong when catching starts inside a call (after a vfork event) or a thread was
+     * stepped or continued through one. The toggle stays as the fallback for older kernels. */
+    uint8_t info[88] = {0}; /* struct ptrace_syscall_info; op is its first byte */
     int is_exit = t->in_syscall;
-    t->in_syscall = !t->in_syscall;
+    if (ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof info, info) > 0 &&
+        (info[0] == 1 || info[0] == 2))
+        is_exit = info[0] == 2; /* PTRACE_SYSCALL_INFO_ENTRY 1, _EXIT 2 */
+    t->in_syscall = !is_exit;
     return record(t, PT_EV_SYSCALL, is_exit, r.rip, r.orig_rax);
 }
 
@@ -1460,6 +1483,12 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
                 t->stale_trap = 0;
                 continue;
             }
+            uint64_t dr6 = step_hit_debugreg(e, tid);
+            if (dr6) { /* the stepped instruction hit a watchpoint: report it, world held */
+                struct user_regs_struct r2;
+                ptrace(PTRACE_GETREGS, tid, 0, &r2);
+                reported = record(t, PT_EV_HWTRAP, SIGTRAP, r2.rip, dr6);
+            }
             break; /* the step is done */
         }
         if (sig < 65 && ((e->pass_signals >> (sig - 1)) & 1)) {
@@ -1503,11 +1532,16 @@ static int resume_masked(pt_engine *e)
         any = 1;
         if (t->action != PT_ACT_CONT)
             e->last_stepped_tid = t->tid;
-        /* Only a thread that reported an int3 (pc rewound) or was moved onto one can sit on a
+        /* Only a thread that reported an int3 (pc rewound) and was not moved since sits on a
          * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
         if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;
-        struct user_regs_struct r; /* bp_pc is its pc: only pt_set_regs moves a stopped thread */
+        /* A step with a signal enters the handler first (GDB's vCont;S: it steps into the handler
+         * and lets the breakpoint hit again when the handler returns). A continue with a signal
+         * still steps over first and delivers the signal with the real resume. */
+        if (t->action == PT_ACT_STEP && t->action_sig)
+            continue;
+        struct user_regs_struct r; /* its pc is bp_pc: pt_set_regs clears on_breakpoint on a move */
         if (!bp_at(e, t->bp_pc))
             continue;
         int32_t tid = t->tid;

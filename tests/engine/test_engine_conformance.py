@@ -1,0 +1,116 @@
+"""Engine bugs found by GDB's own testsuite (conformance/run), each kept fixed by a test.
+
+- A single step that writes a watched variable was reported as a plain step: x86 reports the trap
+  as TRAP_TRACE when DR6 has both BS and a B0-B3 bit, so the watchpoint was lost, both for GDB's own
+  step over a breakpoint (vCont;s) and for ptstub's step over a breakpoint on a continue
+  (gdb.threads/step-over-trips-on-watchpoint.exp).
+- A thread resumed with a signal while sitting on a breakpoint it had hit was first stepped over the
+  breakpoint without the signal, so `vCont;S` (GDB stepping into a handler) ran the instruction and
+  lost the signal; the signal must go first, its handler returns onto the breakpoint
+  (gdb.threads/multiple-step-overs.exp "displaced=on: signal thrN").
+- A thread moved by GDB from the breakpoint it hit onto another breakpoint (`jump LINE` with a
+  breakpoint on LINE) was stepped over the new one: the jump must stop there at once
+  (gdb.base/foll-exec.exp "jump to execl call").
+- Syscall entry and return were told apart by a per-thread toggle, which went wrong once a thread
+  was stepped through a call while catching was off, or catching began inside a call (after a vfork
+  event): entry was reported as return and the other way round (gdb.base/catch-syscall.exp
+  "skipping return", "restarting inferior", "mid-vfork").
+"""
+
+from __future__ import annotations
+
+import signal
+import struct
+
+import pytest
+
+import ptstub
+from ptstub.events import BreakpointHit, StepDone, SyscallStop, WatchpointHit
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
+
+
+def _store_to(inf: ptstub.Inferior, function: str, variable: str) -> int:
+    """Address of the `mov %eax, variable(%rip)` (89 05 disp32) in `function` (fixtures are -O0)."""
+    start, target = inf.symbol(function), inf.symbol(variable)
+    code = inf.read_memory(start, 64)
+    for i in range(len(code) - 6):
+        if code[i : i + 2] == b"\x89\x05":
+            (disp,) = struct.unpack_from("<i", code, i + 2)
+            if start + i + 6 + disp == target:
+                return start + i
+    raise AssertionError(f"no store to {variable} in the first bytes of {function}: {code.hex()}")
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("how", ["step", "continue"])
+def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watchpoint(
+    fixture_path, how: str
+) -> None:
+    program = fixture_path("simple")
+    with ptstub.launch([program, "--iterations", "2"]) as inf:
+        store, watched = _store_to(inf, "touch_watch", "watch_me"), inf.symbol("watch_me")
+        inf.insert_breakpoint(store)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.pc == store
+        inf.insert_breakpoint(watched, BreakpointKind.WRITE_WATCH, 4)
+        if how == "step":  # GDB's own step over: breakpoint lifted, vCont;s
+            inf.remove_breakpoint(store)
+            event = inf.step(hit.tid)
+        else:  # ptstub steps the thread over its breakpoint, world held, then continues
+            event = inf.cont()
+        assert isinstance(event, WatchpointHit), f"{how}: the write to watch_me was not reported: {event}"
+        assert event.address == watched and event.pc == store + 6
+        assert inf.read_memory(watched, 4) == struct.pack("<i", 3)
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_step_with_a_signal_from_a_breakpoint_enters_the_handler_first(fixture_path) -> None:
+    program = fixture_path("signals")
+    with ptstub.launch([program, "--wait-cont"]) as inf:
+        target, handler = inf.symbol("hit_target"), inf.symbol("on_usr1")  # SIGUSR1 unblocked in main
+        inf.insert_breakpoint(target)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.pc == target
+        inf.resume({hit.tid: ResumeAction(ResumeKind.STEP, signal.SIGUSR1)})
+        event = inf.wait(10)
+        assert isinstance(event, StepDone) and event.pc == handler, f"the step did not enter the handler: {event}"
+        again = inf.cont()  # the handler returns onto the breakpoint, which was never executed
+        assert isinstance(again, BreakpointHit) and again.pc == target and again.tid == hit.tid
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_pc_moved_onto_another_breakpoint_hits_it_at_once(fixture_path) -> None:
+    program = fixture_path("simple")
+    with ptstub.launch([program, "--iterations", "2"]) as inf:
+        work, add1 = inf.symbol("work"), inf.symbol("add1")
+        inf.insert_breakpoint(work)
+        inf.insert_breakpoint(add1)  # never called by the program itself
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.pc == work
+        inf.set_regs(hit.tid, {"rip": add1})  # GDB's `jump *add1`
+        event = inf.cont()
+        assert isinstance(event, BreakpointHit) and event.pc == add1, f"the jump ran past add1: {event}"
+        inf.set_regs(hit.tid, {"rip": work})  # and back onto the first one: it hits again too
+        event = inf.cont()
+        assert isinstance(event, BreakpointHit) and event.pc == work, f"the jump ran past work: {event}"
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_syscall_entry_after_stepping_through_a_call_uncaught_is_an_entry(fixture_path) -> None:
+    program = fixture_path("simple")
+    with ptstub.launch([program, "--iterations", "1"]) as inf:  # its syscalls: write, write, exit_group
+        inf.insert_breakpoint(inf.symbol("work"))
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit)
+        inf.remove_breakpoint(hit.pc)
+        inf.set_options(catch_syscalls=True)
+        entry = inf.cont()
+        assert isinstance(entry, SyscallStop) and not entry.returned, entry
+        inf.set_options(catch_syscalls=False)
+        stepped = inf.step(entry.tid)  # through the rest of the call: its return stop is never seen
+        assert isinstance(stepped, StepDone)
+        inf.set_options(catch_syscalls=True)
+        event = inf.cont()
+        assert isinstance(event, SyscallStop) and not event.returned, f"an entry reported as a return: {event}"
+        following = inf.cont()
+        assert isinstance(following, SyscallStop) and following.returned and following.number == event.number
