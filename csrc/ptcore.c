@@ -292,18 +292,27 @@ static void restore_mask(const sigset_t *old)
     } while (0)
 
 /* Read "Tgid:" or a signal mask line from /proc/PID/task/TID/status. */
-static int read_status_field(int pid, int tid, const char *field, char *out, size_t outlen)
+/* Read a small /proc file into buf (NUL-terminated); returns 0 or -errno. */
+static int read_proc_file(const char *path, char *buf, size_t size)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
+    ssize_t n = read(fd, buf, size - 1);
     close(fd);
     if (n <= 0)
         return -EIO;
     buf[n] = 0;
+    return 0;
+}
+
+static int read_status_field(int pid, int tid, const char *field, char *out, size_t outlen)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+    int rc = read_proc_file(path, buf, sizeof buf);
+    if (rc < 0)
+        return rc;
     size_t flen = strlen(field);
     for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
         if (strncmp(line, field, flen) == 0) {
@@ -326,14 +335,9 @@ static int tgid_of(int tid)
 {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/%d/status", tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return -EIO;
-    buf[n] = 0;
+    int rc = read_proc_file(path, buf, sizeof buf);
+    if (rc < 0)
+        return rc;
     char *p = strstr(buf, "\nTgid:");
     return p ? atoi(p + 6) : -ENOENT;
 }
@@ -343,14 +347,8 @@ static char task_state(int pid, int tid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    if (read_proc_file(path, buf, sizeof buf) < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = 0;
     char *p = strrchr(buf, ')');
     return (p && p[1] && p[2]) ? p[2] : 0;
 }
