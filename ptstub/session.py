@@ -16,7 +16,6 @@ import os
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ptstub.errors import PtstubError, TargetError
@@ -34,6 +33,7 @@ from ptstub.rsp.features import (
     supported_reply,
 )
 from ptstub.rsp.threadid import ThreadId
+from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 log = logging.getLogger("ptstub.rsp")
@@ -72,17 +72,6 @@ SERVER_FEATURES = ServerFeatures(
     readable_objects=READABLE,
     writable_objects=frozenset({TransferObject.SIGINFO}),
 )
-
-
-@dataclass
-class LaunchSettings:
-    """What extended-mode `vRun` uses: set by `Q*` packets before it (gdbserver defaults)."""
-
-    disable_randomization: bool = True
-    startup_with_shell: bool = True
-    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    working_directory: str | None = None
-    program: list[str] = field(default_factory=list)
 
 
 Launcher = Callable[[list[str], LaunchSettings], Any]
