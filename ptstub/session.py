@@ -117,6 +117,10 @@ class Session:
         self._layout: Any = None
         self._thread_list_sent = False
         self._threads_doc: bytes | None = None
+        # Per-stop caches for GDB's breakpoint loop (design-notes, "Speed with GDB in the loop").
+        self._threads_docs: dict[tuple[Any, ...], bytes] = {}  # (multiprocess, pid, (tid, core, name)...)
+        self._resume_plans: dict[tuple[int, int, tuple[int, ...]], tuple[cmd.Resume, dict[int, ResumeAction]]] = {}
+        self._reason_filter: tuple[NegotiatedFeatures, dict[replies.StopReasonKind, bool]] | None = None
         self._libraries_doc: bytes | None = None
         self._last_resume: dict[int, ResumeAction] = {}
         self.forks: dict[int, Any] = {}  # stopped children of reported forks, until GDB detaches them
@@ -336,11 +340,19 @@ class Session:
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
             target = self._alive()
-            described = (
-                replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
-                for t in target.threads()
-            )
-            self._threads_doc = replies.threads_xml(described, self.features.multiprocess)
+            threads = target.threads()
+            key = (self.features.multiprocess, self.pid, *((t.tid, t.core, t.name) for t in threads))
+            document = self._threads_docs.get(key)
+            if document is None:  # the thread set or a name changed since a stop that had this list
+                described = (
+                    replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
+                    for t in threads
+                )
+                document = replies.threads_xml(described, self.features.multiprocess)
+                if len(self._threads_docs) >= 64:
+                    self._threads_docs.clear()
+                self._threads_docs[key] = document
+            self._threads_doc = document
         return self._threads_doc
 
     # ------------------------------------------------------------------------------------- registers
@@ -459,14 +471,25 @@ class Session:
     # ------------------------------------------------------------------------------------- run control
     def handle_resume(self, c: cmd.Resume) -> list[bytes] | None:
         target = self._alive()
-        actions: dict[int, ResumeAction] = {}
-        for tid in target.thread_ids():
-            action = c.action_for(self.pid, tid)
-            if action is None:
-                continue
-            resume = action.to_resume_action()
-            if resume is not None:
-                actions[tid] = resume
+        tids = tuple(target.thread_ids())
+        # Parsed commands are memoized, so a repeated vCont is the same object: key on its identity
+        # (hashing the frozen value walks every field in Python) and keep the object to check it.
+        key = (id(c), target.pid, tids)
+        plan = self._resume_plans.get(key)
+        if plan is not None and plan[0] is c:
+            actions = plan[1]
+        else:
+            actions = {}
+            for tid in tids:
+                action = c.action_for(self.pid, tid)
+                if action is None:
+                    continue
+                resume = action.to_resume_action()
+                if resume is not None:
+                    actions[tid] = resume
+            if len(self._resume_plans) >= 256:
+                self._resume_plans.clear()
+            self._resume_plans[key] = (c, actions)  # never mutated: _resume and the target only read it
         return self._resume(actions)
 
     def handle_continue(self, c: cmd.Continue) -> list[bytes] | None:
@@ -556,16 +579,19 @@ class Session:
         return reply
 
     def _reason_negotiated(self, reason: replies.StopReason) -> bool:
-        kind = reason.kind
-        negotiated = {
-            replies.StopReasonKind.SOFTWARE_BREAKPOINT: self.features.swbreak,
-            replies.StopReasonKind.HARDWARE_BREAKPOINT: self.features.hwbreak,
-            replies.StopReasonKind.FORK: self.features.fork_events,
-            replies.StopReasonKind.VFORK: self.features.vfork_events,
-            replies.StopReasonKind.VFORK_DONE: self.features.vfork_events,
-            replies.StopReasonKind.EXEC: self.features.exec_events,
-        }
-        return negotiated.get(kind, True)
+        cached = self._reason_filter
+        if cached is None or cached[0] is not self.features:
+            features = self.features
+            negotiated = {
+                replies.StopReasonKind.SOFTWARE_BREAKPOINT: features.swbreak,
+                replies.StopReasonKind.HARDWARE_BREAKPOINT: features.hwbreak,
+                replies.StopReasonKind.FORK: features.fork_events,
+                replies.StopReasonKind.VFORK: features.vfork_events,
+                replies.StopReasonKind.VFORK_DONE: features.vfork_events,
+                replies.StopReasonKind.EXEC: features.exec_events,
+            }
+            cached = self._reason_filter = (features, negotiated)
+        return cached[1].get(reason.kind, True)
 
     def _stop_reply_for_thread(self, signal: int, tid: int, reason: replies.StopReason | None) -> bytes:
         registers: list[tuple[int, bytes]] = []
