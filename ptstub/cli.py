@@ -283,6 +283,7 @@ def run_server(opts: Options, endpoint: Any) -> int:
             program=opts.program,
         )
         session.settings.disable_randomization = opts.disable_randomization
+        session.prepare()
         return session
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))

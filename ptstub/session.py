@@ -256,6 +256,13 @@ class Session:
             self._layout = x86_64.layout_for(self._alive().read_xstate(tid))
         return self._layout
 
+    def prepare(self) -> None:
+        """Build the target description now, before GDB connects: it is GDB's first real request, and
+        the arch module's import and the description take ~10-30 ms that can overlap GDB's start-up."""
+        if self.target is not None and self.target.alive:
+            with contextlib.suppress(PtstubError):
+                self._layout_for(self._select(0))
+
     def _registers(self, tid: int, with_xstate: bool = True) -> tuple[bytes, bytes]:
         cached = self._regs.get(tid)
         target = self._current()
