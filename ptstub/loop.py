@@ -209,6 +209,7 @@ def serve_connection(
     last_reply = b""
     queued: deque[bytes] = deque()
     recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
+    take_packet = reader.take_packet
     while not session.finished:
         if session.running:
             if listener is not None:
@@ -220,7 +221,14 @@ def serve_connection(
         data = recv()
         if not data:
             raise ConnectionError("GDB closed the connection")
-        for frame in feed(data):
+        body = take_packet(data)
+        if body is not None:  # the common case: one whole request
+            if not session.no_ack:
+                send(b"+")
+            if remote_debug:
+                remote_debug("getpkt", body)
+            queued.append(body)
+        for frame in feed(data) if body is None else ():
             if type(frame) is Packet:  # first: nearly every frame is a packet
                 if not session.no_ack:
                     send(b"+")

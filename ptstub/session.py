@@ -121,6 +121,7 @@ class Session:
         self._threads_docs: dict[tuple[Any, ...], bytes] = {}  # (multiprocess, pid, (tid, core, name)...)
         self._resume_plans: dict[tuple[int, int, tuple[int, ...]], tuple[cmd.Resume, dict[int, ResumeAction]]] = {}
         self._reason_filter: tuple[NegotiatedFeatures, dict[replies.StopReasonKind, bool]] | None = None
+        self._stop_replies: dict[tuple[Any, ...], bytes] = {}
         self._libraries_doc: bytes | None = None
         self._last_resume: dict[int, ResumeAction] = {}
         self.forks: dict[int, Any] = {}  # stopped children of reported forks, until GDB detaches them
@@ -608,9 +609,20 @@ class Session:
             registers = [(n, layout.read_register(n, gpr, xstate)) for n in EXPEDITED]
         except PtstubError:
             pass
-        return replies.stop_reply_signal(
-            signal, self._thread_id(tid), registers, reason, multiprocess=self.features.multiprocess
-        )
+        # A breakpoint loop stops the same thread at the same place again and again: keep those replies
+        # (only for the constant reasons, whose identity stands for their value).
+        memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
+        key = (signal, self.pid, tid, id(reason), self.features.multiprocess, *registers)
+        reply = self._stop_replies.get(key) if memo else None
+        if reply is None:
+            reply = replies.stop_reply_signal(
+                signal, self._thread_id(tid), registers, reason, multiprocess=self.features.multiprocess
+            )
+            if memo:
+                if len(self._stop_replies) >= 256:
+                    self._stop_replies.clear()
+                self._stop_replies[key] = reply
+        return reply
 
     def _forget_target(self) -> None:
         target = self.target

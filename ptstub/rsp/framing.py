@@ -129,10 +129,9 @@ class PacketReader:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Consume `data` and return every frame it completes, in order."""
-        if not self._buffer and self._state is _State.IDLE and not self._skip:
-            whole = self._whole_packet(data)
-            if whole is not None:
-                return [whole]
+        body = self.take_packet(data)
+        if body is not None:
+            return [Packet(body)]
         buf = self._buffer
         buf += data
         frames: list[Frame] = []
@@ -161,9 +160,13 @@ class PacketReader:
             buf.clear()
         return frames
 
-    def _whole_packet(self, data: bytes) -> Packet | BadPacket | None:
-        """The common case in one step: `data` is exactly one `$body#cs` (GDB in no-ack mode writes
-        each request at once, and waits for the reply before the next); None for anything else."""
+    def take_packet(self, data: bytes) -> bytes | None:
+        """The body of `data` when it is exactly one well-formed packet and nothing is buffered (GDB in
+        no-ack mode writes each request at once); None otherwise, and then `feed(data)` must be called.
+
+        The connection loop's fast path: no frame list and no `Packet` value per request."""
+        if self._buffer or self._state is not _State.IDLE or self._skip:
+            return None
         hash_at = len(data) - 3
         if (
             hash_at < 1
@@ -176,11 +179,9 @@ class PacketReader:
         body = data[1:hash_at]
         high = _HEX_VALUE.get(data[hash_at + 1])
         low = _HEX_VALUE.get(data[hash_at + 2])
-        if high is None or low is None:
-            return BadPacket(body, BadPacketReason.MALFORMED_CHECKSUM)
-        if checksum(body) != high << 4 | low:
-            return BadPacket(body, BadPacketReason.CHECKSUM)
-        return Packet(body)
+        if high is None or low is None or checksum(body) != high << 4 | low:
+            return None  # `feed` reports it as a BadPacket
+        return body
 
     def _read_idle(self, buf: bytearray, pos: int, end: int, frames: list[Frame]) -> int:
         """Handle one byte outside a packet; return the next position."""

@@ -314,3 +314,14 @@ def test_memoized_replies_are_framed_like_fresh_ones() -> None:
             framing._escape_framing(body),
             framing.checksum(framing._escape_framing(body)),
         )
+
+
+def test_take_packet_only_takes_one_clean_packet() -> None:
+    body = b"Z0,555555556410,1"
+    wire = b"$%s#%02x" % (body, sum(body) & 0xFF)
+    assert PacketReader().take_packet(wire) == body
+    for other in (wire + b"+", b"+" + wire, wire[:-1], b"$a#00", b"$a$" + wire[1:], b"\x03", b""):
+        assert PacketReader().take_packet(other) is None, other
+    reader = PacketReader()
+    assert reader.feed(b"$ab") == []
+    assert reader.take_packet(wire) is None  # a packet is half read: the bytes belong to it
