@@ -261,7 +261,7 @@ class Session:
         """Build the target description now, before GDB connects: it is GDB's first real request, and
         the arch module's import and the description take ~10-30 ms that can overlap GDB's start-up."""
         if self.target is not None and self.target.alive:
-            with contextlib.suppress(PtstubError):
+            with contextlib.suppress(PtstubError, OSError, ValueError):  # best effort: GDB's request retries
                 self._layout_for(self._select(0))
 
     def _registers(self, tid: int, with_xstate: bool = True) -> tuple[bytes, bytes]:
