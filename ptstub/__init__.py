@@ -2,18 +2,28 @@
 
 `ptstub.launch(argv)` and `ptstub.attach(pid)` give an `Inferior` (see `ptstub.linux.inferior`);
 `ptstub.events` holds the typed stop events and `ptstub.errors` the exceptions.
+
+The names are loaded on first use (PEP 562 `__getattr__`): importing `ptstub` (as the pytest plugin
+entry point, the CLI and `ptstub.rsp` do) must not load the engine's cffi module and pyelftools
+(~0.1 s), which only `launch`, `attach` and `Inferior` need.
 """
 
-from ptstub.errors import (
-    AttachError,
-    LaunchError,
-    MemoryAccessError,
-    NoSuchThreadError,
-    PtstubError,
-    StopTimeout,
-    TargetError,
-)
-from ptstub.linux import Inferior, attach, launch
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ptstub.errors import (
+        AttachError,
+        LaunchError,
+        MemoryAccessError,
+        NoSuchThreadError,
+        PtstubError,
+        StopTimeout,
+        TargetError,
+    )
+    from ptstub.linux import Inferior, attach, launch
 
 __version__ = "0.1.0"
 __all__ = [
@@ -28,3 +38,20 @@ __all__ = [
     "attach",
     "launch",
 ]
+
+_HOMES = {name: "ptstub.linux" for name in ("Inferior", "attach", "launch")} | {
+    name: "ptstub.errors" for name in __all__ if name.endswith("Error") or name == "StopTimeout"
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ptstub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

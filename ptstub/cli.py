@@ -204,7 +204,7 @@ def _remote_debug_printer(direction: str, body: bytes) -> None:
 
 def _launcher(opts: Options) -> Any:
     from ptstub.linux import launch
-    from ptstub.session import LaunchSettings
+    from ptstub.settings import LaunchSettings
 
     def start(argv: list[str], settings: LaunchSettings) -> Any:
         inferior = launch(
@@ -248,8 +248,13 @@ def _attacher() -> Any:
 
 
 def run_server(opts: Options, endpoint: Any) -> int:
+    """Start or attach to the program, listen, then serve.
+
+    The session and the protocol layer are imported only after `Listening on port` is printed: tools
+    wait for that line, and the ~50 ms of imports then overlap GDB's own start-up instead of delaying it.
+    """
     from ptstub.loop import Listener
-    from ptstub.session import LaunchSettings, Session
+    from ptstub.settings import LaunchSettings
 
     launcher = _launcher(opts)
     attacher = _attacher()
@@ -265,32 +270,45 @@ def run_server(opts: Options, endpoint: Any) -> int:
             return 1
     elif opts.program and not opts.multi:
         target = launcher(opts.program, settings)
-    session = Session(
-        target,
-        launcher=launcher,
-        attacher=attacher,
-        extended=opts.multi,
-        attached=opts.attach_pid is not None,
-        program=opts.program,
-    )
-    session.settings.disable_randomization = opts.disable_randomization
+
+    def new_session() -> Any:
+        from ptstub.session import Session
+
+        session = Session(
+            target,
+            launcher=launcher,
+            attacher=attacher,
+            extended=opts.multi,
+            attached=opts.attach_pid is not None,
+            program=opts.program,
+        )
+        session.settings.disable_randomization = opts.disable_randomization
+        session.prepare()
+        return session
+
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if endpoint.stdio:
         print("Remote debugging using stdio", file=sys.stderr, flush=True)
-        return _serve_stdio(session, opts)
+        return _serve_stdio(new_session(), opts)
     try:
         listener = Listener(endpoint)
     except OSError as err:
         # gdbserver's exact words: GDB's testsuite watches for them to retry on another port.
         print(f"Can't bind address: {err.strerror}.", file=sys.stderr)
         print("Exiting", file=sys.stderr)
-        _end_target(session)
+        _end_inferior(target, opts.attach_pid is not None)
         return 1
+    session = None
     try:
+        _announce_listening(listener, opts)
+        session = new_session()
         return _serve_socket(session, listener, opts)
     finally:
         listener.close()
-        _end_target(session)
+        if session is not None:
+            _end_target(session)
+        else:
+            _end_inferior(target, opts.attach_pid is not None)
 
 
 def _serve_stdio(session: Any, opts: Options) -> int:
@@ -306,10 +324,7 @@ def _serve_stdio(session: Any, opts: Options) -> int:
     return 0
 
 
-def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
-    from ptstub.loop import serve_connection
-
-    remote_debug = _remote_debug_printer if opts.remote_debug else None
+def _announce_listening(listener: Any, opts: Options) -> None:
     if listener.endpoint.unix_path:
         print(f"Listening on {listener.endpoint.unix_path}", file=sys.stderr, flush=True)
     else:
@@ -317,6 +332,12 @@ def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
     if opts.print_gdb_line:
         where = listener.endpoint.unix_path or f"{listener.endpoint.host}:{listener.port}"
         print(f"gdb -ex 'target remote {where}'", file=sys.stderr, flush=True)
+
+
+def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
+    from ptstub.loop import serve_connection
+
+    remote_debug = _remote_debug_printer if opts.remote_debug else None
     while True:
         conn, host, port = listener.accept()
         print(f"Remote debugging from host {host}, port {port}", file=sys.stderr, flush=True)
@@ -350,12 +371,16 @@ def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
 def _end_target(session: Any) -> None:
     """ptstub is leaving: kill what it launched, detach from what it attached to."""
     target = session.target
+    session.target = None
+    _end_inferior(target, session.attached)
+
+
+def _end_inferior(target: Any, attached: bool) -> None:
     if target is None:
         return
-    session.target = None
     try:
         if target.alive:
-            if session.attached:
+            if attached:
                 print(f"Detaching from process {target.pid}", file=sys.stderr, flush=True)
                 target.detach()
             else:

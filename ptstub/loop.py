@@ -13,11 +13,12 @@ import select
 import socket
 import stat
 import sys
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ptstub.rsp.framing import Ack, BadPacket, InterruptRequest, Nack, Packet, PacketReader, encode_packet
+from ptstub.rsp.framing import BadPacket, InterruptRequest, Nack, Packet, PacketReader, encode_packet
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -206,7 +207,9 @@ def serve_connection(
     """Serve one GDB until it detaches, kills, disconnects or the session finishes."""
     reader = PacketReader()
     last_reply = b""
-    queued: list[bytes] = []
+    queued: deque[bytes] = deque()
+    recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
+    take_packet = reader.take_packet
     while not session.finished:
         if session.running:
             if listener is not None:
@@ -215,29 +218,34 @@ def serve_connection(
             if reply is not None:
                 last_reply = _send(conn, reply, remote_debug)
                 continue
-        data = conn.recv()
+        data = recv()
         if not data:
             raise ConnectionError("GDB closed the connection")
-        for frame in reader.feed(data):
-            if isinstance(frame, InterruptRequest):
-                if session.running:
-                    session.interrupt()
-            elif isinstance(frame, Packet):
+        body = take_packet(data)
+        if body is not None:  # the common case: one whole request
+            if not session.no_ack:
+                send(b"+")
+            if remote_debug:
+                remote_debug("getpkt", body)
+            queued.append(body)
+        for frame in feed(data) if body is None else ():
+            if type(frame) is Packet:  # first: nearly every frame is a packet
                 if not session.no_ack:
-                    conn.send(b"+")
+                    send(b"+")
                 if remote_debug:
                     remote_debug("getpkt", frame.body)
                 queued.append(frame.body)
-            elif isinstance(frame, BadPacket):
+            elif type(frame) is InterruptRequest:
+                if session.running:
+                    session.interrupt()
+            elif type(frame) is BadPacket:
                 log.debug("bad packet %r", frame)
                 if not session.no_ack:
-                    conn.send(b"-")
-            elif isinstance(frame, Nack) and last_reply:
-                conn.send(encode_packet(last_reply))
-            elif isinstance(frame, Ack):
-                pass
+                    send(b"-")
+            elif type(frame) is Nack and last_reply:
+                send(encode_packet(last_reply))
         while queued and not session.running and not session.finished:
-            for reply in session.handle_packet(queued.pop(0)):
+            for reply in handle_packet(queued.popleft()):
                 last_reply = _send(conn, reply, remote_debug)
 
 

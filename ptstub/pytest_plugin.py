@@ -14,7 +14,7 @@ section: every live thread of every Inferior with its tid, name, state and rip (
 
 The plugin is loaded into every pytest run of an environment where ptstub is installed, so it imports
 nothing of its own at load time: the engine's API and the harness are imported inside the fixtures.
-(The entry point still imports the `ptstub` package, whose `__init__` loads the engine: ~0.1 s.)
+(The entry point imports the `ptstub` package, whose `__init__` loads nothing until a name is used.)
 """
 
 from __future__ import annotations

@@ -16,7 +16,6 @@ import os
 import struct
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ptstub.errors import PtstubError, TargetError
@@ -35,6 +34,7 @@ from ptstub.rsp.features import (
     supported_reply,
 )
 from ptstub.rsp.threadid import ThreadId
+from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 log = logging.getLogger("ptstub.rsp")
@@ -74,17 +74,6 @@ SERVER_FEATURES = ServerFeatures(
     readable_objects=READABLE,
     writable_objects=frozenset({TransferObject.SIGINFO}),
 )
-
-
-@dataclass
-class LaunchSettings:
-    """What extended-mode `vRun` uses: set by `Q*` packets before it (gdbserver defaults)."""
-
-    disable_randomization: bool = True
-    startup_with_shell: bool = True
-    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    working_directory: str | None = None
-    program: list[str] = field(default_factory=list)
 
 
 Launcher = Callable[[list[str], LaunchSettings], Any]
@@ -130,6 +119,11 @@ class Session:
         self._layout: Any = None
         self._thread_list_sent = False
         self._threads_doc: bytes | None = None
+        # Per-stop caches for GDB's breakpoint loop (design-notes, "Speed with GDB in the loop").
+        self._threads_docs: dict[tuple[Any, ...], bytes] = {}  # (multiprocess, pid, (tid, core, name)...)
+        self._resume_plans: dict[tuple[int, int, tuple[int, ...]], tuple[cmd.Resume, dict[int, ResumeAction]]] = {}
+        self._reason_filter: tuple[NegotiatedFeatures, dict[replies.StopReasonKind, bool]] | None = None
+        self._stop_replies: dict[tuple[Any, ...], bytes] = {}
         self._libraries_doc: bytes | None = None
         self._osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
         self._last_resume: dict[int, ResumeAction] = {}
@@ -266,6 +260,13 @@ class Session:
             self._layout = x86_64.layout_for(self._alive().read_xstate(tid))
         return self._layout
 
+    def prepare(self) -> None:
+        """Build the target description now, before GDB connects: it is GDB's first real request, and
+        the arch module's import and the description take ~10-30 ms that can overlap GDB's start-up."""
+        if self.target is not None and self.target.alive:
+            with contextlib.suppress(PtstubError, OSError, ValueError):  # best effort: GDB's request retries
+                self._layout_for(self._select(0))
+
     def _registers(self, tid: int, with_xstate: bool = True) -> tuple[bytes, bytes]:
         cached = self._regs.get(tid)
         target = self._current()
@@ -350,11 +351,19 @@ class Session:
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
             target = self._alive()
-            described = (
-                replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
-                for t in target.threads()
-            )
-            self._threads_doc = replies.threads_xml(described, self.features.multiprocess)
+            threads = target.threads()
+            key = (self.features.multiprocess, self.pid, *((t.tid, t.core, t.name) for t in threads))
+            document = self._threads_docs.get(key)
+            if document is None:  # the thread set or a name changed since a stop that had this list
+                described = (
+                    replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
+                    for t in threads
+                )
+                document = replies.threads_xml(described, self.features.multiprocess)
+                if len(self._threads_docs) >= 64:
+                    self._threads_docs.clear()
+                self._threads_docs[key] = document
+            self._threads_doc = document
         return self._threads_doc
 
     # ------------------------------------------------------------------------------------- registers
@@ -473,14 +482,25 @@ class Session:
     # ------------------------------------------------------------------------------------- run control
     def handle_resume(self, c: cmd.Resume) -> list[bytes] | None:
         target = self._alive()
-        actions: dict[int, ResumeAction] = {}
-        for tid in target.thread_ids():
-            action = c.action_for(self.pid, tid)
-            if action is None:
-                continue
-            resume = action.to_resume_action()
-            if resume is not None:
-                actions[tid] = resume
+        tids = tuple(target.thread_ids())
+        # Parsed commands are memoized, so a repeated vCont is the same object: key on its identity
+        # (hashing the frozen value walks every field in Python) and keep the object to check it.
+        key = (id(c), target.pid, tids)
+        plan = self._resume_plans.get(key)
+        if plan is not None and plan[0] is c:
+            actions = plan[1]
+        else:
+            actions = {}
+            for tid in tids:
+                action = c.action_for(self.pid, tid)
+                if action is None:
+                    continue
+                resume = action.to_resume_action()
+                if resume is not None:
+                    actions[tid] = resume
+            if len(self._resume_plans) >= 256:
+                self._resume_plans.clear()
+            self._resume_plans[key] = (c, actions)  # never mutated: _resume and the target only read it
         return self._resume(actions)
 
     def handle_continue(self, c: cmd.Continue) -> list[bytes] | None:
@@ -570,16 +590,19 @@ class Session:
         return reply
 
     def _reason_negotiated(self, reason: replies.StopReason) -> bool:
-        kind = reason.kind
-        negotiated = {
-            replies.StopReasonKind.SOFTWARE_BREAKPOINT: self.features.swbreak,
-            replies.StopReasonKind.HARDWARE_BREAKPOINT: self.features.hwbreak,
-            replies.StopReasonKind.FORK: self.features.fork_events,
-            replies.StopReasonKind.VFORK: self.features.vfork_events,
-            replies.StopReasonKind.VFORK_DONE: self.features.vfork_events,
-            replies.StopReasonKind.EXEC: self.features.exec_events,
-        }
-        return negotiated.get(kind, True)
+        cached = self._reason_filter
+        if cached is None or cached[0] is not self.features:
+            features = self.features
+            negotiated = {
+                replies.StopReasonKind.SOFTWARE_BREAKPOINT: features.swbreak,
+                replies.StopReasonKind.HARDWARE_BREAKPOINT: features.hwbreak,
+                replies.StopReasonKind.FORK: features.fork_events,
+                replies.StopReasonKind.VFORK: features.vfork_events,
+                replies.StopReasonKind.VFORK_DONE: features.vfork_events,
+                replies.StopReasonKind.EXEC: features.exec_events,
+            }
+            cached = self._reason_filter = (features, negotiated)
+        return cached[1].get(reason.kind, True)
 
     def _stop_reply_for_thread(self, signal: int, tid: int, reason: replies.StopReason | None) -> bytes:
         registers: list[tuple[int, bytes]] = []
@@ -589,9 +612,20 @@ class Session:
             registers = [(n, layout.read_register(n, gpr, xstate)) for n in EXPEDITED]
         except PtstubError:
             pass
-        return replies.stop_reply_signal(
-            signal, self._thread_id(tid), registers, reason, multiprocess=self.features.multiprocess
-        )
+        # A breakpoint loop stops the same thread at the same place again and again: keep those replies
+        # (only for the constant reasons, whose identity stands for their value).
+        memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
+        key = (signal, self.pid, tid, id(reason), self.features.multiprocess, *registers)
+        reply = self._stop_replies.get(key) if memo else None
+        if reply is None:
+            reply = replies.stop_reply_signal(
+                signal, self._thread_id(tid), registers, reason, multiprocess=self.features.multiprocess
+            )
+            if memo:
+                if len(self._stop_replies) >= 256:
+                    self._stop_replies.clear()
+                self._stop_replies[key] = reply
+        return reply
 
     def _forget_target(self) -> None:
         target = self.target

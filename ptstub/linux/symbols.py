@@ -10,15 +10,16 @@ from __future__ import annotations
 import functools
 import os
 
-from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import SymbolTableSection
-
 from ptstub.errors import TargetError
 
 
 @functools.lru_cache(maxsize=32)
 def _symbol_table(path: str, mtime_ns: int) -> tuple[dict[str, int], bool]:
     """Map of symbol name -> st_value for defined functions and objects, and whether it is PIE."""
+    # Imported here: pyelftools takes ~50 ms to import, and only the API and the harness look up symbols.
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
     table: dict[str, int] = {}
     with open(path, "rb") as f:
         elf = ELFFile(f)

@@ -10,36 +10,46 @@ Modules: `framing` (frames, checksums, escapes, run-length encoding), `threadid`
 `commands` (one frozen value per packet family), `replies` (reply encoders), `features`
 (qSupported), `signals` (Linux <-> GDB signal numbers), `hexutil`, `errors` (`ProtocolError`).
 Invariant: nothing here imports `ptstub.linux`, sockets or ptrace; `ProtocolError` is never fatal.
+
+The names below are loaded on first use (PEP 562 `__getattr__`), so that `ptstub.rsp.framing` (all the
+connection loop needs before a client connects) does not pull in `commands`, whose ~60 frozen
+dataclasses take tens of milliseconds to create.
 """
 
-from ptstub.rsp.commands import Command, UnknownCommand, parse_command
-from ptstub.rsp.errors import ProtocolError
-from ptstub.rsp.features import (
-    ClientFeatures,
-    NegotiatedFeatures,
-    ServerFeatures,
-    TransferObject,
-    negotiate,
-    parse_client_features,
-    supported_reply,
-)
-from ptstub.rsp.framing import (
-    ACK,
-    INTERRUPT,
-    NACK,
-    Ack,
-    BadPacket,
-    Frame,
-    InterruptRequest,
-    Nack,
-    Packet,
-    PacketReader,
-    encode_packet,
-    escape_binary,
-    unescape_binary,
-)
-from ptstub.rsp.signals import gdb_to_host_signal, host_to_gdb_signal
-from ptstub.rsp.threadid import ThreadId, parse_thread_id
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ptstub.rsp.commands import Command, UnknownCommand, parse_command
+    from ptstub.rsp.errors import ProtocolError
+    from ptstub.rsp.features import (
+        ClientFeatures,
+        NegotiatedFeatures,
+        ServerFeatures,
+        TransferObject,
+        negotiate,
+        parse_client_features,
+        supported_reply,
+    )
+    from ptstub.rsp.framing import (
+        ACK,
+        INTERRUPT,
+        NACK,
+        Ack,
+        BadPacket,
+        Frame,
+        InterruptRequest,
+        Nack,
+        Packet,
+        PacketReader,
+        encode_packet,
+        escape_binary,
+        unescape_binary,
+    )
+    from ptstub.rsp.signals import gdb_to_host_signal, host_to_gdb_signal
+    from ptstub.rsp.threadid import ThreadId, parse_thread_id
 
 __all__ = [
     "ACK",
@@ -71,3 +81,47 @@ __all__ = [
     "supported_reply",
     "unescape_binary",
 ]
+
+_HOMES = {
+    "Command": "ptstub.rsp.commands",
+    "UnknownCommand": "ptstub.rsp.commands",
+    "parse_command": "ptstub.rsp.commands",
+    "ProtocolError": "ptstub.rsp.errors",
+    "ClientFeatures": "ptstub.rsp.features",
+    "NegotiatedFeatures": "ptstub.rsp.features",
+    "ServerFeatures": "ptstub.rsp.features",
+    "TransferObject": "ptstub.rsp.features",
+    "negotiate": "ptstub.rsp.features",
+    "parse_client_features": "ptstub.rsp.features",
+    "supported_reply": "ptstub.rsp.features",
+    "ACK": "ptstub.rsp.framing",
+    "INTERRUPT": "ptstub.rsp.framing",
+    "NACK": "ptstub.rsp.framing",
+    "Ack": "ptstub.rsp.framing",
+    "BadPacket": "ptstub.rsp.framing",
+    "Frame": "ptstub.rsp.framing",
+    "InterruptRequest": "ptstub.rsp.framing",
+    "Nack": "ptstub.rsp.framing",
+    "Packet": "ptstub.rsp.framing",
+    "PacketReader": "ptstub.rsp.framing",
+    "encode_packet": "ptstub.rsp.framing",
+    "escape_binary": "ptstub.rsp.framing",
+    "unescape_binary": "ptstub.rsp.framing",
+    "gdb_to_host_signal": "ptstub.rsp.signals",
+    "host_to_gdb_signal": "ptstub.rsp.signals",
+    "ThreadId": "ptstub.rsp.threadid",
+    "parse_thread_id": "ptstub.rsp.threadid",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'ptstub.rsp' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

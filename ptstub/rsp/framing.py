@@ -129,6 +129,9 @@ class PacketReader:
 
     def feed(self, data: bytes) -> list[Frame]:
         """Consume `data` and return every frame it completes, in order."""
+        body = self.take_packet(data)
+        if body is not None:
+            return [Packet(body)]
         buf = self._buffer
         buf += data
         frames: list[Frame] = []
@@ -156,6 +159,29 @@ class PacketReader:
         else:
             buf.clear()
         return frames
+
+    def take_packet(self, data: bytes) -> bytes | None:
+        """The body of `data` when it is exactly one well-formed packet and nothing is buffered (GDB in
+        no-ack mode writes each request at once); None otherwise, and then `feed(data)` must be called.
+
+        The connection loop's fast path: no frame list and no `Packet` value per request."""
+        if self._buffer or self._state is not _State.IDLE or self._skip:
+            return None
+        hash_at = len(data) - 3
+        if (
+            hash_at < 1
+            or data[0] != _DOLLAR
+            or data.find(b"#", 1) != hash_at
+            or data.find(b"$", 1) >= 0
+            or hash_at > self._max_packet + 1
+        ):
+            return None
+        body = data[1:hash_at]
+        high = _HEX_VALUE.get(data[hash_at + 1])
+        low = _HEX_VALUE.get(data[hash_at + 2])
+        if high is None or low is None or checksum(body) != high << 4 | low:
+            return None  # `feed` reports it as a BadPacket
+        return body
 
     def _read_idle(self, buf: bytearray, pos: int, end: int, frames: list[Frame]) -> int:
         """Handle one byte outside a packet; return the next position."""
@@ -358,10 +384,27 @@ def encode_packet(body: bytes, *, run_length: bool = True) -> bytes:
     """
     if isinstance(body, Encoded):
         return b"$%s#%02x" % (body, checksum(body))
+    memoize = run_length and len(body) <= _MEMO_MAX_BODY and type(body) is bytes
+    if memoize:
+        # `OK`, empty replies and the stop reply of a breakpoint hit repeat byte for byte.
+        framed = _frame_memo.get(body)
+        if framed is not None:
+            return framed
+    original = body
     if b"#" in body or b"$" in body or b"*" in body:
         body = _escape_framing(body)
     encoded = run_length_encode(body) if run_length else body
-    return b"$%s#%02x" % (encoded, checksum(encoded))
+    framed = b"$%s#%02x" % (encoded, checksum(encoded))
+    if memoize:
+        if len(_frame_memo) >= _MEMO_MAX_ENTRIES:
+            _frame_memo.clear()
+        _frame_memo[original] = framed
+    return framed
+
+
+_MEMO_MAX_BODY = 256
+_MEMO_MAX_ENTRIES = 1024
+_frame_memo: dict[bytes, bytes] = {}
 
 
 def encode_notification(body: bytes) -> bytes:

@@ -274,3 +274,54 @@ def test_requests_can_be_framed_without_run_length_encoding() -> None:
     # As a client (tests driving gdbserver), never RLE: gdbserver reads `m7f* 7fe...` as bad hex.
     assert encode_packet(b"m7ffff7fe4b70,40", run_length=False) == b"$m7ffff7fe4b70,40#cb"
     assert encode_packet(b"m7ffff7fe4b70,40") == b"$m7f* 7fe4b70,40#e3"
+
+
+# --- the one-packet fast path and the reply memo (design-notes: "Speed with GDB in the loop") --------
+
+
+def test_whole_packet_fast_path_matches_the_general_reader() -> None:
+    """`feed` of exactly one `$body#cs` (GDB in no-ack mode) gives what the byte-wise reader gives."""
+    samples = [
+        b"$vCont;c:p1.-1#%02x" % (sum(b"vCont;c:p1.-1") & 0xFF),
+        b"$OK#00",  # wrong checksum
+        b"$OK#zz",  # malformed checksum
+        b"$#00",  # empty body
+        b"$a$b#%02x" % (sum(b"b") & 0xFF),  # a `$` inside restarts the packet
+        b"$ab#c",  # unfinished: no frame yet
+        b"$m0,1#%02x+" % (sum(b"m0,1") & 0xFF),  # trailing ack
+    ]
+    for data in samples:
+        fast = PacketReader().feed(data)
+        slow_reader = PacketReader()
+        slow = [frame for byte in data for frame in slow_reader.feed(bytes((byte,)))]
+        assert fast == slow, data
+
+
+def test_fast_path_keeps_a_partial_packet_for_the_next_feed() -> None:
+    reader = PacketReader()
+    assert reader.feed(b"$ab") == []
+    assert reader.feed(b"c#%02x" % (sum(b"abc") & 0xFF)) == [Packet(b"abc")]
+
+
+def test_memoized_replies_are_framed_like_fresh_ones() -> None:
+    bodies = [b"OK", b"", b"E01", b"T0506:0000000000000000;thread:p1.1;", b"a#b$c*d", b"x" * 300]
+    for body in bodies:
+        first = framing.encode_packet(body)
+        framing._frame_memo.clear()
+        assert framing.encode_packet(body) == first
+        assert framing.encode_packet(body) == first  # from the memo this time
+        assert framing.encode_packet(body, run_length=False) == b"$%s#%02x" % (
+            framing._escape_framing(body),
+            framing.checksum(framing._escape_framing(body)),
+        )
+
+
+def test_take_packet_only_takes_one_clean_packet() -> None:
+    body = b"Z0,555555556410,1"
+    wire = b"$%s#%02x" % (body, sum(body) & 0xFF)
+    assert PacketReader().take_packet(wire) == body
+    for other in (wire + b"+", b"+" + wire, wire[:-1], b"$a#00", b"$a$" + wire[1:], b"\x03", b""):
+        assert PacketReader().take_packet(other) is None, other
+    reader = PacketReader()
+    assert reader.feed(b"$ab") == []
+    assert reader.take_packet(wire) is None  # a packet is half read: the bytes belong to it

@@ -28,3 +28,10 @@ def test_encoded_body_is_framed_as_is() -> None:
     body = memory_hex(bytes(64))
     assert encode_packet(body) == b"$%s#%02x" % (body, sum(body) & 0xFF)
     assert len(body) < 16  # 128 '0's in a few bytes
+
+
+def test_many_zero_runs_of_every_length_round_trip() -> None:
+    """Runs around the thresholds (32-byte shortest run, 256-byte tail, 4 KiB blocks), back to back."""
+    lengths = [0, 1, 31, 32, 33, 255, 256, 257, 511, 4095, 4096, 4097, 4352, 9000]
+    data = b"".join(bytes(n) + b"\x01" + os.urandom(n % 7) for n in lengths) + bytes(8192)
+    assert expand_runs(bytes(memory_hex(data))) == data.hex().encode()

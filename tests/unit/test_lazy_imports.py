@@ -1,0 +1,41 @@
+"""Import costs that must stay off the start-up path (design-notes: "Speed with GDB in the loop").
+
+Each check runs a fresh interpreter, because this test process has long since imported everything.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def _loaded_after(statement: str) -> set[str]:
+    code = f"import sys; {statement}; print(' '.join(sorted(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    return set(result.stdout.split())
+
+
+@pytest.mark.parametrize("statement", ["import ptstub", "import ptstub.pytest_plugin"])
+def test_package_import_loads_no_engine(statement: str) -> None:
+    loaded = _loaded_after(statement)
+    assert "ptstub._ptcore" not in loaded
+    assert "ptstub.linux" not in loaded
+    assert "elftools" not in loaded
+
+
+def test_package_names_still_resolve() -> None:
+    loaded = _loaded_after("import ptstub; ptstub.launch; ptstub.attach; ptstub.Inferior; ptstub.TargetError")
+    assert "ptstub._ptcore" in loaded
+
+
+def test_framing_does_not_load_the_command_parser() -> None:
+    loaded = _loaded_after("import ptstub.rsp.framing")
+    assert "ptstub.rsp.commands" not in loaded
+
+
+def test_engine_and_connection_loop_need_no_pyelftools() -> None:
+    # pyelftools is for the API's symbol lookup; serving GDB (libraries-svr4 included) reads ELF headers itself.
+    loaded = _loaded_after("import ptstub.cli, ptstub.loop, ptstub.linux, ptstub.session")
+    assert not any(name.startswith("elftools") for name in loaded)
