@@ -745,6 +745,11 @@ class Session:
         attacher = self.attacher
         if attacher is None:
             return replies.error(errno_mod.EPERM)
+        if c.pid in self.forks or (self.target is not None and self.target.alive and c.pid == self.target.pid):
+            # Already ours: replacing the target would detach it first and attach anew; gdbserver's
+            # PTRACE_ATTACH fails here and GDB reports the attach as failed.
+            self.announce(f"Cannot attach to process {c.pid}: Operation not permitted (1)")
+            return replies.error(errno_mod.EPERM)
         try:
             self._replace_target(lambda: attacher(c.pid), attached=True)
         except PtstubError as err:

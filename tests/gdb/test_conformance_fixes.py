@@ -1,0 +1,48 @@
+"""Behaviours found wrong by GDB's own testsuite (conformance/run), kept fixed through the real GDB.
+
+Each test names the testsuite file that found it. Where gdbserver passes the same script it runs
+as the oracle too.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+
+from tests.gdb.stubs import run_gdb, running_stub
+from tests.gdb.test_control import wait_for_line
+
+
+@pytest.mark.timeout(120)
+def test_attach_to_the_process_already_debugged_fails_and_keeps_it(fixture_path) -> None:
+    """gdb.base/attach.exp "fail to attach again": ptstub detached the process and attached anew.
+
+    ptstub only: gdbserver refuses too but then hangs the session (GDB's KFAIL gdb/19558).
+    """
+    spin = fixture_path("spin")
+    victim = subprocess.Popen([spin, "--threads", "2"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert victim.stdout is not None
+        wait_for_line(victim.stdout, "ready")
+        with running_stub("ptstub", ["--multi", "127.0.0.1:0"]) as server:
+            commands = [
+                f"attach {victim.pid}",
+                "add-inferior",
+                "inferior 2",
+                f"attach {victim.pid}",
+                "inferior 1",
+                "info threads",
+                "detach",
+                "monitor exit",
+            ]
+            result = run_gdb(server.port, spin, ["set sysroot /"] + commands, extended=True)
+        assert re.search(rf"Attaching to process {victim.pid} failed", result.output), result.output[-3000:]
+        assert len(re.findall(r"Thread \d+\.\d+ \"spin\"", result.output)) == 3, result.output[-3000:]
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait(timeout=10)
+        if victim.stdout:
+            victim.stdout.close()
