@@ -6,12 +6,16 @@ as the oracle too.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import re
+import signal
 import subprocess
+import termios
 
 import pytest
 
-from tests.gdb.stubs import run_gdb, running_stub
+from tests.gdb.stubs import run_gdb, running_stub, stub_command
 from tests.gdb.test_control import wait_for_line
 
 
@@ -46,3 +50,38 @@ def test_attach_to_the_process_already_debugged_fails_and_keeps_it(fixture_path)
         victim.wait(timeout=10)
         if victim.stdout:
             victim.stdout.close()
+
+
+@pytest.mark.timeout(120)
+def test_program_reads_the_terminal_it_shares_with_the_stub(stub: str) -> None:
+    """gdb.base/interrupt.exp: the program (own process group) got SIGTTIN reading the terminal.
+
+    The stub runs on a pseudo-terminal as its controlling terminal, like DejaGnu's spawn, and hands
+    the terminal's foreground to the program; `cat` then reads what is typed there.
+    """
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        stub_command(stub, ["--once", "127.0.0.1:0", "/bin/cat"]),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(slave)
+    try:
+        seen = b""
+        while b"Listening on port" not in seen:
+            chunk = os.read(master, 4096)
+            assert chunk, f"the stub ended early: {seen!r}"
+            seen += chunk
+        port = int(re.search(rb"Listening on port (\d+)", seen).group(1))
+        os.write(master, b"typed line\n\x04")  # read once `cat` runs; then end of file
+        result = run_gdb(port, "/bin/cat", ["set sysroot /", "continue"], timeout=60)
+        assert "SIGTTIN" not in result.output, result.output[-2000:]
+        assert "exited normally" in result.output, result.output[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        os.close(master)
