@@ -755,7 +755,11 @@ class Session:
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.EPERM)
-        # gdbserver reports an attach as a SIGSTOP stop of the leader (T13).
+        # gdbserver reports an attach as a SIGSTOP stop of the leader (T13), or as the signal that
+        # arrived with it (the Linux backend keeps that one; other targets have none).
+        pending = getattr(self.target, "take_pending_signal", lambda: None)()
+        if pending is not None:
+            return self.report(pending)
         self.last_stop = self._stop_reply_for_thread(19, self._select(0), None)
         return self.last_stop
 
@@ -826,7 +830,8 @@ class Session:
             return replies.ok()
         target = self._alive()
         self.announce(f"Detaching from process {target.pid}")
-        target.detach()
+        allowed = self.program_signals
+        target.detach(None if allowed is None else allowed.__contains__)
         target.close()
         self.target = None
         self.last_stop = None
