@@ -835,6 +835,15 @@ class Session:
         target.close()
         self.target = None
         self.last_stop = None
+        if self.forks:
+            # GDB follows a fork child and lets the parent go (follow-fork-mode child): the child
+            # becomes the process served, as gdbserver keeps serving it.
+            pid, self.target = self.forks.popitem()
+            self.g_pid = 0
+            self._software_breakpoints.pop(target.pid, None)
+            self._apply_target_options()
+            self._invalidate()
+            return replies.ok()
         if not self.extended:
             self.exit_requested = True
             self.finished = True

@@ -85,3 +85,19 @@ def test_program_reads_the_terminal_it_shares_with_the_stub(stub: str) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
         os.close(master)
+
+
+@pytest.mark.timeout(120)
+def test_follow_fork_child_keeps_serving_the_child(stub: str, fixture_path) -> None:
+    """gdb.base/foll-fork.exp "follow-fork-mode=child: detach-on-fork=on": GDB detaches the parent
+    and goes on with the child; ptstub closed the connection once the parent was detached."""
+    program = fixture_path("simple")
+    commands = ["set sysroot /", "set follow-fork-mode child", "set detach-on-fork on", "continue", "info inferiors"]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--fork", "--iterations", "1"]) as server:
+        result = run_gdb(server.port, program, commands)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", result.output), result.output[-3000:]
+    assert "Remote connection closed" not in result.output and "Target disconnected" not in result.output
+    assert "child-status: 7" in program_output  # the detached parent ran on by itself
