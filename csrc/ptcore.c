@@ -1375,12 +1375,16 @@ static int resume_masked(pt_engine *e)
 
 static int report_interrupt(pt_engine *e)
 {
-    pt_thread *pick = NULL; /* a stopped thread with nothing pending, the leader if it can be */
+    /* A stopped thread with nothing pending: one that was resumed (with scheduler-locking only those
+     * ran, and the kernel gives a process-directed SIGINT only to a running thread), the leader if
+     * it can be. */
+    pt_thread *pick = NULL;
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
         if (t->state != PT_STOPPED || t->ev_kind != PT_EV_NONE)
             continue;
-        if (!pick || t->tid == e->pid)
+        int ran = t->action != PT_ACT_NONE, pick_ran = pick && pick->action != PT_ACT_NONE;
+        if (!pick || (ran && !pick_ran) || (ran == pick_ran && t->tid == e->pid))
             pick = t;
     }
     if (!pick)

@@ -17,6 +17,8 @@
   "skipping return", "restarting inferior", "mid-vfork").
 - A signal caught while attaching was reported only after the next resume, and a signal reported
   just before a detach was dropped by it (gdb.threads/attach-into-signal.exp).
+- An interrupt was reported on the leader even when only another thread had been resumed
+  (gdb.threads/schedlock.exp with scheduler-locking on).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import time
 import pytest
 
 import ptstub
-from ptstub.events import BreakpointHit, SignalReceived, StepDone, SyscallStop, WatchpointHit
+from ptstub.events import BreakpointHit, Interrupted, SignalReceived, StepDone, SyscallStop, WatchpointHit
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 
@@ -176,3 +178,18 @@ def _alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except FileNotFoundError:
         return False
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_interrupt_is_reported_on_a_thread_that_was_resumed(fixture_path) -> None:
+    """gdb.threads/schedlock.exp "stop all threads (with lock)": with only one thread resumed
+    (scheduler-locking), Ctrl-C was reported on the leader, which GDB then made current."""
+    with ptstub.launch([fixture_path("spin"), "--threads", "2", "--busy", "1"]) as inf:
+        target = inf.symbol("hit_target")
+        inf.insert_breakpoint(target)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.tid != inf.pid
+        inf.remove_breakpoint(target)
+        inf.resume({hit.tid: ResumeAction(ResumeKind.CONTINUE)})
+        event = inf.stop()
+        assert isinstance(event, Interrupted) and event.tid == hit.tid, event
