@@ -1351,9 +1351,9 @@ static int resume_masked(pt_engine *e)
         e->stopping = 0;
     }
     pt_prune(e);
-    if (e->exited || choose_report(e, 1)) {
+    if (e->exited || choose_report(e, 1)) { /* a resumed thread's event, never a held thread's */
         e->world_stopped = 1;
-        return choose_report(e, 0);
+        return e->exited ? choose_report(e, 0) : 1;
     }
     if (!any)
         return -EDEADLK; /* nothing to run */
@@ -1424,7 +1424,9 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 return 1;
             }
             e->stop_requested = 0;
-            if (choose_report(e, 0))
+            /* Only threads GDB resumed report (gdbserver's status_pending_p_callback skips the
+             * others): a thread scheduler-locking holds keeps its pending hit for later. */
+            if (choose_report(e, 1) || choose_report(e, 0))
                 return 1;
             /* the event went away while stopping (its thread died): run the world again */
             int rc = resume_masked(e);
@@ -1436,7 +1438,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             e->stop_requested = 0;
             stop_all_masked(e);
             pt_prune(e);
-            if (report_interrupt(e) || choose_report(e, 0)) /* hits collected meanwhile stay pending */
+            if (report_interrupt(e) || choose_report(e, 1) || choose_report(e, 0)) /* hits stay pending */
                 return 1;
         }
         if (e->nrunning <= 0) {

@@ -33,6 +33,7 @@ import pytest
 
 import ptstub
 from ptstub.events import BreakpointHit, Interrupted, SignalReceived, StepDone, SyscallStop, WatchpointHit
+from ptstub.linux.ffi import lib
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 
@@ -50,9 +51,7 @@ def _store_to(inf: ptstub.Inferior, function: str, variable: str) -> int:
 
 @pytest.mark.timeout(60, method="thread")
 @pytest.mark.parametrize("how", ["step", "continue"])
-def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watchpoint(
-    fixture_path, how: str
-) -> None:
+def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watchpoint(fixture_path, how: str) -> None:
     program = fixture_path("simple")
     with ptstub.launch([program, "--iterations", "2"]) as inf:
         store, watched = _store_to(inf, "touch_watch", "watch_me"), inf.symbol("watch_me")
@@ -193,3 +192,32 @@ def test_interrupt_is_reported_on_a_thread_that_was_resumed(fixture_path) -> Non
         inf.resume({hit.tid: ResumeAction(ResumeKind.CONTINUE)})
         event = inf.stop()
         assert isinstance(event, Interrupted) and event.tid == hit.tid, event
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_a_held_thread_pending_hit_is_not_reported_when_another_thread_runs(fixture_path) -> None:
+    """gdb.threads/schedlock.exp "other threads didn't run - locked": a hit kept pending on a
+    thread GDB did not resume was reported when the resumed one stopped; GDB then stepped and ran
+    the held thread. Only resumed threads report, as in gdbserver."""
+    with ptstub.launch([fixture_path("spin"), "--threads", "3", "--busy", "2"]) as inf:
+        target = inf.symbol("hit_target")
+        inf.insert_breakpoint(target)
+        rounds = 0
+        for _ in range(3000):
+            hit = inf.cont()
+            assert isinstance(hit, BreakpointHit)
+            e = inf._e
+            held = [
+                e.threads[i].tid
+                for i in range(e.nthreads)
+                if e.threads[i].tid != hit.tid and e.threads[i].ev_kind == lib.PT_EV_BREAKPOINT
+            ]
+            if not held:
+                continue
+            inf.resume({hit.tid: ResumeAction(ResumeKind.CONTINUE)})  # scheduler-locking: only this one
+            event = inf.wait(10)
+            assert isinstance(event, BreakpointHit) and event.tid == hit.tid, f"held thread reported: {event}"
+            rounds += 1
+            if rounds == 10:
+                break
+        assert rounds, "no stop ever left a hit pending on another thread"
