@@ -1557,9 +1557,9 @@ static int resume_masked(pt_engine *e)
         e->stopping = 0;
     }
     pt_prune(e);
-    if (e->exited || choose_report(e, 1)) {
+    if (e->exited || choose_report(e, 1)) { /* a resumed thread's event, never a held thread's */
         e->world_stopped = 1;
-        return choose_report(e, 0);
+        return e->exited ? choose_report(e, 0) : 1;
     }
     if (!any)
         return -EDEADLK; /* nothing to run */
@@ -1581,12 +1581,16 @@ static int resume_masked(pt_engine *e)
 
 static int report_interrupt(pt_engine *e)
 {
-    pt_thread *pick = NULL; /* a stopped thread with nothing pending, the leader if it can be */
+    /* A stopped thread with nothing pending: one that was resumed (with scheduler-locking only those
+     * ran, and the kernel gives a process-directed SIGINT only to a running thread), the leader if
+     * it can be. */
+    pt_thread *pick = NULL;
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
         if (t->state != PT_STOPPED || t->ev_kind != PT_EV_NONE)
             continue;
-        if (!pick || t->tid == e->pid)
+        int ran = t->action != PT_ACT_NONE, pick_ran = pick && pick->action != PT_ACT_NONE;
+        if (!pick || (ran && !pick_ran) || (ran == pick_ran && t->tid == e->pid))
             pick = t;
     }
     if (!pick)
@@ -1627,7 +1631,9 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 return 1;
             }
             e->stop_requested = 0;
-            if (choose_report(e, 0))
+            /* Only threads GDB resumed report (gdbserver's status_pending_p_callback skips the
+             * others): a thread scheduler-locking holds keeps its pending hit for later. */
+            if (choose_report(e, 1) || choose_report(e, 0))
                 return 1;
             /* the event went away while stopping (its thread died): run the world again */
             int rc = resume_masked(e);
@@ -1639,7 +1645,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             e->stop_requested = 0;
             stop_all_masked(e);
             pt_prune(e);
-            if (report_interrupt(e) || choose_report(e, 0)) /* hits collected meanwhile stay pending */
+            if (report_interrupt(e) || choose_report(e, 1) || choose_report(e, 0)) /* hits stay pending */
                 return 1;
         }
         if (e->nrunning <= 0) {

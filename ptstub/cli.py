@@ -216,10 +216,43 @@ def _launcher(opts: Options) -> Any:
         )
         if opts.wrapper:
             _skip_wrapper_exec(inferior)
+        _give_terminal(inferior.pid)
         print(f"Process {argv[0]} created; pid = {inferior.pid}", file=sys.stderr, flush=True)
         return inferior
 
     return start
+
+
+def _give_terminal(pid: int) -> None:
+    """Make the program's process group the foreground of our terminal, as gdbserver does.
+
+    The program runs in its own process group (so a Ctrl-C typed there is not ptstub's); without
+    this its reads from the shared terminal stop it with SIGTTIN (gdb.base/interrupt.exp). Like
+    gdbserver's post_fork_inferior: SIGTTOU/SIGTTIN ignored, the old foreground restored at exit.
+    """
+    import atexit
+    import os
+
+    try:
+        fd = sys.stderr.fileno()
+        if not os.isatty(fd):
+            return
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+        old = os.tcgetpgrp(fd)
+        os.tcsetpgrp(fd, pid)
+    except (OSError, ValueError):
+        return  # not our controlling terminal, or no terminal: nothing to hand over
+    atexit.register(_restore_terminal, fd, old)
+
+
+def _restore_terminal(fd: int, pgrp: int) -> None:
+    import os
+
+    try:
+        os.tcsetpgrp(fd, pgrp)
+    except OSError:
+        pass  # the terminal or the old group is gone
 
 
 def _skip_wrapper_exec(inferior: Any) -> None:

@@ -796,12 +796,21 @@ class Session:
         attacher = self.attacher
         if attacher is None:
             return replies.error(errno_mod.EPERM)
+        if c.pid in self.forks or (self.target is not None and self.target.alive and c.pid == self.target.pid):
+            # Already ours: replacing the target would detach it first and attach anew; gdbserver's
+            # PTRACE_ATTACH fails here and GDB reports the attach as failed.
+            self.announce(f"Cannot attach to process {c.pid}: Operation not permitted (1)")
+            return replies.error(errno_mod.EPERM)
         try:
             self._replace_target(lambda: attacher(c.pid), attached=True)
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.EPERM)
-        # gdbserver reports an attach as a SIGSTOP stop of the leader (T13).
+        # gdbserver reports an attach as a SIGSTOP stop of the leader (T13), or as the signal that
+        # arrived with it (the Linux backend keeps that one; other targets have none).
+        pending = getattr(self.target, "take_pending_signal", lambda: None)()
+        if pending is not None:
+            return self.report(pending)
         self.last_stop = self._stop_reply_for_thread(19, self._select(0), None)
         return self.last_stop
 
@@ -872,10 +881,20 @@ class Session:
             return replies.ok()
         target = self._alive()
         self.announce(f"Detaching from process {target.pid}")
-        target.detach()
+        allowed = self.program_signals
+        target.detach(None if allowed is None else allowed.__contains__)
         target.close()
         self.target = None
         self.last_stop = None
+        if self.forks:
+            # GDB follows a fork child and lets the parent go (follow-fork-mode child): the child
+            # becomes the process served, as gdbserver keeps serving it.
+            pid, self.target = self.forks.popitem()
+            self.g_pid = 0
+            self._software_breakpoints.pop(target.pid, None)
+            self._apply_target_options()
+            self._invalidate()
+            return replies.ok()
         if not self.extended:
             self.exit_requested = True
             self.finished = True

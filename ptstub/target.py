@@ -6,7 +6,7 @@ Everything here speaks in tids, addresses, raw register bytes and typed stop eve
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -117,4 +117,5 @@ class Target(Protocol):
 
     def kill(self) -> None: ...
 
-    def detach(self) -> None: ...
+    def detach(self, pass_signal: Callable[[int], bool] | None = None) -> None:
+        """Let the process go; a signal the last stop reported goes with it if `pass_signal` says so."""

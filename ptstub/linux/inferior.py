@@ -17,7 +17,7 @@ import os
 import signal as signal_mod
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO, Any
 
 from ptstub.errors import AttachError, LaunchError, ProcessGoneError, StopTimeout, TargetError
@@ -295,6 +295,21 @@ class Inferior:
             raise StopTimeout("the process did not stop")
         return event
 
+    def take_pending_signal(self) -> StopEvent | None:
+        """A signal stop collected while attaching, reported now rather than after the next resume.
+
+        gdbserver reports a signal that arrives with the attach in place of the attach's SIGSTOP,
+        and GDB then says the program received it (gdb.threads/attach-into-signal.exp).
+        """
+        e = self._e
+        for i in range(e.nthreads):
+            t = e.threads[i]
+            if t.ev_kind == lib.PT_EV_SIGNAL and t.state == lib.PT_STOPPED:
+                e.reported = t
+                e.report_tid = t.tid
+                return self._take_event()
+        return None
+
     def set_pass_signals(self, signals: set[int]) -> None:
         """Signals delivered to the program without a stop (GDB's QPassSignals)."""
         mask = 0
@@ -480,10 +495,21 @@ class Inferior:
             raise TargetError(f"cannot read auxv: {err.strerror}", err.errno or errno_mod.EIO) from None
 
     # -------------------------------------------------------------------------------- ending
-    def detach(self) -> None:
-        """Let the process go: breakpoints out of memory, pending signals handed back, nothing stopped."""
+    def detach(self, pass_signal: Callable[[int], bool] | None = None) -> None:
+        """Let the process go: breakpoints out of memory, pending signals handed back, nothing stopped.
+
+        A signal reported by the last stop and not yet delivered goes with the detach when
+        `pass_signal(sig)` says so (default: all but SIGTRAP and SIGINT, gdbserver's rule when GDB
+        sent no QProgramSignals); dropped, a signal the program relies on is lost
+        (gdb.threads/attach-into-signal.exp).
+        """
         if self._closed or self._e.exited:
             return
+        for tid, sig in self._held_signals.items():
+            wanted = pass_signal(sig) if pass_signal is not None else sig not in (signal_mod.SIGTRAP, signal_mod.SIGINT)
+            if wanted and self.has_thread(tid) and not self._thread(tid).deliver_sig:
+                self._thread(tid).deliver_sig = sig
+        self._held_signals.clear()
         self._breakpoints.clear()
         self._debugregs.clear()
         check(lib.pt_detach(self._e), "detach")

@@ -87,6 +87,11 @@ def gdb_to_host_signal(gdb: int) -> int | None:
 
 
 def gdb_signal_set_to_host(gdb_signals: list[int]) -> frozenset[int]:
-    """Translate a `QPassSignals`/`QProgramSignals` list, dropping signal 0 and non-Linux signals."""
-    get = _GDB_TO_HOST.get
-    return frozenset(host for host in map(get, gdb_signals) if host)
+    """Translate a `QPassSignals`/`QProgramSignals` list, dropping signal 0 and non-Linux signals.
+
+    A Linux signal is in the set when *its own* GDB number is listed, as gdbserver tests
+    `pass_signals[gdb_signal_from_host (sig)]`: SIGIO is host 29 = GDB_SIGNAL_IO, so a listed
+    GDB_SIGNAL_POLL (also host 29 on Linux) does not pass SIGIO after `handle SIGIO stop`.
+    """
+    wanted = set(gdb_signals)
+    return frozenset(host for host in range(1, LINUX_SIGRTMAX + 1) if _HOST_TO_GDB[host] in wanted)

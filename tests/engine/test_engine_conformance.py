@@ -15,17 +15,25 @@
   was stepped through a call while catching was off, or catching began inside a call (after a vfork
   event): entry was reported as return and the other way round (gdb.base/catch-syscall.exp
   "skipping return", "restarting inferior", "mid-vfork").
+- A signal caught while attaching was reported only after the next resume, and a signal reported
+  just before a detach was dropped by it (gdb.threads/attach-into-signal.exp).
+- An interrupt was reported on the leader even when only another thread had been resumed
+  (gdb.threads/schedlock.exp with scheduler-locking on).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import struct
+import subprocess
+import time
 
 import pytest
 
 import ptstub
-from ptstub.events import BreakpointHit, StepDone, SyscallStop, WatchpointHit
+from ptstub.events import BreakpointHit, Interrupted, SignalReceived, StepDone, SyscallStop, WatchpointHit
+from ptstub.linux.ffi import lib
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
 
 
@@ -43,9 +51,7 @@ def _store_to(inf: ptstub.Inferior, function: str, variable: str) -> int:
 
 @pytest.mark.timeout(60, method="thread")
 @pytest.mark.parametrize("how", ["step", "continue"])
-def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watchpoint(
-    fixture_path, how: str
-) -> None:
+def test_step_over_a_breakpoint_that_writes_a_watched_variable_reports_the_watchpoint(fixture_path, how: str) -> None:
     program = fixture_path("simple")
     with ptstub.launch([program, "--iterations", "2"]) as inf:
         store, watched = _store_to(inf, "touch_watch", "watch_me"), inf.symbol("watch_me")
@@ -114,3 +120,104 @@ def test_syscall_entry_after_stepping_through_a_call_uncaught_is_an_entry(fixtur
         assert isinstance(event, SyscallStop) and not event.returned, f"an entry reported as a return: {event}"
         following = inf.cont()
         assert isinstance(following, SyscallStop) and following.returned and following.number == event.number
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_signal_reported_before_a_detach_goes_with_it(fixture_path, tmp_path) -> None:
+    """The signal of the last stop, not yet delivered, is handed to the program by the detach."""
+    out = tmp_path / "signals.out"
+    with open(out, "wb") as stdout:
+        inf = ptstub.launch([fixture_path("signals"), "--count", "1"], stdout=stdout)
+        pid = inf.pid
+        try:
+            event = inf.cont()
+            assert isinstance(event, SignalReceived) and event.signal == signal.SIGUSR1, event
+            inf.detach()
+        finally:
+            inf.close()
+    _, status = os.waitpid(pid, 0)  # still our child after the detach
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, f"SIGUSR1 lost at detach: {out.read_text()}"
+    assert "signals: usr1=1" in out.read_text()
+
+
+@pytest.mark.timeout(120, method="thread")
+@pytest.mark.parametrize("threaded", [False, True])
+def test_signal_caught_by_an_attach_is_reported_and_survives_the_detach(fixture_path, threaded: bool) -> None:
+    """A signal-delivery-stop seen while attaching is reported at once (gdbserver reports it in place
+    of the attach stop) and the detach hands it back: the storm program aborts if one is lost.
+    Whether an attach lands on a signal in flight is a race; the loop runs until it has, or skips."""
+    argv = [fixture_path("signal_storm")] + (["--thread"] if threaded else [])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        caught, deadline = 0, time.monotonic() + 30
+        while caught < 3 and time.monotonic() < deadline:
+            inf = ptstub.attach(proc.pid)
+            try:
+                event = inf.take_pending_signal()
+                if event is not None:
+                    assert isinstance(event, SignalReceived) and event.signal == signal.SIGALRM, event
+                    caught += 1
+                inf.detach()
+            finally:
+                inf.close()
+            assert _alive(proc.pid), "a SIGALRM was lost across attach/detach: the program aborted"
+        if not caught:
+            pytest.skip("no attach landed on a signal in flight within 30 s")
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_interrupt_is_reported_on_a_thread_that_was_resumed(fixture_path) -> None:
+    """gdb.threads/schedlock.exp "stop all threads (with lock)": with only one thread resumed
+    (scheduler-locking), Ctrl-C was reported on the leader, which GDB then made current."""
+    with ptstub.launch([fixture_path("spin"), "--threads", "2", "--busy", "1"]) as inf:
+        target = inf.symbol("hit_target")
+        inf.insert_breakpoint(target)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.tid != inf.pid
+        inf.remove_breakpoint(target)
+        inf.resume({hit.tid: ResumeAction(ResumeKind.CONTINUE)})
+        event = inf.stop()
+        assert isinstance(event, Interrupted) and event.tid == hit.tid, event
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_a_held_thread_pending_hit_is_not_reported_when_another_thread_runs(fixture_path) -> None:
+    """gdb.threads/schedlock.exp "other threads didn't run - locked": a hit kept pending on a
+    thread GDB did not resume was reported when the resumed one stopped; GDB then stepped and ran
+    the held thread. Only resumed threads report, as in gdbserver."""
+    with ptstub.launch([fixture_path("spin"), "--threads", "3", "--busy", "2"]) as inf:
+        target = inf.symbol("hit_target")
+        inf.insert_breakpoint(target)
+        rounds = 0
+        for _ in range(3000):
+            hit = inf.cont()
+            assert isinstance(hit, BreakpointHit)
+            e = inf._e
+            held = [
+                e.threads[i].tid
+                for i in range(e.nthreads)
+                if e.threads[i].tid != hit.tid and e.threads[i].ev_kind == lib.PT_EV_BREAKPOINT
+            ]
+            if not held:
+                continue
+            inf.resume({hit.tid: ResumeAction(ResumeKind.CONTINUE)})  # scheduler-locking: only this one
+            event = inf.wait(10)
+            assert isinstance(event, BreakpointHit) and event.tid == hit.tid, f"held thread reported: {event}"
+            rounds += 1
+            if rounds == 10:
+                break
+        assert rounds, "no stop ever left a hit pending on another thread"

@@ -94,3 +94,10 @@ def test_gdb_13_pass_signals_list() -> None:
         signal.SIGWINCH,
     }
     assert gdb_signal_set_to_host(gdb) == frozenset(int(s) for s in expected)
+
+
+def test_pass_list_without_gdb_signal_io_stops_sigio_even_with_poll_listed() -> None:
+    # gdb.base/sigall.exp "get signal IO": after `handle SIGIO stop`, GDB still lists
+    # GDB_SIGNAL_POLL (0x21), which is host 29 too; gdbserver tests gdb_signal_from_host(29) = IO.
+    assert gdb_signal_set_to_host([0x21]) == frozenset()
+    assert gdb_signal_set_to_host([0x17]) == frozenset({int(signal.SIGIO)})

@@ -1,0 +1,103 @@
+"""Behaviours found wrong by GDB's own testsuite (conformance/run), kept fixed through the real GDB.
+
+Each test names the testsuite file that found it. Where gdbserver passes the same script it runs
+as the oracle too.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import termios
+
+import pytest
+
+from tests.gdb.stubs import run_gdb, running_stub, stub_command
+from tests.gdb.test_control import wait_for_line
+
+
+@pytest.mark.timeout(120)
+def test_attach_to_the_process_already_debugged_fails_and_keeps_it(fixture_path) -> None:
+    """gdb.base/attach.exp "fail to attach again": ptstub detached the process and attached anew.
+
+    ptstub only: gdbserver refuses too but then hangs the session (GDB's KFAIL gdb/19558).
+    """
+    spin = fixture_path("spin")
+    victim = subprocess.Popen([spin, "--threads", "2"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert victim.stdout is not None
+        wait_for_line(victim.stdout, "ready")
+        with running_stub("ptstub", ["--multi", "127.0.0.1:0"]) as server:
+            commands = [
+                f"attach {victim.pid}",
+                "add-inferior",
+                "inferior 2",
+                f"attach {victim.pid}",
+                "inferior 1",
+                "info threads",
+                "detach",
+                "monitor exit",
+            ]
+            result = run_gdb(server.port, spin, ["set sysroot /"] + commands, extended=True)
+        assert re.search(rf"Attaching to process {victim.pid} failed", result.output), result.output[-3000:]
+        assert len(re.findall(r"Thread \d+\.\d+ \"spin\"", result.output)) == 3, result.output[-3000:]
+        assert victim.poll() is None
+    finally:
+        victim.kill()
+        victim.wait(timeout=10)
+        if victim.stdout:
+            victim.stdout.close()
+
+
+@pytest.mark.timeout(120)
+def test_program_reads_the_terminal_it_shares_with_the_stub(stub: str) -> None:
+    """gdb.base/interrupt.exp: the program (own process group) got SIGTTIN reading the terminal.
+
+    The stub runs on a pseudo-terminal as its controlling terminal, like DejaGnu's spawn, and hands
+    the terminal's foreground to the program; `cat` then reads what is typed there.
+    """
+    master, slave = os.openpty()
+    proc = subprocess.Popen(
+        stub_command(stub, ["--once", "127.0.0.1:0", "/bin/cat"]),
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
+    os.close(slave)
+    try:
+        seen = b""
+        while b"Listening on port" not in seen:
+            chunk = os.read(master, 4096)
+            assert chunk, f"the stub ended early: {seen!r}"
+            seen += chunk
+        port = int(re.search(rb"Listening on port (\d+)", seen).group(1))
+        os.write(master, b"typed line\n\x04")  # read once `cat` runs; then end of file
+        result = run_gdb(port, "/bin/cat", ["set sysroot /", "continue"], timeout=60)
+        assert "SIGTTIN" not in result.output, result.output[-2000:]
+        assert "exited normally" in result.output, result.output[-2000:]
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        os.close(master)
+
+
+@pytest.mark.timeout(120)
+def test_follow_fork_child_keeps_serving_the_child(stub: str, fixture_path) -> None:
+    """gdb.base/foll-fork.exp "follow-fork-mode=child: detach-on-fork=on": GDB detaches the parent
+    and goes on with the child; ptstub closed the connection once the parent was detached."""
+    program = fixture_path("simple")
+    commands = ["set sysroot /", "set follow-fork-mode child", "set detach-on-fork on", "continue", "info inferiors"]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--fork", "--iterations", "1"]) as server:
+        result = run_gdb(server.port, program, commands)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", result.output), result.output[-3000:]
+    assert "Remote connection closed" not in result.output and "Target disconnected" not in result.output
+    assert "child-status: 7" in program_output  # the detached parent ran on by itself
