@@ -854,6 +854,11 @@ class Session:
             self.announce(str(err))
             return replies.error(errno_mod.ENOENT)
         self.settings.program = argv
+        if self.non_stop:
+            # The reply to vRun is a plain stop reply, not a notification; gdbserver also makes the new
+            # process's thread the general thread, as GDB expects.
+            self.g_thread = self._select(0)
+            return self._initial_stop(self.g_thread)
         return self.handle_query_stop_reason(cmd.QueryStopReason())
 
     def handle_attach(self, c: cmd.AttachProcess) -> bytes:
