@@ -507,7 +507,7 @@ class Session:
         if target is None or not target.alive:
             return self.stops.restart([])
         stopped = [t.tid for t in target.threads() if t.state is ThreadState.STOPPED]
-        return self.stops.restart([self._thread_stops.get(tid) or self._initial_stop(tid) for tid in stopped])
+        return self.stops.restart([(tid, self._thread_stops.get(tid) or self._initial_stop(tid)) for tid in stopped])
 
     def _initial_stop(self, tid: int) -> bytes:
         """A stopped thread GDB was never told about: SIGTRAP for the leader of a new process, else 0."""
@@ -529,7 +529,10 @@ class Session:
                 stops.append(tid)
                 continue
             resume = action.to_resume_action()
-            if resume is not None and not target.is_running(tid):
+            # As gdbserver (linux_set_resume_request): a running thread keeps running as it is, and a
+            # thread whose stop GDB has not pulled out of the vStopped queue yet stays stopped.
+            # (`resume_threads` leaves running threads alone.)
+            if resume is not None and not self.stops.holds(tid):
                 actions[tid] = resume
         actions = self._allowed_signals(actions)
         if actions:
@@ -563,7 +566,7 @@ class Session:
         if isinstance(event, SyscallStop) and uncaught:
             target.resume_threads({event.tid: self._last_resume.get(event.tid, ResumeAction(ResumeKind.CONTINUE))})
             return True
-        self.stops.push(self.report(event))
+        self.stops.push(self.report(event), getattr(event, "tid", None))
         return True
 
     # ------------------------------------------------------------------------------------- run control
@@ -884,7 +887,7 @@ class Session:
         target.resume_threads({tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids() if tid != leader})
         assert self.last_stop is not None
         self._thread_stops[leader] = self.last_stop
-        self.stops.push(self.last_stop)
+        self.stops.push(self.last_stop, leader)
         return replies.ok()
 
     def handle_restart(self, c: cmd.Restart) -> None:

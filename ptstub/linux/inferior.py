@@ -299,14 +299,17 @@ class Inferior:
     def resume_threads(self, actions: Mapping[int, ResumeAction]) -> None:
         """Non-stop: start the stopped threads named in `actions`; every other thread keeps its state.
 
-        Running threads are left alone (their action is the one they run with); a stopped thread not
-        named stays stopped.
+        Running threads are left alone (their action is the one they run with), except that naming one
+        cancels a stop asked of it that has not happened yet (as gdbserver does: its interrupt stop is
+        then swallowed); a stopped thread not named stays stopped.
         """
         self._require_alive()
         e = self._e
         for i in range(e.nthreads):
             t = e.threads[i]
             if t.state != lib.PT_STOPPED:
+                if t.tid in actions:
+                    t.want_stop = 0
                 continue
             action = actions.get(t.tid)
             if action is None:

@@ -10,49 +10,58 @@ and not yet acknowledged, as in gdbserver's notif.cc. No I/O here: the caller se
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 OK = b"OK"
 STOP_PREFIX = b"Stop:"
 
 
 class StopQueue:
-    """Stop replies waiting for GDB, oldest first; the head is the one GDB was last sent."""
+    """Stop replies waiting for GDB, oldest first; the head is the one GDB was last sent.
+
+    Each reply may carry a key (the thread it reports), so that the session can tell which threads
+    GDB has not yet heard of as stopped.
+    """
 
     def __init__(self) -> None:
-        self._queue: deque[bytes] = deque()
+        self._queue: deque[tuple[Hashable, bytes]] = deque()
         self._notify = False
 
     def __len__(self) -> int:
         return len(self._queue)
 
-    def push(self, reply: bytes) -> None:
+    def push(self, reply: bytes, key: Hashable = None) -> None:
         """Queue a stop reply; it is announced with a notification if none is outstanding."""
         if not self._queue:
             self._notify = True
-        self._queue.append(reply)
+        self._queue.append((key, reply))
+
+    def holds(self, key: Hashable) -> bool:
+        """Whether a reply for `key` is queued (sent or not) and GDB has not acknowledged it yet."""
+        return any(k == key for k, _ in self._queue)
 
     def take_notification(self) -> bytes | None:
         """The `Stop:<reply>` notification body to send now, once per exchange; else None."""
         if not self._notify or not self._queue:
             return None
         self._notify = False
-        return STOP_PREFIX + self._queue[0]
+        return STOP_PREFIX + self._queue[0][1]
 
     def acknowledge(self) -> bytes:
         """Answer `vStopped`: drop the reply GDB now has, give the next one or `OK`."""
         if self._queue:
             self._queue.popleft()
-        return self._queue[0] if self._queue else OK
+        return self._queue[0][1] if self._queue else OK
 
-    def restart(self, replies: Iterable[bytes]) -> bytes:
-        """Answer `?` in non-stop: forget what was queued, queue `replies` and give the first (or `OK`).
+    def restart(self, replies: Iterable[tuple[Hashable, bytes]]) -> bytes:
+        """Answer `?` in non-stop: forget what was queued, queue `replies` ((key, reply) pairs) and give
+        the first reply (or `OK`).
 
         GDB then fetches the rest with `vStopped`, as after a notification (gdbserver's handle_status).
         """
         self._queue = deque(replies)
         self._notify = False
-        return self._queue[0] if self._queue else OK
+        return self._queue[0][1] if self._queue else OK
 
     def discard(self, drop: Callable[[bytes], bool] | None = None) -> None:
         """Drop queued replies (all, or those `drop` selects), e.g. on detach or kill.
@@ -62,9 +71,9 @@ class StopQueue:
         """
         sent = bool(self._queue) and not self._notify
         kept = deque(
-            reply
-            for index, reply in enumerate(self._queue)
-            if (index == 0 and sent) or (drop is not None and not drop(reply))
+            entry
+            for index, entry in enumerate(self._queue)
+            if (index == 0 and sent) or (drop is not None and not drop(entry[1]))
         )
         if kept and not sent:
             self._notify = True

@@ -43,7 +43,7 @@ def test_vstopped_with_nothing_queued_is_ok() -> None:
 def test_restart_for_query_stop_reason() -> None:
     q = StopQueue()
     q.push(b"T05old")
-    assert q.restart([b"T05x", b"T00y"]) == b"T05x"
+    assert q.restart([(1, b"T05x"), (2, b"T00y")]) == b"T05x"
     assert q.take_notification() is None  # `?` answered the first itself
     assert q.acknowledge() == b"T00y"
     assert q.acknowledge() == b"OK"
@@ -79,3 +79,15 @@ def test_discard_selected() -> None:
 
 def test_notification_framing() -> None:
     assert encode_notification(b"Stop:T05") == b"%Stop:T05#" + b"%02x" % (sum(b"Stop:T05") & 0xFF)
+
+
+def test_holds_the_threads_gdb_has_not_pulled_yet() -> None:
+    q = StopQueue()
+    q.push(b"T05a", 11)
+    q.take_notification()
+    q.push(b"T05b", 12)
+    assert q.holds(11) and q.holds(12) and not q.holds(13)
+    assert q.acknowledge() == b"T05b"
+    assert not q.holds(11) and q.holds(12)
+    assert q.acknowledge() == b"OK"
+    assert not q.holds(12)
