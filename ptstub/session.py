@@ -507,11 +507,22 @@ class Session:
         if target is None or not target.alive:
             return self.stops.restart([])
         stopped = [t.tid for t in target.threads() if t.state is ThreadState.STOPPED]
+        if stopped and not self._thread_stops:
+            # GDB has been told of no stop yet (a new connection): like gdbserver after an attach or a
+            # launch, report one thread stopped and let the others run; GDB takes them as running
+            # and stops them itself if it wants them stopped (vCont;t, each reported as signal 0).
+            main = self.pid if self.pid in stopped else stopped[0]
+            others = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in stopped if tid != main}
+            if others:
+                self._invalidate()
+                target.resume_threads(others)
+            stopped = [main]
         return self.stops.restart([(tid, self._thread_stops.get(tid) or self._initial_stop(tid)) for tid in stopped])
 
     def _initial_stop(self, tid: int) -> bytes:
-        """A stopped thread GDB was never told about: SIGTRAP for the leader of a new process, else 0."""
-        signal = 5 if self.last_event is None and tid == self.pid else 0
+        """A stopped thread GDB was never told about: SIGTRAP for the leader of a launched process
+        (stopped at its first instruction), signal 0 otherwise (gdbserver's T00 after an attach)."""
+        signal = 5 if self.last_event is None and tid == self.pid and not self.attached else 0
         reply = self._stop_reply_for_thread(signal, tid, None)
         self._thread_stops[tid] = reply
         return reply

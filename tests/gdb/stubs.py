@@ -103,10 +103,14 @@ class GdbResult:
     output: str
 
 
-def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0, extended: bool = False) -> GdbResult:
-    """`gdb -batch` connected to 127.0.0.1:PORT running `commands`; returns its merged output."""
+def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0, extended: bool = False,
+            setup: list[str] | None = None) -> GdbResult:
+    """`gdb -batch` connected to 127.0.0.1:PORT running `commands` (`setup` before connecting); returns its
+    merged output."""
     target = "extended-remote" if extended else "remote"
     args = [GDB, "-nx", "-batch", "-ex", "set confirm off", "-ex", "set pagination off"]
+    for command in setup or []:
+        args += ["-ex", command]
     args += ["-ex", f"target {target} 127.0.0.1:{port}"]
     for command in commands:
         args += ["-ex", command]

@@ -9,10 +9,11 @@ non-stop stops arrive asynchronously, which a batch script cannot wait for.
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
-from tests.gdb.stubs import InteractiveGdb, interactive_gdb, running_stub
+from tests.gdb.stubs import InteractiveGdb, interactive_gdb, run_gdb, running_stub
 
 SELECT_STOPPED = "python [t for t in gdb.selected_inferior().threads() if t.is_stopped()][0].switch()"
 HIT = r"hit Breakpoint 1, hit_me \(k=(\d+)\)"
@@ -115,3 +116,22 @@ def test_extended_remote_run_in_non_stop(stub: str, fixture_path) -> None:
             gdb.run("delete")
             gdb.run("continue -a", until=r"exited normally")
             gdb.run("monitor exit")
+
+
+@pytest.mark.timeout(120)
+def test_connect_to_attached_process_with_target_non_stop(stub: str, fixture_path) -> None:
+    """gdb.server/attach-flag.exp: `?` in non-stop reports one thread and lets the others run, as
+    gdbserver does after --attach; listing every thread stopped tripped an assertion in GDB's remote.c."""
+    program = fixture_path("spin")
+    spin = subprocess.Popen([program, "--threads", "10"], stdout=subprocess.PIPE, start_new_session=True)
+    try:
+        assert spin.stdout is not None and spin.stdout.readline().strip() == b"ready"
+        with running_stub(stub, ["--once", "127.0.0.1:0", "--attach", str(spin.pid)]) as server:
+            result = run_gdb(server.port, program, ["thread 11", "info threads"],
+                             setup=["set non-stop 0", "maint set target-non-stop 1"])
+            assert "internal-error" not in result.output, result.output[-3000:]
+            assert "Switching to thread 11" in result.output, result.output[-3000:]
+            assert running_threads(result.output) == 0, result.output[-3000:]  # GDB stopped them all
+    finally:
+        spin.kill()
+        spin.wait(timeout=10)
