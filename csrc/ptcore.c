@@ -789,6 +789,7 @@ static int keep_or_resume(pt_engine *e, pt_thread *t)
 
 static int record(pt_thread *t, int kind, int sig, uint64_t pc, uint64_t data)
 {
+    t->want_stop = 0; /* non-stop: any reported stop answers a stop request */
     t->ev_kind = kind;
     t->ev_sig = sig;
     t->ev_pc = pc;
@@ -984,18 +985,24 @@ static int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
     return 0;
 }
 
+static int stopped_on_request(pt_engine *e, pt_thread *t);
+
 static int on_event_stop(pt_engine *e, pt_thread *t, int sig)
 {
     if (t->awaiting_initial) { /* a seized clone child's first stop (ptrace(2): no SIGSTOP under SEIZE) */
         t->awaiting_initial = 0;
         if (e->dr7)
             apply_debugregs(e, t->tid); /* debug registers are per thread and not inherited */
+        if (t->want_stop)
+            return stopped_on_request(e, t);
         return keep_or_resume(e, t);
     }
     if (sig != SIGTRAP) /* group-stop (SIGSTOP/SIGTSTP/...): resuming overrides it, as gdbserver does */
         return keep_or_resume(e, t);
     int ours = t->interrupt_pending;
     t->interrupt_pending = 0;
+    if (ours && t->want_stop)
+        return stopped_on_request(e, t);
     if (e->stopping || (ours && e->world_stopped))
         return at_interrupt_stop(e, t);
     /* The interrupt stayed armed while the thread stopped for something else; this is its echo after
@@ -2091,4 +2098,188 @@ int pt_attach_all(pt_engine *e)
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns)
 {
     WITH_SIGCHLD_BLOCKED(measure_stop_all_masked(e, rounds, stop_ns, cycle_ns));
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* non-stop mode (GDB manual, "Remote Non-Stop"; docs/design-notes.md "Non-stop")                    */
+/*                                                                                                   */
+/* Threads run and stop one by one: an event stops only its own thread (on_status leaves it stopped  */
+/* with its event recorded, and resumes threads after unreported stops, since world_stopped is 0),   */
+/* pt_wait_one hands the events over one at a time, pt_resume_some starts some stopped threads while */
+/* others run, pt_stop_thread stops one.  The only stop-all is the one a step over a breakpoint      */
+/* needs, after which the threads it stopped run again.                                              */
+
+/* Report a thread stopped by pt_stop_thread: as a hit when an int3 raced the interrupt, else as an
+ * interrupt (GDB shows it as stopped with signal 0). */
+static int stopped_on_request(pt_engine *e, pt_thread *t)
+{
+    t->want_stop = 0;
+    if (at_interrupt_stop(e, t))
+        return 1;
+    struct user_regs_struct r;
+    uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
+    return record(t, PT_EV_INTERRUPT, 0, pc, 0);
+}
+
+/* Stop one running thread (vCont;t).  Returns 1 when a stop was requested, 0 when the thread is
+ * not running (already stopped, or exiting: nothing will be reported for it), -ESRCH if unknown. */
+static int stop_thread_masked(pt_engine *e, int32_t tid)
+{
+    pt_thread *t = find(e, tid);
+    if (!t)
+        return -ESRCH;
+    if (t->state != PT_RUNNING)
+        return 0;
+    t->want_stop = 1;
+    if (t->awaiting_initial) /* its first stop is on its way; on_event_stop reports it */
+        return 1;
+    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) { /* ESRCH: exiting; its exit status follows */
+        t->want_stop = 0;
+        set_state(e, t, PT_EXITING);
+        return 0;
+    }
+    t->interrupt_pending = 1;
+    e->n_interrupts++;
+    return 1;
+}
+
+/* Whether a stopped thread about to be resumed sits on one of our breakpoints. */
+static int needs_step_over(pt_engine *e, pt_thread *t)
+{
+    if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || has_event(t) || t->exiting || !e->nbps ||
+        e->vfork_parent_tid || !t->on_breakpoint)
+        return 0;
+    struct user_regs_struct r;
+    return ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 && bp_at(e, r.rip);
+}
+
+/* Step the threads to be resumed over the breakpoints under them, the world held stopped (the
+ * caller stopped it); a step that was all GDB asked for is recorded as done. */
+static void step_over_all(pt_engine *e)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (!needs_step_over(e, t))
+            continue;
+        struct user_regs_struct r;
+        ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        int32_t tid = t->tid;
+        int got = step_over(e, t, r.rip);
+        t = find(e, tid);
+        if (!got && t && t->state == PT_STOPPED && !t->exiting && t->action != PT_ACT_CONT) {
+            ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+            if (t->action == PT_ACT_STEP || r.rip < t->range_start || r.rip >= t->range_end)
+                record(t, PT_EV_STEP, SIGTRAP, r.rip, 0);
+        }
+    }
+    if (e->nrunning > 0) { /* clone children born during a step over: hold them too */
+        e->stopping = 1;
+        wait_all_stopped(e);
+        e->stopping = 0;
+    }
+}
+
+/* Start every stopped thread whose action is set (the caller sets PT_ACT_NONE on the stopped threads
+ * that stay stopped and leaves running threads alone).  A thread with an event not yet handed over
+ * stays stopped: pt_wait_one reports it.  When a thread must step over a breakpoint, every running
+ * thread is stopped first, as gdbserver's stop_all_lwps does, so none can pass the lifted int3; the
+ * threads that this stop caught without an event of their own then run again with their former
+ * action (a thread caught mid-step keeps stepping). */
+static int resume_some_masked(pt_engine *e)
+{
+    pt_prune(e);
+    if (e->exited)
+        return 0;
+    for (int32_t i = 0; i < e->nthreads; i++) { /* no phantom hits (see resume_masked) */
+        pt_thread *t = e->threads[i];
+        if (t->ev_kind == PT_EV_BREAKPOINT && t->state == PT_STOPPED && t->action != PT_ACT_NONE &&
+            !bp_at(e, t->ev_pc))
+            t->ev_kind = PT_EV_NONE;
+    }
+    int need = 0;
+    for (int32_t i = 0; i < e->nthreads && !need; i++)
+        need = needs_step_over(e, e->threads[i]);
+    if (need) {
+        if (e->nrunning > 0)
+            stop_all_masked(e); /* events caught meanwhile stay pending; the threads keep their action */
+        step_over_all(e);
+        pt_prune(e);
+        if (e->exited) {
+            e->world_stopped = 0;
+            return 0;
+        }
+    }
+    e->world_stopped = 0;
+    int rc = 0;
+    for (int32_t i = 0; i < e->nthreads && rc == 0; i++) {
+        pt_thread *t = e->threads[i];
+        if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || has_event(t))
+            continue;
+        if (t->action != PT_ACT_CONT)
+            e->last_stepped_tid = t->tid;
+        int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
+        t->deliver_sig = 0;
+        t->action_sig = 0;
+        rc = resume_thread(e, t, sig);
+    }
+    return rc;
+}
+
+/* Wait for one thread's event with the others left as they are.  Returns 1 when an event is to be
+ * reported (e->reported, or the process ended), 0 on timeout, 2 when extra_fd is readable, 3 when no
+ * thread runs and nothing is pending, or -errno.  pt_request_stop stops every running thread, each
+ * reported on its own. */
+static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
+{
+    uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
+    e->world_stopped = 0;
+    for (;;) {
+        uint64_t requests;
+        if (read(e->wakefd, &requests, sizeof requests) == sizeof requests)
+            for (int32_t i = 0; i < e->nthreads; i++)
+                stop_thread_masked(e, e->threads[i]->tid);
+        drain(e);
+        pt_prune(e);
+        if (choose_report(e, 0))
+            return 1;
+        if (e->nrunning <= 0) {
+            int exiting = 0;
+            for (int32_t i = 0; i < e->nthreads; i++)
+                exiting |= e->threads[i]->state == PT_EXITING;
+            if (!exiting)
+                return 3;
+        }
+        struct pollfd p[3] = {{chld_wakefd, POLLIN, 0}, {e->wakefd, POLLIN, 0}, {extra_fd, POLLIN, 0}};
+        int wait_ms = -1;
+        if (timeout_ms >= 0) {
+            uint64_t now = pt_now_ns();
+            if (now >= deadline)
+                return 0;
+            wait_ms = (int)((deadline - now + 999999) / 1000000);
+        }
+        int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
+        if (n < 0 && errno != EINTR)
+            return -errno;
+        if (n <= 0)
+            continue;
+        if (p[0].revents)
+            drain_fd(chld_wakefd);
+        if (extra_fd >= 0 && p[2].revents && !p[0].revents && !p[1].revents)
+            return 2;
+    }
+}
+
+int pt_resume_some(pt_engine *e)
+{
+    WITH_SIGCHLD_BLOCKED(resume_some_masked(e));
+}
+
+int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd)
+{
+    WITH_SIGCHLD_BLOCKED(wait_one_masked(e, timeout_ms, extra_fd));
+}
+
+int pt_stop_thread(pt_engine *e, int32_t tid)
+{
+    return stop_thread_masked(e, tid);
 }

@@ -62,7 +62,7 @@ typedef struct pt_thread {
     int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */
-    int32_t pad0;
+    int32_t want_stop;         /* non-stop: pt_stop_thread asked for a stop, to report as PT_EV_INTERRUPT */
     uint64_t resumed_ns;       /* CLOCK_MONOTONIC time of the last resume */
     uint64_t restart_pc;       /* a timed wait we restart: where, its deadline, the timeout we wrote */
     uint64_t restart_deadline_ns;
@@ -159,6 +159,11 @@ int pt_get_dr6(int32_t tid, uint64_t *out);
 
 int pt_detach(pt_engine *e);
 int pt_kill(pt_engine *e);
+/* Non-stop mode (docs/design-notes.md "Non-stop"): threads run and stop one by one. */
+int pt_resume_some(pt_engine *e);
+int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd);
+int pt_stop_thread(pt_engine *e, int32_t tid);
+
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
 uint64_t pt_now_ns(void);
 /* CDEF-END */

@@ -18,7 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ptstub.rsp.framing import BadPacket, InterruptRequest, Nack, Packet, PacketReader, encode_packet
+from ptstub.rsp.framing import (
+    BadPacket,
+    InterruptRequest,
+    Nack,
+    Packet,
+    PacketReader,
+    encode_notification,
+    encode_packet,
+)
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -197,6 +205,11 @@ class ServerSession(Protocol):
     @property
     def finished(self) -> bool: ...
 
+    @property
+    def non_stop(self) -> bool: ...
+
+    def next_notification(self, wake_fd: int) -> bytes | None: ...
+
 
 def serve_connection(
     session: ServerSession,
@@ -217,6 +230,14 @@ def serve_connection(
             reply = session.wait_for_stop(conn.fileno())
             if reply is not None:
                 last_reply = _send(conn, reply, remote_debug)
+                continue
+        elif session.non_stop:
+            # Non-stop: threads run while GDB talks to us; their stops go out as `%Stop` notifications.
+            note = session.next_notification(conn.fileno())
+            if note is not None:
+                if remote_debug:
+                    remote_debug("putpkt", b"%" + note)
+                conn.send(encode_notification(note))
                 continue
         data = recv()
         if not data:

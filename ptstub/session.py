@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import Exited, Forked, Killed, StopEvent, SyscallStop
+from ptstub.events import Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
 from ptstub.linux.osdata import osdata
 from ptstub.rsp import commands as cmd
@@ -33,9 +33,10 @@ from ptstub.rsp.features import (
     negotiate,
     supported_reply,
 )
+from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadState
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -131,6 +132,10 @@ class Session:
         self.g_pid = 0
         self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
         self._hardware_breakpoints: set[tuple[int, BreakpointKind, int]] = set()
+        self.non_stop = False
+        self._ctrl_c_tids: set[int] = set()
+        self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
+        self._thread_stops: dict[int, bytes] = {}  # non-stop: stop reply of each thread GDB knows stopped
         self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
             cmd.QuerySupported: self.handle_query_supported,
             cmd.StartNoAckMode: self.handle_start_no_ack,
@@ -147,7 +152,7 @@ class Session:
             cmd.Resume: self.handle_resume,
             cmd.Continue: self.handle_continue,
             cmd.Step: self.handle_step,
-            cmd.InterruptTarget: lambda c: replies.unsupported(),
+            cmd.InterruptTarget: self.handle_ctrl_c,
             cmd.IsThreadAlive: self.handle_thread_alive,
             cmd.QueryCurrentThread: self.handle_current_thread,
             cmd.ListThreads: self.handle_list_threads,
@@ -162,7 +167,8 @@ class Session:
             cmd.SearchMemory: self.handle_search_memory,
             cmd.PassSignals: self.handle_pass_signals,
             cmd.ProgramSignals: self.handle_program_signals,
-            cmd.SetNonStop: lambda c: replies.error(errno_mod.EINVAL) if c.enabled else replies.ok(),
+            cmd.SetNonStop: self.handle_set_non_stop,
+            cmd.NextStopNotification: self.handle_next_stop,
             cmd.SetDisableRandomization: self.handle_set_disable_randomization,
             cmd.SetEnvironmentVariable: self.handle_set_environment,
             cmd.UnsetEnvironmentVariable: self.handle_unset_environment,
@@ -302,6 +308,8 @@ class Session:
         return replies.ok()
 
     def handle_query_stop_reason(self, c: cmd.QueryStopReason) -> bytes:
+        if self.non_stop:
+            return self._query_stop_reason_non_stop()
         if self.target is None or not self.target.alive:
             if self.last_stop is not None and self.last_stop[:1] in (b"W", b"X"):
                 return self.last_stop
@@ -479,8 +487,115 @@ class Session:
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
+    # ------------------------------------------------------------------------------------- non-stop
+    def handle_set_non_stop(self, c: cmd.SetNonStop) -> bytes:
+        """`QNonStop:1|0`. GDB switches with no thread running; leaving non-stop stops any that still runs."""
+        target = self.target
+        if not c.enabled and self.non_stop and target is not None and target.alive and target.any_running():
+            self.report(target.stop())
+        self.non_stop = c.enabled
+        self.stops.discard()
+        self._thread_stops.clear()
+        return replies.ok()
+
+    def handle_next_stop(self, c: cmd.NextStopNotification) -> bytes:
+        return self.stops.acknowledge()
+
+    def handle_ctrl_c(self, c: cmd.InterruptTarget) -> bytes:
+        """`vCtrlC` (non-stop's Ctrl-C): stop one running thread, reported as SIGINT like gdbserver's."""
+        if not self.non_stop:
+            return replies.unsupported()
+        target = self._alive()
+        ids = target.thread_ids()
+        for tid in sorted(ids, key=lambda t: t != target.pid):
+            if target.is_running(tid) and target.stop_thread(tid):
+                self._ctrl_c_tids.add(tid)
+                break
+        return replies.ok()
+
+    def _query_stop_reason_non_stop(self) -> bytes:
+        """`?` in non-stop: a stop reply for every stopped thread, the first now, the rest by `vStopped`."""
+        target = self.target
+        if target is None or not target.alive:
+            return self.stops.restart([])
+        stopped = [t.tid for t in target.threads() if t.state is ThreadState.STOPPED]
+        if stopped and not self._thread_stops:
+            # GDB has been told of no stop yet (a new connection): like gdbserver after an attach or a
+            # launch, report one thread stopped and let the others run; GDB takes them as running
+            # and stops them itself if it wants them stopped (vCont;t, each reported as signal 0).
+            main = self.pid if self.pid in stopped else stopped[0]
+            others = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in stopped if tid != main}
+            if others:
+                self._invalidate()
+                target.resume_threads(others)
+            stopped = [main]
+        return self.stops.restart([(tid, self._thread_stops.get(tid) or self._initial_stop(tid)) for tid in stopped])
+
+    def _initial_stop(self, tid: int) -> bytes:
+        """A stopped thread GDB was never told about: SIGTRAP for the leader of a launched process
+        (stopped at its first instruction), signal 0 otherwise (gdbserver's T00 after an attach)."""
+        signal = 5 if self.last_event is None and tid == self.pid and not self.attached else 0
+        reply = self._stop_reply_for_thread(signal, tid, None)
+        self._thread_stops[tid] = reply
+        return reply
+
+    def _resume_non_stop(self, c: cmd.Resume) -> bytes:
+        """vCont in non-stop: each action applies to the threads it names, the rest keep their state."""
+        target = self._alive()
+        actions: dict[int, ResumeAction] = {}
+        stops: list[int] = []
+        for tid in target.thread_ids():
+            action = c.action_for(self.pid, tid)
+            if action is None:
+                continue
+            if action.kind is cmd.ThreadActionKind.STOP:
+                stops.append(tid)
+                continue
+            resume = action.to_resume_action()
+            # As gdbserver (linux_set_resume_request): a running thread keeps running as it is, and a
+            # thread whose stop GDB has not pulled out of the vStopped queue yet stays stopped.
+            # (`resume_threads` leaves running threads alone.)
+            if resume is not None and not self.stops.holds(tid):
+                actions[tid] = resume
+        actions = self._allowed_signals(actions)
+        if actions:
+            self._invalidate()
+            for tid in actions:
+                self._thread_stops.pop(tid, None)
+            self._last_resume.update(actions)
+            target.resume_threads(actions)
+        for tid in stops:
+            target.stop_thread(tid)
+        return replies.ok()
+
+    def next_notification(self, wake_fd: int) -> bytes | None:
+        """Non-stop: the `Stop:` notification to send now, collecting thread events until there is one.
+
+        None when GDB has sent something (`wake_fd` readable) or nothing can happen (no thread runs).
+        """
+        note = self.stops.take_notification()
+        while note is None and self._collect_event(wake_fd):
+            note = self.stops.take_notification()
+        return note
+
+    def _collect_event(self, wake_fd: int) -> bool:
+        target = self.target
+        if not self.non_stop or target is None or not target.alive:
+            return False
+        event = target.wait_event(None, wake_fd)
+        if event is None:
+            return False
+        uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
+        if isinstance(event, SyscallStop) and uncaught:
+            target.resume_threads({event.tid: self._last_resume.get(event.tid, ResumeAction(ResumeKind.CONTINUE))})
+            return True
+        self.stops.push(self.report(event), getattr(event, "tid", None))
+        return True
+
     # ------------------------------------------------------------------------------------- run control
-    def handle_resume(self, c: cmd.Resume) -> list[bytes] | None:
+    def handle_resume(self, c: cmd.Resume) -> list[bytes] | bytes | None:
+        if self.non_stop:
+            return self._resume_non_stop(c)
         target = self._alive()
         tids = tuple(target.thread_ids())
         # Parsed commands are memoized, so a repeated vCont is the same object: key on its identity
@@ -524,16 +639,21 @@ class Session:
         gpr, _ = self._registers(tid, with_xstate=False)
         self._alive().write_gpr(tid, x86_64.with_pc(gpr, pc))
 
+    def _allowed_signals(self, actions: dict[int, ResumeAction]) -> dict[int, ResumeAction]:
+        """Drop the signals QProgramSignals does not allow from resume actions."""
+        if self.program_signals is None:
+            return actions
+        allowed = self.program_signals
+        return {
+            tid: a if a.signal in allowed or a.signal == 0 else ResumeAction(a.kind, 0, a.range_start, a.range_end)
+            for tid, a in actions.items()
+        }
+
     def _resume(self, actions: dict[int, ResumeAction]) -> list[bytes] | None:
         target = self._alive()
         if not actions:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
-        if self.program_signals is not None:
-            allowed = self.program_signals
-            actions = {
-                tid: a if a.signal in allowed or a.signal == 0 else ResumeAction(a.kind, 0, a.range_start, a.range_end)
-                for tid, a in actions.items()
-            }
+        actions = self._allowed_signals(actions)
         self._invalidate()
         self._last_resume = actions
         target.resume(actions)
@@ -573,6 +693,9 @@ class Session:
             self._forget_target()
         else:
             signal, reason = replies.stop_reason_for(event)
+            if self.non_stop and isinstance(event, Interrupted) and event.tid not in self._ctrl_c_tids:
+                signal = 0  # a vCont;t stop: GDB shows "Thread N stopped" (gdbserver reports it as 0)
+            self._ctrl_c_tids.discard(event.tid)
             if reason is not None and not self._reason_negotiated(reason):
                 reason = None
             if getattr(event, "path", None) is not None:  # exec: a new image, no breakpoints left in it
@@ -584,8 +707,11 @@ class Session:
                 self.forks[event.child_pid] = child
                 self._software_breakpoints[event.child_pid] = set(self._software_breakpoints.get(self.pid, ()))
             reply = self._stop_reply_for_thread(signal, event.tid, reason)
-            self.g_thread = event.tid
-            self.g_pid = 0
+            if self.non_stop:  # as gdbserver: in non-stop a stop does not change GDB's selected thread
+                self._thread_stops[event.tid] = reply
+            else:
+                self.g_thread = event.tid
+                self.g_pid = 0
         self.last_stop = reply
         return reply
 
@@ -631,6 +757,7 @@ class Session:
         target = self.target
         self.target = None
         self.running = False
+        self._thread_stops.clear()
         if target is not None:
             target.close()
         if not self.extended:
@@ -663,6 +790,8 @@ class Session:
             tid = self._select(self.g_thread)
             document = self._layout_for(tid).target_xml
         elif obj is TransferObject.THREADS:
+            if self.non_stop and c.offset == 0:
+                self._threads_doc = None  # threads come and go while others run
             document = self._threads_document()
         elif obj is TransferObject.AUXV:
             document = self._alive().read_auxv()
@@ -790,6 +919,11 @@ class Session:
             self.announce(str(err))
             return replies.error(errno_mod.ENOENT)
         self.settings.program = argv
+        if self.non_stop:
+            # The reply to vRun is a plain stop reply, not a notification; gdbserver also makes the new
+            # process's thread the general thread, as GDB expects.
+            self.g_thread = self._select(0)
+            return self._initial_stop(self.g_thread)
         return self.handle_query_stop_reason(cmd.QueryStopReason())
 
     def handle_attach(self, c: cmd.AttachProcess) -> bytes:
@@ -812,7 +946,20 @@ class Session:
         if pending is not None:
             return self.report(pending)
         self.last_stop = self._stop_reply_for_thread(19, self._select(0), None)
+        if self.non_stop:
+            return self._attached_non_stop()
         return self.last_stop
+
+    def _attached_non_stop(self) -> bytes:
+        """Non-stop attach (gdbserver): `OK`, the leader's SIGSTOP stop as a notification, and every
+        other thread running, as GDB assumes of the threads it then finds (it stops them itself)."""
+        target = self._alive()
+        leader = self._select(0)
+        target.resume_threads({tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids() if tid != leader})
+        assert self.last_stop is not None
+        self._thread_stops[leader] = self.last_stop
+        self.stops.push(self.last_stop, leader)
+        return replies.ok()
 
     def handle_restart(self, c: cmd.Restart) -> None:
         launcher = self.launcher
@@ -823,6 +970,8 @@ class Session:
     def _replace_target(self, start: Callable[[], Any], attached: bool) -> None:
         """End the current process (if any) and serve the one `start` gives, with fresh stop state."""
         self._drop_target()
+        self.stops.discard()
+        self._thread_stops.clear()
         self.target = start()
         self._apply_target_options()
         self.attached = attached
@@ -859,6 +1008,8 @@ class Session:
             return replies.ok()
         if self.target is not None:
             pid = self.target.pid
+            self.stops.discard()
+            self._thread_stops.clear()
             if self.target.alive:
                 self.target.kill()
             self.target.close()
@@ -881,6 +1032,8 @@ class Session:
             return replies.ok()
         target = self._alive()
         self.announce(f"Detaching from process {target.pid}")
+        self.stops.discard()
+        self._thread_stops.clear()
         allowed = self.program_signals
         target.detach(None if allowed is None else allowed.__contains__)
         target.close()
@@ -961,7 +1114,7 @@ class Session:
         self.files.close_all()
         self._release_forks()
         target = self.target
-        if target is not None and target.alive and self.running:
+        if target is not None and target.alive and (self.running or (self.non_stop and target.any_running())):
             # GDB left while the program ran: stop it, so the next GDB finds it stopped as on attach.
             with contextlib.suppress(PtstubError):
                 self.report(target.stop())
@@ -981,6 +1134,10 @@ class Session:
         self.program_signals = None
         self.no_ack = False
         self.running = False
+        self.non_stop = False
+        self.stops.discard()
+        self._thread_stops.clear()
+        self._ctrl_c_tids.clear()
         self.features = NegotiatedFeatures()
         self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
         self._invalidate()

@@ -310,6 +310,63 @@ class Inferior:
                 return self._take_event()
         return None
 
+    # -------------------------------------------------------------------------------- non-stop
+    def resume_threads(self, actions: Mapping[int, ResumeAction]) -> None:
+        """Non-stop: start the stopped threads named in `actions`; every other thread keeps its state.
+
+        Running threads are left alone (their action is the one they run with), except that naming one
+        cancels a stop asked of it that has not happened yet (as gdbserver does: its interrupt stop is
+        then swallowed); a stopped thread not named stays stopped.
+        """
+        self._require_alive()
+        e = self._e
+        for i in range(e.nthreads):
+            t = e.threads[i]
+            if t.state != lib.PT_STOPPED:
+                if t.tid in actions:
+                    t.want_stop = 0
+                continue
+            action = actions.get(t.tid)
+            if action is None:
+                t.action = lib.PT_ACT_NONE
+                continue
+            t.action = ACTIONS[action.kind]
+            t.action_sig = action.signal
+            if action.kind is ResumeKind.RANGE_STEP:
+                t.range_start = action.range_start
+                t.range_end = action.range_end
+            self._held_signals.pop(t.tid, None)
+        self._ready = False
+        check(lib.pt_resume_some(e), "resume")
+
+    def wait_event(self, timeout: float | None = None, wake_fd: int | None = None) -> StopEvent | None:
+        """Non-stop: the next event of one thread, the others left running or stopped as they are.
+
+        None on timeout, when `wake_fd` is readable, or when no thread runs and nothing is pending.
+        """
+        self._require_alive()
+        rc = check(lib.pt_wait_one(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
+        return self._take_event() if rc == 1 else None
+
+    def stop_thread(self, tid: int) -> bool:
+        """Non-stop: ask a running thread to stop (reported as `Interrupted` by `wait_event`).
+
+        False when it was not running: nothing will be reported for it.
+        """
+        self._require_alive()
+        rc = lib.pt_stop_thread(self._e, tid)
+        if rc == -errno_mod.ESRCH:
+            check_thread(rc, "stop", tid)
+        return rc == 1
+
+    def is_running(self, tid: int) -> bool:
+        """Whether `tid` is running (non-stop: threads run and stop one by one)."""
+        index = lib.pt_find_thread(self._e, tid) if not self._closed else -1
+        return index >= 0 and self._e.threads[index].state == lib.PT_RUNNING
+
+    def any_running(self) -> bool:
+        return not self._closed and self._e.nrunning > 0
+
     def set_pass_signals(self, signals: set[int]) -> None:
         """Signals delivered to the program without a stop (GDB's QPassSignals)."""
         mask = 0

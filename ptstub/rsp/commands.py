@@ -182,6 +182,11 @@ class InterruptTarget:
     """`vCtrlC`: the packet form of `\\x03` (answered `OK`, then the stop is reported)."""
 
 
+@dataclass(frozen=True, slots=True)
+class NextStopNotification:
+    """`vStopped`: GDB took the last `%Stop` notification (non-stop); answer the next queued stop or `OK`."""
+
+
 class ThreadPurpose(Enum):
     """What an `H` packet selects a thread for."""
 
@@ -542,6 +547,7 @@ Command = (
     | PassSignals
     | ProgramSignals
     | SetNonStop
+    | NextStopNotification
     | SetDisableRandomization
     | SetEnvironmentVariable
     | UnsetEnvironmentVariable
@@ -574,6 +580,7 @@ _ENABLE_EXTENDED = EnableExtendedMode()
 _READ_REGISTERS = ReadRegisters()
 _QUERY_RESUME_ACTIONS = QueryResumeActions()
 _INTERRUPT = InterruptTarget()
+_NEXT_STOP = NextStopNotification()
 _QUERY_CURRENT_THREAD = QueryCurrentThread()
 _LIST_FIRST = ListThreads(first=True)
 _LIST_NEXT = ListThreads(first=False)
@@ -948,6 +955,12 @@ def _parse_ctrl_c(body: bytes, args: bytes) -> Command:
     return _INTERRUPT
 
 
+def _parse_stopped(body: bytes, args: bytes) -> Command:
+    if body != b"vStopped":
+        return UnknownCommand(body)
+    return _NEXT_STOP
+
+
 def _parse_run(body: bytes, args: bytes) -> Command:
     fields = [parse_hex_bytes(field, "vRun argument") for field in args.split(b";")]
     return RunProgram(fields[0], tuple(fields[1:]))
@@ -1063,6 +1076,7 @@ _VERBOSE: dict[bytes, _NamedParser] = {
     b"vCont?": _parse_resume_actions_query,
     b"vCont": _parse_resume,
     b"vCtrlC": _parse_ctrl_c,
+    b"vStopped": _parse_stopped,
     b"vRun": _parse_run,
     b"vAttach": _parse_attach,
     b"vKill": _parse_kill_process,

@@ -103,10 +103,14 @@ class GdbResult:
     output: str
 
 
-def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0, extended: bool = False) -> GdbResult:
-    """`gdb -batch` connected to 127.0.0.1:PORT running `commands`; returns its merged output."""
+def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0, extended: bool = False,
+            setup: list[str] | None = None) -> GdbResult:
+    """`gdb -batch` connected to 127.0.0.1:PORT running `commands` (`setup` before connecting); returns its
+    merged output."""
     target = "extended-remote" if extended else "remote"
     args = [GDB, "-nx", "-batch", "-ex", "set confirm off", "-ex", "set pagination off"]
+    for command in setup or []:
+        args += ["-ex", command]
     args += ["-ex", f"target {target} 127.0.0.1:{port}"]
     for command in commands:
         args += ["-ex", command]
@@ -133,3 +137,74 @@ def run_gdb_script(port: int, program: str, script: str, timeout: float = 120.0,
         return run_gdb(port, program, [f"source {path}"], timeout, extended)
     finally:
         os.unlink(path)
+
+
+class InteractiveGdb:
+    """GDB reading commands from a pipe, one at a time.
+
+    Batch mode runs a script's commands back to back and handles asynchronous stops (non-stop's
+    `interrupt -a`, a breakpoint hit in another thread) only inside the next execution command.
+    Between piped commands GDB sits in its event loop and prints such stops as they come, so a test
+    can wait for them, as GDB's own testsuite does with expect.
+    """
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        self._pending = ""
+        self._count = 0
+        self.transcript: list[str] = []
+
+    def run(self, command: str, until: str | None = None, timeout: float = 30.0) -> str:
+        """Send `command`; return GDB's output up to its completion and until `until` (a regex) appeared."""
+        assert self.proc.stdin is not None
+        self._count += 1
+        marker = f"@@done-{self._count}@@"
+        self.proc.stdin.write(f"{command}\necho {marker}\\n\n".encode())
+        self.proc.stdin.flush()
+        text = self.expect(re.escape(marker), timeout)
+        if until is not None and not re.search(until, text):
+            text += self.expect(until, timeout, before=text)
+        return text.replace(marker, "")
+
+    def expect(self, pattern: str, timeout: float = 30.0, before: str = "") -> str:
+        """Read GDB's output until `pattern` (a regex) matches `before` + it; return what was read to the match."""
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        try:
+            while True:
+                match = re.search(pattern, before + self._pending)
+                if match:
+                    end = max(0, match.end() - len(before))
+                    text, self._pending = self._pending[:end], self._pending[end:]
+                    self.transcript.append(text)
+                    return text
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    break
+                chunk = os.read(self.proc.stdout.fileno(), 65536)
+                if not chunk:
+                    break
+                self._pending += chunk.decode(errors="replace")
+        finally:
+            sel.close()
+        seen = "".join(self.transcript) + self._pending
+        raise AssertionError(f"gdb: no {pattern!r} within {timeout}s; output so far:\n{seen[-4000:]}")
+
+
+@contextlib.contextmanager
+def interactive_gdb(program: str, setup: list[str] | None = None) -> Iterator[InteractiveGdb]:
+    """An `InteractiveGdb` on `program` with confirmations and paging off (and `setup` commands run)."""
+    proc = subprocess.Popen([GDB, "-nx", "-q", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    gdb = InteractiveGdb(proc)
+    try:
+        for command in ["set confirm off", "set pagination off", "set width 0", *(setup or [])]:
+            gdb.run(command)
+        yield gdb
+    finally:
+        if proc.stdin is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+        _kill_group(proc)  # type: ignore[arg-type]

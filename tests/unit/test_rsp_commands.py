@@ -181,7 +181,6 @@ def test_vcont_signals_are_linux_numbers_and_default_action() -> None:
         b"qTsV",
         b"qTfP",
         b"QTinit",
-        b"vStopped",
         b"qXfer:btrace-nonsense:read::0,10",
         b"qXfer:features:frobnicate:x:0,10",
         b"vFile:stat:2f",

@@ -1,0 +1,83 @@
+"""Non-stop engine entry points (`resume_threads`, `wait_event`, `stop_thread`) on fixtures/nonstop.
+
+An event stops only its own thread; a thread resumed on an inserted breakpoint is stepped over it
+with the running threads held (one stop-all) and those threads then run again; a stop request stops
+one thread and is reported as `Interrupted`; a thread already stopped reports nothing.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+from helpers import launched, task_state, time_limit
+
+from ptstub.events import BreakpointHit, Exited, Interrupted
+from ptstub.target import ResumeAction, ThreadState
+
+pytestmark = pytest.mark.usefixtures("no_leftover_children")
+CONT = ResumeAction()
+
+
+def counter(inf, address: int) -> int:
+    return int.from_bytes(inf.read_memory(address, 8), "little")
+
+
+def running(inf) -> set[int]:
+    return {t.tid for t in inf.threads() if t.state is ThreadState.RUNNING}
+
+
+@time_limit(60)
+def test_breakpoint_stops_one_thread_and_step_over_restarts_the_others(fixture_path) -> None:
+    with launched([fixture_path("nonstop"), "--threads", "2", "--hits", "3"], stdout=subprocess.DEVNULL) as inf:
+        hit_me = inf.symbol("hit_me")
+        counters = inf.symbol("counters")
+        inf.insert_breakpoint(hit_me)
+        inf.resume_threads({inf.pid: CONT})
+        event = inf.wait_event(timeout=20)
+        assert isinstance(event, BreakpointHit) and event.pc == hit_me, event
+        hitter = event.tid
+        others = running(inf)
+        assert len(others) == 3 and hitter not in others  # main and the two workers kept running
+        for tid in others:
+            state = task_state(inf.pid, tid)
+            assert state is not None and state[0] != "t", (tid, state)  # not in a ptrace stop
+        before = counter(inf, counters)
+        stops = inf.stats["stops"]
+
+        inf.resume_threads({hitter: CONT})  # on the inserted breakpoint: stepped over, world held
+        assert inf.stats["stops"] == stops + 1
+        assert running(inf) == others | {hitter}  # the held threads run again
+        event = inf.wait_event(timeout=20)
+        assert event == BreakpointHit(hitter, hit_me)
+        assert counter(inf, counters) >= before + 5  # the workers ran between the two hits
+
+        worker = max(others - {inf.pid})
+        assert inf.stop_thread(worker)
+        event = inf.wait_event(timeout=20)
+        assert isinstance(event, Interrupted) and event.tid == worker, event
+        assert not inf.stop_thread(worker)  # already stopped: nothing more is reported
+        assert running(inf) == others - {worker}
+
+        inf.remove_breakpoint(hit_me)
+        inf.resume_threads({worker: CONT, hitter: CONT})
+        event = inf.wait_event(timeout=20)
+        assert event == Exited(inf.pid, 0), event
+
+
+@time_limit(60)
+def test_interrupt_stops_each_running_thread(fixture_path) -> None:
+    with launched([fixture_path("nonstop"), "--threads", "3", "--hits", "1000"], stdout=subprocess.DEVNULL) as inf:
+        inf.insert_breakpoint(inf.symbol("hit_me"))
+        inf.resume_threads({inf.pid: CONT})
+        event = inf.wait_event(timeout=20)
+        assert isinstance(event, BreakpointHit)
+        others = running(inf)
+        inf.interrupt()
+        seen = set()
+        while seen != others:
+            event = inf.wait_event(timeout=20)
+            assert isinstance(event, Interrupted), event
+            seen.add(event.tid)
+        assert running(inf) == set()
+        assert inf.wait_event(timeout=0) is None  # nothing runs, nothing pending

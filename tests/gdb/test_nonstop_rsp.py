@@ -1,0 +1,113 @@
+"""Non-stop at the packet level, against ptstub: the `%Stop`/`vStopped` exchange, `vCont;t`, `?`.
+
+GDB's own testsuite found that a wildcard `vCont;c` sent while a stop notification is still queued
+must not resume that thread (gdbserver: "not resuming LWP: has queued stop reply"); otherwise GDB
+later sees two stops of a thread it never resumed (an internal error in non-stop-fair-events.exp).
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import time
+
+import pytest
+
+from ptstub.linux import symbols
+from ptstub.rsp.framing import encode_packet, expand_runs
+from tests.gdb.stubs import running_stub
+
+
+class RawClient:
+    """A minimal RSP client: acks on, replies (`$`) and notifications (`%`) kept apart."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=20)
+        self.buffer = bytearray()
+        self.replies: list[bytes] = []
+        self.notes: list[bytes] = []
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _pump(self, want: list[bytes]) -> bytes:
+        deadline = time.monotonic() + 20
+        while not want:
+            while self.buffer[:1] == b"+":  # acks between packets
+                del self.buffer[:1]
+            match = re.match(rb"([$%])([^#]*)#[0-9a-f]{2}", bytes(self.buffer))
+            if match:
+                del self.buffer[: match.end()]
+                (self.replies if match.group(1) == b"$" else self.notes).append(expand_runs(match.group(2)))
+                continue
+            assert time.monotonic() < deadline, "no packet from ptstub"
+            chunk = self.sock.recv(65536)
+            assert chunk, "ptstub closed the connection"
+            self.buffer += chunk
+        return want.pop(0)
+
+    def ask(self, body: bytes) -> bytes:
+        self.sock.sendall(encode_packet(body, run_length=False))  # GDB never run-length encodes requests
+        return self._pump(self.replies)
+
+    def notification(self) -> bytes:
+        return self._pump(self.notes)
+
+
+def tid_of(reply: bytes) -> int:
+    match = re.search(rb"thread:p[0-9a-f]+\.([0-9a-f]+);", reply)
+    assert match, reply
+    return int(match.group(1), 16)
+
+
+def drain_stops(client: RawClient, first: bytes) -> list[bytes]:
+    """`first` and every reply `vStopped` gives until `OK`."""
+    stops = [first]
+    while (reply := client.ask(b"vStopped")) != b"OK":
+        stops.append(reply)
+    return stops
+
+
+@pytest.mark.timeout(60)
+def test_wildcard_resume_leaves_a_thread_with_a_queued_stop_alone(fixture_path) -> None:
+    program = fixture_path("nonstop")
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "--threads", "2", "--hits", "5"]) as server:
+        client = RawClient(server.port)
+        try:
+            assert b"QNonStop+" in client.ask(b"qSupported:multiprocess+;swbreak+")
+            assert client.ask(b"QNonStop:1") == b"OK"
+            first = client.ask(b"?")
+            assert first.startswith(b"T05") and drain_stops(client, first) == [first]
+            pid = tid_of(first)
+            hit_me = symbols.resolve_symbol(pid, program, "hit_me")
+            assert client.ask(b"Z0,%x,1" % hit_me) == b"OK"
+            assert client.ask(b"vCont;c") == b"OK"
+            note = client.notification()
+            assert note.startswith(b"Stop:T05swbreak:"), note
+            hitter = tid_of(note)
+            assert client.ask(b"vCont;c") == b"OK"  # before vStopped: the hitter's stop is still queued
+            assert client.ask(b"Hgp%x.%x" % (pid, hitter)) == b"OK"
+            assert client.ask(b"p5") == b"00" * 8  # still stopped at hit_me(k=0): rdi is 0
+            assert client.ask(b"vStopped") == b"OK"
+
+            # vCont;t stops every running thread, each reported as signal 0; `?` then lists all four.
+            assert client.ask(b"vCont;t") == b"OK"
+            others = sorted(set(symbols_tids(pid)) - {hitter})
+            stopped: list[bytes] = []
+            while len(stopped) < len(others):  # one exchange per notification, as the stops come
+                stopped += drain_stops(client, client.notification()[len(b"Stop:") :])
+            assert sorted(tid_of(s) for s in stopped) == others
+            assert all(s.startswith(b"T00") for s in stopped), stopped
+            everything = drain_stops(client, client.ask(b"?"))
+            assert sorted(tid_of(s) for s in everything) == sorted(symbols_tids(pid))
+            assert any(s.startswith(b"T05swbreak:") and tid_of(s) == hitter for s in everything)
+            assert client.ask(b"vCont;t") == b"OK"  # nothing runs: nothing will be reported
+            assert client.ask(b"vKill;%x" % pid) == b"OK"
+        finally:
+            client.close()
+
+
+def symbols_tids(pid: int) -> list[int]:
+    import os
+
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
