@@ -5,7 +5,9 @@ A small RSP client replays, per breakpoint stop, the 9 requests GDB 13 sends for
 `commands; silent; continue; end` (`vCont;c`, `qXfer:threads:read`, `z0` x2, `Z0`, `QPassSignals:`,
 `vCont;s`, `Z0`, `QPassSignals:...`; see docs/design-notes.md) against `fixtures/stress`. Without
 GDB's ~1 ms per stop the figure is the stub's own latency per request: recv, parse, handle, ptrace,
-reply. Prints stops/s (min/median/max over --repeats) and the ratio of medians, ptstub / gdbserver.
+reply. Prints stops/s (min/median/max over --repeats) and the ratio of medians, ptstub / gdbserver,
+and the stub process's own CPU time per stop (utime + stime from /proc/PID/stat around the timed loop,
+10 ms ticks): on a loaded machine the wall-clock rate mostly measures the scheduler, the CPU time less so.
 
 Usage: bench/bench_rsp.py [--repeats N] [--stops N] [--threads N]
 The machine is shared and noisy: compare within one run only.
@@ -14,6 +16,7 @@ The machine is shared and noisy: compare within one run only.
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import socket
 import statistics
@@ -63,7 +66,15 @@ def symbol(program: str, name: str) -> int:
     return int(re.search(rf"^([0-9a-f]+) T {name}$", out, re.M).group(1), 16)
 
 
-def stops_per_second(stub: str, program: str, threads: int, stops: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process `pid` itself (proc(5): fields 14 and 15, in clock ticks)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stops_per_second(stub: str, program: str, threads: int, stops: int) -> tuple[float, float]:
+    """(stops/s, stub CPU seconds per stop)."""
     hit, other = PIE_BASE + symbol(program, "hit_target"), PIE_BASE + symbol(program, "main")
     calls = stops // threads + 2
     args = ["--once", "127.0.0.1:0", program, "--threads", str(threads), "--calls", str(calls), "--syscall", "none"]
@@ -77,6 +88,7 @@ def stops_per_second(stub: str, program: str, threads: int, stops: int) -> float
         client.request(b"Z0,%x,1" % hit)
         client.request(b"Z0,%x,1" % other)
         client.request(PASS)
+        cpu_start = cpu_seconds(server.proc.pid)
         start = time.perf_counter()
         for _ in range(stops):
             reply = client.request(b"vCont;c:p%x.-1" % pid)
@@ -92,10 +104,11 @@ def stops_per_second(stub: str, program: str, threads: int, stops: int) -> float
             client.request(b"Z0,%x,1" % hit)
             client.request(PASS)
         elapsed = time.perf_counter() - start
+        cpu = cpu_seconds(server.proc.pid) - cpu_start
         client.request(b"vKill;%x" % pid)
         client.close()
         server.proc.wait(timeout=30)
-    return stops / elapsed
+    return stops / elapsed, cpu / stops
 
 
 def main() -> int:
@@ -106,14 +119,21 @@ def main() -> int:
     opts = parser.parse_args()
     program = str(ROOT / "build" / "fixtures" / "stress")
     results: dict[str, list[float]] = {"ptstub": [], "gdbserver": []}
+    cpu: dict[str, list[float]] = {"ptstub": [], "gdbserver": []}
     for _ in range(opts.repeats):
         for stub in results:  # alternate, so drifting load hits both alike
-            results[stub].append(stops_per_second(stub, program, opts.threads, opts.stops))
+            rate, cpu_per_stop = stops_per_second(stub, program, opts.threads, opts.stops)
+            results[stub].append(rate)
+            cpu[stub].append(cpu_per_stop * 1e6)
     medians = {stub: statistics.median(values) for stub, values in results.items()}
     for stub, values in results.items():
-        print(f"{stub:<10} stops/s {min(values):.0f}/{medians[stub]:.0f}/{max(values):.0f} (min/median/max)")
+        print(
+            f"{stub:<10} stops/s {min(values):.0f}/{medians[stub]:.0f}/{max(values):.0f} (min/median/max), "
+            f"stub CPU per stop {min(cpu[stub]):.0f}/{statistics.median(cpu[stub]):.0f}/{max(cpu[stub]):.0f} us"
+        )
     print(
-        f"ratio ptstub/gdbserver: {medians['ptstub'] / medians['gdbserver']:.2f}x "
+        f"ratio ptstub/gdbserver: {medians['ptstub'] / medians['gdbserver']:.2f}x stops/s, "
+        f"{statistics.median(cpu['ptstub']) / statistics.median(cpu['gdbserver']):.2f}x CPU per stop "
         f"({opts.threads} thread(s), 9 requests per stop)"
     )
     return 0

@@ -7,7 +7,6 @@ say which of "not found", "not executable" or "not an x86-64 ELF" it is, like gd
 from __future__ import annotations
 
 import os
-import shutil
 
 from ptstub.errors import LaunchError
 
@@ -19,6 +18,8 @@ MACHINE_NAMES = {3: "i386", 40: "ARM", 183: "AArch64", 243: "RISC-V", 8: "MIPS",
 def resolve_program(program: str) -> str:
     """Find `program` like execvp does (PATH search when it has no slash); raise LaunchError if absent."""
     if "/" not in program:
+        import shutil  # here: it loads bz2 and lzma, which `ptstub --attach` never needs
+
         found = shutil.which(program)
         if found is None:
             raise LaunchError(f"{program}: program not found (not in PATH)")
