@@ -720,7 +720,8 @@ class Session:
         return replies.ok()
 
     def handle_set_working_directory(self, c: cmd.SetWorkingDirectory) -> bytes:
-        self.settings.working_directory = os.fsdecode(c.path) if c.path else None
+        # `~` and `~user` are expanded, as gdbserver's fork_inferior does (gdb_tilde_expand).
+        self.settings.working_directory = os.path.expanduser(os.fsdecode(c.path)) if c.path else None
         return replies.ok()
 
     # ------------------------------------------------------------------------------------- processes

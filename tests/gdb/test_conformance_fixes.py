@@ -101,3 +101,16 @@ def test_follow_fork_child_keeps_serving_the_child(stub: str, fixture_path) -> N
     assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", result.output), result.output[-3000:]
     assert "Remote connection closed" not in result.output and "Target disconnected" not in result.output
     assert "child-status: 7" in program_output  # the detached parent ran on by itself
+
+
+@pytest.mark.timeout(120)
+def test_working_directory_with_a_tilde_is_expanded(stub: str) -> None:
+    """gdb.base/set-cwd.exp "test_tilde_expansion": `set cwd ~/` made `run` fail (no such directory)."""
+    with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+        commands = ["set sysroot /", "set remote exec-file /bin/pwd", "set cwd ~/", "run", "monitor exit"]
+        result = run_gdb(server.port, "/bin/pwd", commands, extended=True)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert "exited normally" in result.output, result.output[-3000:]
+    assert os.path.realpath(os.path.expanduser("~")) in program_output.splitlines(), program_output
