@@ -16,7 +16,6 @@ import logging
 import os
 import signal as signal_mod
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
@@ -91,7 +90,8 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._names: dict[int, tuple[str, float]] = {}
+        self._names: dict[int, tuple[str, int]] = {}  # tid -> (comm, self._resumes when read)
+        self._resumes = 0  # resumes so far: a cached thread name is good until the next one
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -137,11 +137,11 @@ class Inferior:
         return result
 
     def _thread_name(self, tid: int) -> str:
-        """/proc comm, re-read at most once a second per thread (GDB asks for names at every stop)."""
-        now = time.monotonic()
+        """/proc comm, read once per stop: GDB may ask several times, but any thread that ran may
+        have renamed itself or another (pthread_setname_np; gdb.threads/names.exp)."""
         cached = self._names.get(tid)
-        if cached is None or now - cached[1] > 1.0:
-            cached = (_thread_name(self.pid, tid), now)
+        if cached is None or cached[1] != self._resumes:
+            cached = (_thread_name(self.pid, tid), self._resumes)
             self._names[tid] = cached
         return cached[0]
 
@@ -224,6 +224,7 @@ class Inferior:
                 t.range_start = action.range_start
                 t.range_end = action.range_end
             self._held_signals.pop(t.tid, None)
+        self._resumes += 1
         self._after_resume(lib.pt_resume(e))
 
     def _after_resume(self, rc: int) -> None:
@@ -252,6 +253,7 @@ class Inferior:
                 if pass_signal and self.has_thread(tid):
                     self._thread(tid).action_sig = sig
             self._held_signals.clear()
+        self._resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
         if rc == 1:
             return self._take_event()

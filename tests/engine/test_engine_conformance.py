@@ -221,3 +221,14 @@ def test_a_held_thread_pending_hit_is_not_reported_when_another_thread_runs(fixt
             if rounds == 10:
                 break
         assert rounds, "no stop ever left a hit pending on another thread"
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_thread_names_are_read_again_after_the_program_ran(fixture_path) -> None:
+    """gdb.threads/names.exp: names were re-read at most once a second, so a name set right after
+    the start showed the old one."""
+    with ptstub.launch([fixture_path("simple"), "--name", "renamed", "--iterations", "1"]) as inf:
+        assert [t.name for t in inf.threads()] == ["simple"]
+        inf.insert_breakpoint(inf.symbol("work"))
+        assert isinstance(inf.cont(), BreakpointHit)
+        assert [t.name for t in inf.threads()] == ["renamed"]
