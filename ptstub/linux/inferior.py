@@ -131,8 +131,8 @@ class Inferior:
         for i in range(self._e.nthreads):
             t = self._e.threads[i]
             state, tid = t.state, t.tid
-            if state == lib.PT_GONE or (state == lib.PT_EXITING and not t.exiting):
-                continue
+            if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
+                continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
             result.append(ThreadInfo(tid, self._thread_name(tid), -1, STATES[state]))
         return result
 
@@ -545,6 +545,15 @@ class Inferior:
         cycle = ffi.new("uint64_t[]", rounds)
         lib.pt_measure_stop_all(self._e, rounds, stop, cycle)
         return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+
+
+def _is_zombie(pid: int, tid: int) -> bool:
+    """The thread has exited and waits to be reaped (state Z in /proc/PID/task/TID/stat), or is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _thread_name(pid: int, tid: int) -> str:

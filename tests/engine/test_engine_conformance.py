@@ -232,3 +232,15 @@ def test_thread_names_are_read_again_after_the_program_ran(fixture_path) -> None
         inf.insert_breakpoint(inf.symbol("work"))
         assert isinstance(inf.cont(), BreakpointHit)
         assert [t.name for t in inf.threads()] == ["renamed"]
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_a_leader_that_called_pthread_exit_is_not_listed(fixture_path) -> None:
+    """gdb.threads/non-ldr-exc-2.exp "single thread left": the zombie leader stayed in the thread
+    list, and GDB could not read its registers (E03)."""
+    with ptstub.launch([fixture_path("leader_exit"), "--threads", "2", "--calls", "1"]) as inf:
+        inf.insert_breakpoint(inf.symbol("hit_target"))  # called only once the leader is a zombie
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit)
+        tids = [t.tid for t in inf.threads()]
+        assert inf.pid not in tids and hit.tid in tids and len(tids) == 2, tids
