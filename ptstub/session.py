@@ -505,12 +505,8 @@ class Session:
         target = self._alive()
         if not actions:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
-        if self.program_signals is not None:
-            allowed = self.program_signals
-            actions = {
-                tid: a if a.signal in allowed or a.signal == 0 else ResumeAction(a.kind, 0, a.range_start, a.range_end)
-                for tid, a in actions.items()
-            }
+        # A signal GDB names in vCont is delivered even if QProgramSignals leaves it out (`signal
+        # SIGTRAP`): that list is for signals the stub delivers on its own, at detach (gdbserver).
         self._invalidate()
         self._last_resume = actions
         target.resume(actions)

@@ -114,3 +114,18 @@ def test_working_directory_with_a_tilde_is_expanded(stub: str) -> None:
         program_output = server.proc.stdout.read().decode(errors="replace")
     assert "exited normally" in result.output, result.output[-3000:]
     assert os.path.realpath(os.path.expanduser("~")) in program_output.splitlines(), program_output
+
+
+@pytest.mark.timeout(120)
+def test_signal_command_delivers_a_signal_gdb_does_not_pass(stub: str, fixture_path) -> None:
+    """gdb.threads/signal-sigtrap.exp: `signal SIG` for a signal that `handle` says nopass (left out of
+    QProgramSignals) was dropped; that list is only for signals the stub delivers on its own."""
+    program = fixture_path("signals")
+    commands = ["set sysroot /", "handle SIGUSR1 stop print nopass", "continue", "signal SIGUSR1", "signal SIGUSR1"]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--count", "2"]) as server:
+        result = run_gdb(server.port, program, commands)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert "signals: usr1=2" in program_output, program_output + result.output[-2000:]
+    assert "exited normally" in result.output, result.output[-2000:]
