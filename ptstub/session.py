@@ -521,7 +521,16 @@ class Session:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
         target = self._alive()
         while True:
-            event = target.wait(None, wake_fd)
+            try:
+                event = target.wait(None, wake_fd)
+            except TargetError as err:
+                # Every resumed thread exited while the others stay held (scheduler-locking):
+                # gdbserver answers N, GDB says so and keeps the session (schedlock-thread-exit.exp).
+                if err.errno != errno_mod.ECHILD or not self.features.no_resumed:
+                    raise
+                self.running = False
+                self._invalidate()
+                return replies.no_resumed()
             if event is None:
                 return None
             uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls

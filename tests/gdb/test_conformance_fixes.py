@@ -129,3 +129,25 @@ def test_signal_command_delivers_a_signal_gdb_does_not_pass(stub: str, fixture_p
         program_output = server.proc.stdout.read().decode(errors="replace")
     assert "signals: usr1=2" in program_output, program_output + result.output[-2000:]
     assert "exited normally" in result.output, result.output[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_only_resumed_thread_exits_under_scheduler_locking(stub: str, fixture_path) -> None:
+    """gdb.threads/schedlock-thread-exit.exp: the one resumed thread exits while scheduler-locking
+    holds the others; gdbserver answers N (no resumed threads), ptstub ended the session."""
+    program = fixture_path("churn")
+    commands = [
+        "set sysroot /",
+        "break hit_target",
+        "continue",
+        "set scheduler-locking on",
+        "continue",
+        "info threads",
+        "kill",
+    ]
+    args = ["--once", "127.0.0.1:0", program, "--spawners", "1", "--iterations", "1", "--batch", "1"]
+    with running_stub(stub, args) as server:
+        result = run_gdb(server.port, program, commands)
+    assert "No unwaited-for children left" in result.output, result.output[-3000:]
+    assert "Remote connection closed" not in result.output, result.output[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) killed\]", result.output), result.output[-3000:]
