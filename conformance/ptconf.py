@@ -214,6 +214,63 @@ def is_flaky(name: str, patterns: list[str]) -> bool:
     return any(p == name or p == base or fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(base, p) for p in patterns)
 
 
+@dataclass(frozen=True)
+class KnownRegression:
+    """One line of known-regressions.txt: a name or fnmatch pattern, the boards it holds on, why."""
+
+    pattern: str
+    reason: str
+    boards: tuple[str, ...] = ("native", "extended")
+
+    @property
+    def non_stop(self) -> bool:
+        return self.reason.lower().startswith("non-stop")
+
+    def matches(self, name: str, board: str) -> bool:
+        return board in self.boards and is_flaky(name, [self.pattern])
+
+
+def parse_known(text: str) -> list[KnownRegression]:
+    """`[board] PATTERN -- REASON` lines ('#' comments); board is optional (both), REASON required."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        pattern, sep, reason = line.rpartition(" -- ")
+        if not sep or not pattern.strip() or not reason.strip():
+            raise UsageError(f"known regressions line {n}: expected 'PATTERN -- REASON', got {line!r}")
+        boards: tuple[str, ...] = ("native", "extended")
+        m = re.match(r"\[(native|extended)\]\s+(.*)$", pattern.strip())
+        if m:
+            boards, pattern = (m.group(1),), m.group(2)
+        out.append(KnownRegression(pattern.strip(), reason.strip(), boards))
+    return out
+
+
+def load_known(path: Path | None) -> list[KnownRegression]:
+    if path is None or not path.exists():
+        return []
+    return parse_known(path.read_text())
+
+
+def known_for(name: str, board: str, known: list[KnownRegression]) -> KnownRegression | None:
+    return next((k for k in known if k.matches(name, board)), None)
+
+
+def stale_known(known: list[KnownRegression], comparisons: list, selection: set[str]) -> list[KnownRegression]:
+    """Entries for files that were run on one of their boards and matched no regression there."""
+    out = []
+    for k in known:
+        exp = k.pattern.split(": ", 1)[0]
+        runs = [c for c in comparisons if c.board in k.boards]
+        if exp not in selection or not runs:
+            continue
+        if not any(k.matches(e["name"], c.board) for c in runs for e in c.known):
+            out.append(k)
+    return out
+
+
 @dataclass
 class Comparison:
     board: str
@@ -222,6 +279,7 @@ class Comparison:
     regressions: list[dict] = field(default_factory=list)
     wins: list[dict] = field(default_factory=list)
     flaky_ignored: list[dict] = field(default_factory=list)
+    known: list[dict] = field(default_factory=list)  # expected regressions (known-regressions.txt)
 
     def to_json(self) -> dict:
         return {
@@ -231,6 +289,7 @@ class Comparison:
             "regressions": self.regressions,
             "wins": self.wins,
             "flaky_ignored": self.flaky_ignored,
+            "known": self.known,
         }
 
 
@@ -243,13 +302,16 @@ def compare(
     board: str = "native",
     ref_label: str = "gdbserver",
     cur_label: str = "ptstub",
+    known: list[KnownRegression] | None = None,
 ) -> Comparison:
     """Regressions: PASS in ref, not PASS (or absent) in cur.  Wins: the reverse.
 
     ``files`` restricts the comparison to tests of those .exp files (used when the current run is a
-    subset of what the reference file holds).  Flaky names are moved to ``flaky_ignored``.
+    subset of what the reference file holds).  Flaky names are moved to ``flaky_ignored``, names that
+    ``known`` expects to regress on this board to ``known`` (with the reason); neither counts.
     """
     flaky = flaky or []
+    known = known or []
 
     def in_scope(name: str) -> bool:
         return files is None or name.split(": ", 1)[0] in files
@@ -261,7 +323,13 @@ def compare(
         r, c = ref.get(name, "missing"), cur.get(name, "missing")
         if r == "PASS" and c != "PASS":
             entry = {"name": name, "reference": r, "current": c}
-            (cmp_.flaky_ignored if is_flaky(name, flaky) else cmp_.regressions).append(entry)
+            expected = known_for(name, board, known)
+            if is_flaky(name, flaky):
+                cmp_.flaky_ignored.append(entry)
+            elif expected is not None:
+                cmp_.known.append(entry | {"reason": expected.reason, "non_stop": expected.non_stop})
+            else:
+                cmp_.regressions.append(entry)
         elif c == "PASS" and r != "PASS":
             cmp_.wins.append({"name": name, "reference": r, "current": c})
     return cmp_
@@ -923,6 +991,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="flaky test names, never counted as regressions (default conformance/flaky.txt)",
     )
     p.add_argument(
+        "--known",
+        type=Path,
+        default=HERE / "known-regressions.txt",
+        help="regressions expected today, each with its reason: reported apart, never counted "
+        "(default conformance/known-regressions.txt; --known /dev/null to count them all)",
+    )
+    p.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -1020,14 +1095,26 @@ def baseline_doc(
 
 
 def print_comparison(cmp_: Comparison, show: int) -> None:
+    n_ns = sum(1 for e in cmp_.known if e["non_stop"])
     print(
         f"\n== {cmp_.board} board: {cmp_.current} vs {cmp_.reference}: {len(cmp_.regressions)} regression(s),"
-        f" {len(cmp_.wins)} win(s), {len(cmp_.flaky_ignored)} flaky ignored"
+        f" {len(cmp_.wins)} win(s), {len(cmp_.flaky_ignored)} flaky ignored,"
+        f" {len(cmp_.known)} known ({n_ns} non-stop)"
     )
+    by_reason: dict[str, int] = {}
+    for e in cmp_.known:
+        by_reason[e["reason"]] = by_reason.get(e["reason"], 0) + 1
     for title, items in (
         ("regressions", cmp_.regressions),
         ("wins", cmp_.wins),
         ("flaky (ignored)", cmp_.flaky_ignored),
+        (
+            "known regressions, by reason (not counted)",
+            [
+                {"reference": n, "current": "", "name": reason}
+                for reason, n in sorted(by_reason.items(), key=lambda x: -x[1])
+            ],
+        ),
     ):
         if not items:
             continue
@@ -1061,6 +1148,7 @@ def _main(args: argparse.Namespace) -> int:
         raise UsageError(f"-j {args.jobs} is too many for the port ranges (at most {LANE_WIDTH // 100})")
     if args.against and not args.against.is_file():
         raise UsageError(f"--against: no such file {args.against}")
+    known = load_known(args.known)  # read first: a malformed file must not cost a whole run
     boards = list(BOARDS) if args.board == "both" else [args.board]
     try:
         against = json.loads(args.against.read_text()) if args.against else None
@@ -1168,6 +1256,7 @@ def _main(args: argparse.Namespace) -> int:
                     ref["tests"],
                     cur["tests"],
                     flaky=flaky,
+                    known=known,
                     board=b,
                     ref_label="gdbserver (this run)",
                     cur_label=args.stub,
@@ -1183,6 +1272,7 @@ def _main(args: argparse.Namespace) -> int:
                     cur["tests"],
                     files=set(selection),
                     flaky=flaky,
+                    known=known,
                     board=b,
                     ref_label=f"{ref.get('stub', '?')} ({args.against})",
                     cur_label=args.stub,
@@ -1190,6 +1280,11 @@ def _main(args: argparse.Namespace) -> int:
             )
     for c in comparisons:
         print_comparison(c, args.show)
+    stale = stale_known(known, comparisons, set(selection))
+    if stale:
+        print("\nknown-regressions entries that matched nothing in this run (fixed? remove them):")
+        for k in stale:
+            print(f"    {k.pattern}")
 
     unstable: dict[str, dict[str, list[str]]] = {}
     if args.repeat > 1:
@@ -1232,9 +1327,10 @@ def _main(args: argparse.Namespace) -> int:
 
     n_reg = sum(len(c.regressions) for c in comparisons)
     if comparisons:
+        n_known = sum(len(c.known) for c in comparisons)
         print(
             f"\n{n_reg} regression(s), {sum(len(c.wins) for c in comparisons)} win(s) "
-            f"against {len(comparisons)} reference run(s)"
+            f"against {len(comparisons)} reference run(s); {n_known} known regression(s) not counted"
         )
     return 1 if n_reg else 0
 

@@ -557,7 +557,6 @@ class Session:
             # (`resume_threads` leaves running threads alone.)
             if resume is not None and not self.stops.holds(tid):
                 actions[tid] = resume
-        actions = self._allowed_signals(actions)
         if actions:
             self._invalidate()
             for tid in actions:
@@ -639,21 +638,12 @@ class Session:
         gpr, _ = self._registers(tid, with_xstate=False)
         self._alive().write_gpr(tid, x86_64.with_pc(gpr, pc))
 
-    def _allowed_signals(self, actions: dict[int, ResumeAction]) -> dict[int, ResumeAction]:
-        """Drop the signals QProgramSignals does not allow from resume actions."""
-        if self.program_signals is None:
-            return actions
-        allowed = self.program_signals
-        return {
-            tid: a if a.signal in allowed or a.signal == 0 else ResumeAction(a.kind, 0, a.range_start, a.range_end)
-            for tid, a in actions.items()
-        }
-
     def _resume(self, actions: dict[int, ResumeAction]) -> list[bytes] | None:
         target = self._alive()
         if not actions:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
-        actions = self._allowed_signals(actions)
+        # A signal GDB names in vCont is delivered even if QProgramSignals leaves it out (`signal
+        # SIGTRAP`): that list is for signals the stub delivers on its own, at detach (gdbserver).
         self._invalidate()
         self._last_resume = actions
         target.resume(actions)
@@ -668,7 +658,16 @@ class Session:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
         target = self._alive()
         while True:
-            event = target.wait(None, wake_fd)
+            try:
+                event = target.wait(None, wake_fd)
+            except TargetError as err:
+                # Every resumed thread exited while the others stay held (scheduler-locking):
+                # gdbserver answers N, GDB says so and keeps the session (schedlock-thread-exit.exp).
+                if err.errno != errno_mod.ECHILD or not self.features.no_resumed:
+                    raise
+                self.running = False
+                self._invalidate()
+                return replies.no_resumed()
             if event is None:
                 return None
             uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
@@ -900,7 +899,8 @@ class Session:
         return replies.ok()
 
     def handle_set_working_directory(self, c: cmd.SetWorkingDirectory) -> bytes:
-        self.settings.working_directory = os.fsdecode(c.path) if c.path else None
+        # `~` and `~user` are expanded, as gdbserver's fork_inferior does (gdb_tilde_expand).
+        self.settings.working_directory = os.path.expanduser(os.fsdecode(c.path)) if c.path else None
         return replies.ok()
 
     # ------------------------------------------------------------------------------------- processes

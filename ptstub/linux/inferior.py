@@ -16,7 +16,6 @@ import logging
 import os
 import signal as signal_mod
 import threading
-import time
 from collections.abc import Callable, Mapping
 from typing import IO, Any
 
@@ -91,7 +90,8 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._names: dict[int, tuple[str, float]] = {}
+        self._names: dict[int, tuple[str, int]] = {}  # tid -> (comm, self._resumes when read)
+        self._resumes = 0  # resumes so far: a cached thread name is good until the next one
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -131,17 +131,17 @@ class Inferior:
         for i in range(self._e.nthreads):
             t = self._e.threads[i]
             state, tid = t.state, t.tid
-            if state == lib.PT_GONE or (state == lib.PT_EXITING and not t.exiting):
-                continue
+            if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
+                continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
             result.append(ThreadInfo(tid, self._thread_name(tid), -1, STATES[state]))
         return result
 
     def _thread_name(self, tid: int) -> str:
-        """/proc comm, re-read at most once a second per thread (GDB asks for names at every stop)."""
-        now = time.monotonic()
+        """/proc comm, read once per stop: GDB may ask several times, but any thread that ran may
+        have renamed itself or another (pthread_setname_np; gdb.threads/names.exp)."""
         cached = self._names.get(tid)
-        if cached is None or now - cached[1] > 1.0:
-            cached = (_thread_name(self.pid, tid), now)
+        if cached is None or cached[1] != self._resumes:
+            cached = (_thread_name(self.pid, tid), self._resumes)
             self._names[tid] = cached
         return cached[0]
 
@@ -224,6 +224,7 @@ class Inferior:
                 t.range_start = action.range_start
                 t.range_end = action.range_end
             self._held_signals.pop(t.tid, None)
+        self._resumes += 1
         self._after_resume(lib.pt_resume(e))
 
     def _after_resume(self, rc: int) -> None:
@@ -252,6 +253,7 @@ class Inferior:
                 if pass_signal and self.has_thread(tid):
                     self._thread(tid).action_sig = sig
             self._held_signals.clear()
+        self._resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
         if rc == 1:
             return self._take_event()
@@ -600,6 +602,15 @@ class Inferior:
         cycle = ffi.new("uint64_t[]", rounds)
         lib.pt_measure_stop_all(self._e, rounds, stop, cycle)
         return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+
+
+def _is_zombie(pid: int, tid: int) -> bool:
+    """The thread has exited and waits to be reaped (state Z in /proc/PID/task/TID/stat), or is gone."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+    except (OSError, IndexError):
+        return True
 
 
 def _thread_name(pid: int, tid: int) -> str:

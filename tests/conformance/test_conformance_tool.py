@@ -169,6 +169,57 @@ def test_load_flaky(tmp_path):
     assert ptconf.load_flaky(tmp_path / "missing.txt") == []
 
 
+KNOWN_TEXT = """\
+# comment
+gdb.server/a.exp: t2 -- non-stop: the variant runs GDB in non-stop mode
+[extended] gdb.server/a.exp: t4 -- multi-process: detach-on-fork off
+gdb.server/a.exp: name -- with -- inside -- reason after the last separator
+"""
+
+
+def test_parse_known_patterns_boards_and_reasons():
+    known = ptconf.parse_known(KNOWN_TEXT)
+    assert [(k.pattern, k.boards, k.non_stop) for k in known] == [
+        ("gdb.server/a.exp: t2", ("native", "extended"), True),
+        ("gdb.server/a.exp: t4", ("extended",), False),
+        ("gdb.server/a.exp: name -- with -- inside", ("native", "extended"), False),
+    ]
+    assert known[1].reason == "multi-process: detach-on-fork off"
+
+
+@pytest.mark.parametrize("line", ["gdb.server/a.exp: no reason", "gdb.server/a.exp: empty -- ", " -- reason only"])
+def test_parse_known_rejects_lines_without_pattern_or_reason(line):
+    with pytest.raises(ptconf.UsageError):
+        ptconf.parse_known(line + "\n")
+
+
+def test_known_regressions_are_reported_apart_and_new_ones_still_count():
+    known = ptconf.parse_known(KNOWN_TEXT)
+    files = {"gdb.server/a.exp", "gdb.threads/b.exp"}
+    native = ptconf.compare(REF, CUR, files=files, known=known, board="native")
+    assert [e["name"] for e in native.regressions] == ["gdb.server/a.exp: t4", "gdb.threads/b.exp: racy"]
+    assert [(e["name"], e["non_stop"]) for e in native.known] == [("gdb.server/a.exp: t2", True)]
+    extended = ptconf.compare(REF, CUR, files=files, known=known, board="extended")
+    assert [e["name"] for e in extended.regressions] == ["gdb.threads/b.exp: racy"]  # t4: known on extended only
+    assert {e["name"] for e in extended.known} == {"gdb.server/a.exp: t2", "gdb.server/a.exp: t4"}
+    assert extended.to_json()["known"][0]["reason"].startswith("non-stop")
+
+
+def test_known_glob_matches_a_whole_file_and_duplicates():
+    known = ptconf.parse_known("gdb.server/a.exp: * -- whole file\n")
+    c = ptconf.compare(REF, CUR, known=known)
+    assert {e["name"] for e in c.known} == {"gdb.server/a.exp: t2", "gdb.server/a.exp: t4"}
+    assert ptconf.known_for("gdb.server/a.exp: t2 [3]", "native", known) is not None
+
+
+def test_checked_in_known_regressions_parse_and_have_reasons():
+    known = ptconf.load_known(CONF_DIR / "known-regressions.txt")
+    assert known, "conformance/known-regressions.txt is empty or missing"
+    for k in known:
+        assert k.pattern.split(": ", 1)[0].endswith(".exp"), k.pattern
+        assert len(k.reason) >= 10, k
+
+
 def test_unstable_names():
     runs = [{"a": "PASS", "b": "PASS"}, {"a": "PASS", "b": "FAIL"}, {"a": "PASS", "c": "PASS"}]
     u = ptconf.unstable_names(runs)
@@ -312,3 +363,13 @@ def test_bad_against_files_are_usage_errors(tmp_path):
     native_only = tmp_path / "native.json"
     native_only.write_text(json.dumps({"runs": [{"stub": "gdbserver", "board": "native", "tests": {}}]}))
     assert ptconf.main(["--against", str(native_only), "--board", "extended"]) == 2
+
+
+def test_stale_known_entries_are_listed_only_for_files_that_ran():
+    known = ptconf.parse_known(KNOWN_TEXT + "gdb.base/zzz.exp: * -- never run here\n")
+    files = {"gdb.server/a.exp", "gdb.threads/b.exp"}
+    native = ptconf.compare(REF, CUR, files=files, known=known, board="native")
+    stale = ptconf.stale_known(known, [native], files)
+    # t2 matched; t4 is extended-only (native ran only); "name -- with --" ran and matched nothing;
+    # gdb.base/zzz.exp was not in the selection.
+    assert [k.pattern for k in stale] == ["gdb.server/a.exp: name -- with -- inside"]

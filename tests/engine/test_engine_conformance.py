@@ -221,3 +221,26 @@ def test_a_held_thread_pending_hit_is_not_reported_when_another_thread_runs(fixt
             if rounds == 10:
                 break
         assert rounds, "no stop ever left a hit pending on another thread"
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_thread_names_are_read_again_after_the_program_ran(fixture_path) -> None:
+    """gdb.threads/names.exp: names were re-read at most once a second, so a name set right after
+    the start showed the old one."""
+    with ptstub.launch([fixture_path("simple"), "--name", "renamed", "--iterations", "1"]) as inf:
+        assert [t.name for t in inf.threads()] == ["simple"]
+        inf.insert_breakpoint(inf.symbol("work"))
+        assert isinstance(inf.cont(), BreakpointHit)
+        assert [t.name for t in inf.threads()] == ["renamed"]
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_a_leader_that_called_pthread_exit_is_not_listed(fixture_path) -> None:
+    """gdb.threads/non-ldr-exc-2.exp "single thread left": the zombie leader stayed in the thread
+    list, and GDB could not read its registers (E03)."""
+    with ptstub.launch([fixture_path("leader_exit"), "--threads", "2", "--calls", "1"]) as inf:
+        inf.insert_breakpoint(inf.symbol("hit_target"))  # called only once the leader is a zombie
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit)
+        tids = [t.tid for t in inf.threads()]
+        assert inf.pid not in tids and hit.tid in tids and len(tids) == 2, tids

@@ -101,3 +101,53 @@ def test_follow_fork_child_keeps_serving_the_child(stub: str, fixture_path) -> N
     assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", result.output), result.output[-3000:]
     assert "Remote connection closed" not in result.output and "Target disconnected" not in result.output
     assert "child-status: 7" in program_output  # the detached parent ran on by itself
+
+
+@pytest.mark.timeout(120)
+def test_working_directory_with_a_tilde_is_expanded(stub: str) -> None:
+    """gdb.base/set-cwd.exp "test_tilde_expansion": `set cwd ~/` made `run` fail (no such directory)."""
+    with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+        commands = ["set sysroot /", "set remote exec-file /bin/pwd", "set cwd ~/", "run", "monitor exit"]
+        result = run_gdb(server.port, "/bin/pwd", commands, extended=True)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert "exited normally" in result.output, result.output[-3000:]
+    assert os.path.realpath(os.path.expanduser("~")) in program_output.splitlines(), program_output
+
+
+@pytest.mark.timeout(120)
+def test_signal_command_delivers_a_signal_gdb_does_not_pass(stub: str, fixture_path) -> None:
+    """gdb.threads/signal-sigtrap.exp: `signal SIG` for a signal that `handle` says nopass (left out of
+    QProgramSignals) was dropped; that list is only for signals the stub delivers on its own."""
+    program = fixture_path("signals")
+    commands = ["set sysroot /", "handle SIGUSR1 stop print nopass", "continue", "signal SIGUSR1", "signal SIGUSR1"]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--count", "2"]) as server:
+        result = run_gdb(server.port, program, commands)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert "signals: usr1=2" in program_output, program_output + result.output[-2000:]
+    assert "exited normally" in result.output, result.output[-2000:]
+
+
+@pytest.mark.timeout(120)
+def test_only_resumed_thread_exits_under_scheduler_locking(stub: str, fixture_path) -> None:
+    """gdb.threads/schedlock-thread-exit.exp: the one resumed thread exits while scheduler-locking
+    holds the others; gdbserver answers N (no resumed threads), ptstub ended the session."""
+    program = fixture_path("churn")
+    commands = [
+        "set sysroot /",
+        "break hit_target",
+        "continue",
+        "set scheduler-locking on",
+        "continue",
+        "info threads",
+        "kill",
+    ]
+    args = ["--once", "127.0.0.1:0", program, "--spawners", "1", "--iterations", "1", "--batch", "1"]
+    with running_stub(stub, args) as server:
+        result = run_gdb(server.port, program, commands)
+    assert "No unwaited-for children left" in result.output, result.output[-3000:]
+    assert "Remote connection closed" not in result.output, result.output[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) killed\]", result.output), result.output[-3000:]
