@@ -355,9 +355,13 @@ class Session:
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
             target = self._alive()
+            # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
+            # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
+            # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
             described = (
                 replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
                 for t in target.threads()
+                if t.state is not ThreadState.EXITING
             )
             self._threads_doc = replies.threads_xml(described, self.features.multiprocess)
         return self._threads_doc

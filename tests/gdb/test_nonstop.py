@@ -135,3 +135,21 @@ def test_connect_to_attached_process_with_target_non_stop(stub: str, fixture_pat
     finally:
         spin.kill()
         spin.wait(timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_leader_that_exited_is_not_listed(stub: str, fixture_path) -> None:
+    """gdb.threads/gcore-stale-thread.exp: a leader that called pthread_exit is a zombie until the
+    last thread ends; GDB must see it gone (no registers to read, `gcore` must work)."""
+    program = fixture_path("leader_exit")
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--threads", "2", "--calls", "3"]) as server:
+        with interactive_gdb(program, ["set non-stop on"]) as gdb:
+            gdb.run(f"target remote 127.0.0.1:{server.port}")
+            gdb.run("break hit_target")
+            gdb.run("continue -a", until=r"hit Breakpoint 1, hit_target")
+            info = gdb.run("info threads")
+            assert "The current thread <Thread ID 1> has terminated" in info, info
+            assert not re.search(r"^\s*\*?\s*1\s+Thread", info, re.M), info
+            gdb.run("delete")
+            gdb.run(SELECT_STOPPED)
+            gdb.run("continue -a", until=r"exited normally")
