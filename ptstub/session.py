@@ -25,7 +25,6 @@ from ptstub.hostio import HostFiles
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
 from ptstub.rsp.errors import ProtocolError
-from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.features import (
     ClientFeatures,
     NegotiatedFeatures,
@@ -34,6 +33,7 @@ from ptstub.rsp.features import (
     negotiate,
     supported_reply,
 )
+from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadState
 

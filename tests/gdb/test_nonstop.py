@@ -88,8 +88,11 @@ def test_interrupt_and_continue_one_thread(stub: str, fixture_path) -> None:
         with interactive_gdb(program, ["set non-stop on"]) as gdb:
             first_hit(gdb, server.port)
             info = gdb.run("info threads")
-            worker = next(m.group(1) for m in re.finditer(r"^\s*\*?\s*(\d+)\s+Thread .*\(running\)", info, re.M)
-                          if m.group(1) != "1")
+            worker = next(
+                m.group(1)
+                for m in re.finditer(r"^\s*\*?\s*(\d+)\s+Thread .*\(running\)", info, re.M)
+                if m.group(1) != "1"
+            )
             gdb.run(f"thread {worker}")
             gdb.run("interrupt", until=rf'Thread {worker} "nonstop" stopped\.')
             info = gdb.run("info threads")
@@ -127,8 +130,12 @@ def test_connect_to_attached_process_with_target_non_stop(stub: str, fixture_pat
     try:
         assert spin.stdout is not None and spin.stdout.readline().strip() == b"ready"
         with running_stub(stub, ["--once", "127.0.0.1:0", "--attach", str(spin.pid)]) as server:
-            result = run_gdb(server.port, program, ["thread 11", "info threads"],
-                             setup=["set non-stop 0", "maint set target-non-stop 1"])
+            result = run_gdb(
+                server.port,
+                program,
+                ["thread 11", "info threads"],
+                setup=["set non-stop 0", "maint set target-non-stop 1"],
+            )
             assert "internal-error" not in result.output, result.output[-3000:]
             assert "Switching to thread 11" in result.output, result.output[-3000:]
             assert running_threads(result.output) == 0, result.output[-3000:]  # GDB stopped them all
