@@ -2264,8 +2264,12 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
             continue;
         if (p[0].revents)
             drain_fd(chld_wakefd);
-        if (extra_fd >= 0 && p[2].revents && !p[0].revents && !p[1].revents)
-            return 2;
+        if (extra_fd >= 0 && p[2].revents) { /* GDB first, unless an event is ready: a stream of
+                                              * unreported stops (clones, echoes) must not starve it */
+            drain(e);
+            pt_prune(e);
+            return choose_report(e, 0) ? 1 : 2;
+        }
     }
 }
 

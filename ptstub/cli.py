@@ -198,6 +198,8 @@ def _remote_debug_printer(direction: str, body: bytes) -> None:
     text = body.decode("latin-1")
     if direction == "getpkt":
         print(f'getpkt ("{text}");', file=sys.stderr, flush=True)
+    elif direction == "notif":
+        print(f'putpkt ("%{text}#{sum(body) & 0xFF:02x}"); [notif]', file=sys.stderr, flush=True)
     else:
         print(f'putpkt ("${text}#{sum(body) & 0xFF:02x}");', file=sys.stderr, flush=True)
 

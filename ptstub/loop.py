@@ -2,7 +2,9 @@
 
 One thread does everything (ptrace requires it). While the program runs, the loop sits in the
 target's `wait()` with the client socket as a wake-up fd, so a `\\x03` (Ctrl-C) is read at once and
-turned into an all-stop interrupt. Framing and acks follow the GDB manual, "Overview" and "Interrupts".
+turned into an all-stop interrupt. In non-stop mode it sits in the target's per-thread wait the same
+way, answering packets while threads run and sending their stops as `%Stop` notifications between
+packets. Framing and acks follow the GDB manual, "Overview", "Interrupts" and "Notification Packets".
 """
 
 from __future__ import annotations
@@ -236,7 +238,7 @@ def serve_connection(
             note = session.next_notification(conn.fileno())
             if note is not None:
                 if remote_debug:
-                    remote_debug("putpkt", b"%" + note)
+                    remote_debug("notif", note)
                 conn.send(encode_notification(note))
                 continue
         data = recv()

@@ -359,7 +359,10 @@ class Session:
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
             target = self._alive()
-            threads = target.threads()
+            # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
+            # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
+            # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
+            threads = [t for t in target.threads() if t.state is not ThreadState.EXITING]
             key = (self.features.multiprocess, self.pid, *((t.tid, t.core, t.name) for t in threads))
             document = self._threads_docs.get(key)
             if document is None:  # the thread set or a name changed since a stop that had this list

@@ -88,8 +88,11 @@ def test_interrupt_and_continue_one_thread(stub: str, fixture_path) -> None:
         with interactive_gdb(program, ["set non-stop on"]) as gdb:
             first_hit(gdb, server.port)
             info = gdb.run("info threads")
-            worker = next(m.group(1) for m in re.finditer(r"^\s*\*?\s*(\d+)\s+Thread .*\(running\)", info, re.M)
-                          if m.group(1) != "1")
+            worker = next(
+                m.group(1)
+                for m in re.finditer(r"^\s*\*?\s*(\d+)\s+Thread .*\(running\)", info, re.M)
+                if m.group(1) != "1"
+            )
             gdb.run(f"thread {worker}")
             gdb.run("interrupt", until=rf'Thread {worker} "nonstop" stopped\.')
             info = gdb.run("info threads")
@@ -127,11 +130,33 @@ def test_connect_to_attached_process_with_target_non_stop(stub: str, fixture_pat
     try:
         assert spin.stdout is not None and spin.stdout.readline().strip() == b"ready"
         with running_stub(stub, ["--once", "127.0.0.1:0", "--attach", str(spin.pid)]) as server:
-            result = run_gdb(server.port, program, ["thread 11", "info threads"],
-                             setup=["set non-stop 0", "maint set target-non-stop 1"])
+            result = run_gdb(
+                server.port,
+                program,
+                ["thread 11", "info threads"],
+                setup=["set non-stop 0", "maint set target-non-stop 1"],
+            )
             assert "internal-error" not in result.output, result.output[-3000:]
             assert "Switching to thread 11" in result.output, result.output[-3000:]
             assert running_threads(result.output) == 0, result.output[-3000:]  # GDB stopped them all
     finally:
         spin.kill()
         spin.wait(timeout=10)
+
+
+@pytest.mark.timeout(120)
+def test_leader_that_exited_is_not_listed(stub: str, fixture_path) -> None:
+    """gdb.threads/gcore-stale-thread.exp: a leader that called pthread_exit is a zombie until the
+    last thread ends; GDB must see it gone (no registers to read, `gcore` must work)."""
+    program = fixture_path("leader_exit")
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--threads", "2", "--calls", "3"]) as server:
+        with interactive_gdb(program, ["set non-stop on"]) as gdb:
+            gdb.run(f"target remote 127.0.0.1:{server.port}")
+            gdb.run("break hit_target")
+            gdb.run("continue -a", until=r"hit Breakpoint 1, hit_target")
+            info = gdb.run("info threads")
+            assert "The current thread <Thread ID 1> has terminated" in info, info
+            assert not re.search(r"^\s*\*?\s*1\s+Thread", info, re.M), info
+            gdb.run("delete")
+            gdb.run(SELECT_STOPPED)
+            gdb.run("continue -a", until=r"exited normally")
