@@ -2101,7 +2101,7 @@ int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *c
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* non-stop mode (GDB manual, "Remote Non-Stop"; docs/design-notes.md "Non-stop")                    */
+/* non-stop mode (GDB manual, "Remote Non-Stop"; docs/design-notes.md, "Non-stop mode")             */
 /*                                                                                                   */
 /* Threads run and stop one by one: an event stops only its own thread (on_status leaves it stopped  */
 /* with its event recorded, and resumes threads after unreported stops, since world_stopped is 0),   */

@@ -159,7 +159,7 @@ int pt_get_dr6(int32_t tid, uint64_t *out);
 
 int pt_detach(pt_engine *e);
 int pt_kill(pt_engine *e);
-/* Non-stop mode (docs/design-notes.md "Non-stop"): threads run and stop one by one. */
+/* Non-stop mode (docs/design-notes.md, "Non-stop mode"): threads run and stop one by one. */
 int pt_resume_some(pt_engine *e);
 int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd);
 int pt_stop_thread(pt_engine *e, int32_t tid);

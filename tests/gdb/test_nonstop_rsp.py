@@ -111,3 +111,27 @@ def symbols_tids(pid: int) -> list[int]:
     import os
 
     return [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+
+
+@pytest.mark.timeout(60)
+def test_vctrlc_stops_one_thread_with_sigint(fixture_path) -> None:
+    """`vCtrlC` (non-stop's Ctrl-C): `OK`, then one thread's stop reported as SIGINT, as gdbserver's
+    kill(SIGINT) gives; the other threads keep running."""
+    program = fixture_path("nonstop")
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "--threads", "2", "--hits", "1000000"]) as server:
+        client = RawClient(server.port)
+        try:
+            client.ask(b"qSupported:multiprocess+;swbreak+")
+            assert client.ask(b"QNonStop:1") == b"OK"
+            first = client.ask(b"?")
+            assert drain_stops(client, first) == [first]
+            pid = tid_of(first)
+            assert client.ask(b"vCont;c") == b"OK"
+            assert client.ask(b"vCtrlC") == b"OK"
+            note = client.notification()
+            assert note.startswith(b"Stop:T02"), note
+            assert tid_of(note) == pid  # the leader, as kill(SIGINT) would pick on the whole process
+            assert client.ask(b"vStopped") == b"OK"
+            assert client.ask(b"vKill;%x" % pid) == b"OK"
+        finally:
+            client.close()
