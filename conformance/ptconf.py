@@ -280,6 +280,7 @@ class Comparison:
     wins: list[dict] = field(default_factory=list)
     flaky_ignored: list[dict] = field(default_factory=list)
     known: list[dict] = field(default_factory=list)  # expected regressions (known-regressions.txt)
+    unconfirmed: list[dict] = field(default_factory=list)  # regressed, then passed when run again
 
     def to_json(self) -> dict:
         return {
@@ -290,6 +291,7 @@ class Comparison:
             "wins": self.wins,
             "flaky_ignored": self.flaky_ignored,
             "known": self.known,
+            "unconfirmed": self.unconfirmed,
         }
 
 
@@ -1016,6 +1018,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prepare-only", action="store_true", help="download and configure, run nothing")
     p.add_argument("--list", action="store_true", help="print the selected .exp files and exit")
     p.add_argument("--show", type=int, default=50, help="regressions/wins printed per board (default 50)")
+    p.add_argument(
+        "--confirm",
+        action="store_true",
+        help="run each file with a regression once more; a regression that passes then is not counted",
+    )
     return p
 
 
@@ -1094,6 +1101,41 @@ def baseline_doc(
     }
 
 
+CONFIRM_ITERATION = 99
+
+
+def confirm_regressions(
+    runner: Runner, specs: list[RunSpec], comparisons: list[Comparison], stub: str, run_dir: Path
+) -> None:
+    """Run every file with a regression once more; regressions that PASS then move to `unconfirmed`.
+
+    A loaded CI machine can push a test past one of DejaGnu's timeouts; a real regression fails twice.
+    """
+    reruns: dict[str, RunSpec] = {}
+    jobs: dict[tuple[str, str], Job] = {}
+    for c in comparisons:
+        for e in c.regressions:
+            if c.board not in reruns:
+                base = next(sp for sp in specs if sp.stub == stub and sp.board == c.board and sp.iteration == 1)
+                reruns[c.board] = RunSpec(
+                    stub, c.board, CONFIRM_ITERATION, base.server_prog, run_dir / f"{stub}-{c.board}" / "confirm"
+                )
+                runner.setup_objdir(reruns[c.board])
+            exp = e["name"].split(": ", 1)[0]
+            jobs.setdefault((c.board, exp), Job(reruns[c.board], exp))
+    if not jobs:
+        return
+    log(f"confirming regressions: running {len(jobs)} file(s) again")
+    results = runner.run(list(jobs.values()))
+    for c in comparisons:
+        spec = reruns.get(c.board)
+        if spec is None:
+            continue
+        again = run_to_json(spec, results.get((spec.stub, spec.board, spec.iteration), {}))["tests"]
+        c.unconfirmed = [e for e in c.regressions if again.get(e["name"]) == "PASS"]
+        c.regressions = [e for e in c.regressions if again.get(e["name"]) != "PASS"]
+
+
 def print_comparison(cmp_: Comparison, show: int) -> None:
     n_ns = sum(1 for e in cmp_.known if e["non_stop"])
     print(
@@ -1108,6 +1150,7 @@ def print_comparison(cmp_: Comparison, show: int) -> None:
         ("regressions", cmp_.regressions),
         ("wins", cmp_.wins),
         ("flaky (ignored)", cmp_.flaky_ignored),
+        ("passed when run again (--confirm; not counted)", cmp_.unconfirmed),
         (
             "known regressions, by reason (not counted)",
             [
@@ -1278,6 +1321,8 @@ def _main(args: argparse.Namespace) -> int:
                     cur_label=args.stub,
                 )
             )
+    if args.confirm:
+        confirm_regressions(runner, specs, comparisons, args.stub, run_dir)
     for c in comparisons:
         print_comparison(c, args.show)
     stale = stale_known(known, comparisons, set(selection))

@@ -9,6 +9,6 @@ bash scripts/setup.sh
 status=0
 .venv/bin/python -m pytest -q "$@" || status=$?
 if [[ $# -eq 0 && "${PTSTUB_SKIP_CONFORMANCE:-0}" != 1 ]]; then
-    conformance/run --subset ci --against conformance/baseline-ci.json -j 2 || status=$((status ? status : $?))
+    conformance/run --subset ci --against conformance/baseline-ci.json --confirm -j 2 || status=$((status ? status : $?))
 fi
 exit "$status"

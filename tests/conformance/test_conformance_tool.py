@@ -373,3 +373,42 @@ def test_stale_known_entries_are_listed_only_for_files_that_ran():
     # t2 matched; t4 is extended-only (native ran only); "name -- with --" ran and matched nothing;
     # gdb.base/zzz.exp was not in the selection.
     assert [k.pattern for k in stale] == ["gdb.server/a.exp: name -- with -- inside"]
+
+
+class _RerunRunner:
+    """Stands in for the testsuite runner: each rerun file yields the gdb.sum given for it."""
+
+    def __init__(self, sums: dict[str, str]) -> None:
+        self.sums = sums
+        self.ran: list[tuple[str, str]] = []
+
+    def setup_objdir(self, spec) -> None:
+        pass
+
+    def run(self, jobs):
+        results: dict = {}
+        for job in jobs:
+            self.ran.append((job.spec.board, job.exp))
+            key = (job.spec.stub, job.spec.board, job.spec.iteration)
+            results.setdefault(key, {})[job.exp] = ptconf.parse_sum(self.sums[job.exp], job.exp)
+        return results
+
+
+def test_confirm_keeps_only_regressions_that_fail_again(tmp_path):
+    """A regression whose test passes when its file runs again (a timeout on a loaded machine) is not
+    counted; one that fails again is; each file runs once per board however many names regressed."""
+    ref = {"gdb.server/a.exp: t1": "PASS", "gdb.server/a.exp: t2": "PASS", "gdb.server/b.exp: t3": "PASS"}
+    cur = {"gdb.server/a.exp: t1": "FAIL", "gdb.server/a.exp: t2": "FAIL", "gdb.server/b.exp: t3": "FAIL"}
+    cmp_ = ptconf.compare(ref, cur, board="native")
+    assert len(cmp_.regressions) == 3
+    runner = _RerunRunner(
+        {
+            "gdb.server/a.exp": "Running /s/gdb.server/a.exp ...\nPASS: gdb.server/a.exp: t1\nFAIL: gdb.server/a.exp: t2\n",
+            "gdb.server/b.exp": "Running /s/gdb.server/b.exp ...\nPASS: gdb.server/b.exp: t3\n",
+        }
+    )
+    spec = ptconf.RunSpec("ptstub", "native", 1, "/bin/true", tmp_path / "obj")
+    ptconf.confirm_regressions(runner, [spec], [cmp_], "ptstub", tmp_path)
+    assert sorted(runner.ran) == [("native", "gdb.server/a.exp"), ("native", "gdb.server/b.exp")]
+    assert [e["name"] for e in cmp_.regressions] == ["gdb.server/a.exp: t2"]
+    assert sorted(e["name"] for e in cmp_.unconfirmed) == ["gdb.server/a.exp: t1", "gdb.server/b.exp: t3"]
