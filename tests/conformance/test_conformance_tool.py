@@ -403,7 +403,9 @@ def test_confirm_keeps_only_regressions_that_fail_again(tmp_path):
     assert len(cmp_.regressions) == 3
     runner = _RerunRunner(
         {
-            "gdb.server/a.exp": "Running /s/gdb.server/a.exp ...\nPASS: gdb.server/a.exp: t1\nFAIL: gdb.server/a.exp: t2\n",
+            "gdb.server/a.exp": (
+                "Running /s/gdb.server/a.exp ...\nPASS: gdb.server/a.exp: t1\nFAIL: gdb.server/a.exp: t2\n"
+            ),
             "gdb.server/b.exp": "Running /s/gdb.server/b.exp ...\nPASS: gdb.server/b.exp: t3\n",
         }
     )
