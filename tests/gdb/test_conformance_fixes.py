@@ -151,3 +151,31 @@ def test_only_resumed_thread_exits_under_scheduler_locking(stub: str, fixture_pa
     assert "No unwaited-for children left" in result.output, result.output[-3000:]
     assert "Remote connection closed" not in result.output, result.output[-3000:]
     assert re.search(r"\[Inferior 1 \(process \d+\) killed\]", result.output), result.output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_tls_fails_like_gdbserver_once_libthread_db_cannot_be_found(stub: str, fixture_path) -> None:
+    """gdb.server/no-thread-db.exp: `monitor set libthread-db-search-path` was unknown to ptstub."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "monitor set libthread-db-search-path /nonexistent",
+        "break work",
+        "continue",
+        "print tls_var",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--iterations", "1"]) as server:
+        result = run_gdb(server.port, program, commands)
+    assert "libthread-db-search-path set to `/nonexistent'" in result.output, result.output[-3000:]
+    assert "Remote target failed to process qGetTLSAddr request" in result.output, result.output[-3000:]
+
+
+def test_bare_program_name_in_the_working_directory_is_run_from_there(tmp_path, monkeypatch) -> None:
+    """gdb.server/abspath.exp: `ptstub :PORT prog` with prog in the working directory (not in PATH)."""
+    from ptstub.linux.program import resolve_program
+
+    (tmp_path / "prog").write_bytes(open("/bin/true", "rb").read())
+    (tmp_path / "prog").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_program("prog") == str(tmp_path / "prog")
+    assert resolve_program("true") != str(tmp_path / "true")  # not here: PATH as before
