@@ -314,8 +314,14 @@ def run_server(opts: Options, endpoint: Any) -> int:
     try:
         listener = Listener(endpoint)
     except OSError as err:
-        # gdbserver's exact words: GDB's testsuite watches for them to retry on another port.
-        print(f"Can't bind address: {err.strerror}.", file=sys.stderr)
+        import socket
+
+        # gdbserver's exact words: GDB's testsuite watches for them to retry on another port, or
+        # to see that a host name does not resolve (gdb.server/server-connect.exp).
+        if isinstance(err, socket.gaierror):
+            print(f"{opts.comm}: cannot resolve name: {err.strerror}", file=sys.stderr)
+        else:
+            print(f"Can't bind address: {err.strerror}.", file=sys.stderr)
         print("Exiting", file=sys.stderr)
         _end_target(session)
         return 1
