@@ -697,20 +697,28 @@ class Session:
         if words[:2] == ["set", "debug"] or words[:2] == ["set", "remote-debug"]:
             on = len(words) > 2 and words[2] not in ("0", "off")
             logging.getLogger("ptstub").setLevel(logging.DEBUG if on else logging.WARNING)
-            return [replies.ok()]
+            what = "Debug" if words[1] == "debug" else "Protocol debug"
+            text = f"{what} output {'enabled' if on else 'disabled'}.\n"  # gdbserver's words
+            return [replies.console_output(text.encode()), replies.ok()]
+        if words[:2] == ["set", "debug-format"] and len(words) == 3 and words[2] in ("all", "none"):
+            state = "enabled" if words[2] == "all" else "disabled"
+            return [replies.console_output(f"All extra debug format options {state}.\n".encode()), replies.ok()]
         if words[:2] == ["set", "libthread-db-search-path"]:
             path = c.command.decode("utf-8", "replace").split(None, 2)[2] if len(words) > 2 else ""
             self.thread_db_search_path = path
             return [replies.console_output(f"libthread-db-search-path set to `{path}'\n".encode()), replies.ok()]
-        if words == ["help"] or not words:
-            text = (
-                "The following monitor commands are supported:\n"
-                "  set debug <0|1>\n    Enable general debugging messages\n"
-                "  set remote-debug <0|1>\n    Enable remote protocol debugging messages\n"
-                "  exit\n    Quit GDBserver\n"
-            )
+        text = (
+            "The following monitor commands are supported:\n"
+            "  set debug <0|1>\n    Enable general debugging messages\n"
+            "  set remote-debug <0|1>\n    Enable remote protocol debugging messages\n"
+            "  set debug-format all|none\n    Add additional information to debugging messages\n"
+            "  set libthread-db-search-path [PATH]\n    Where to look for libthread_db\n"
+            "  exit\n    Quit GDBserver\n"
+        )
+        if words == ["help"]:
             return [replies.console_output(text.encode()), replies.ok()]
-        return [replies.console_output(b"Unknown monitor command.\n\n"), replies.ok()]
+        # gdbserver: the words, the help, and an error (GDB: "Protocol error with Rcmd").
+        return [replies.console_output(("Unknown monitor command.\n\n" + text).encode()), replies.error(1)]
 
     # ------------------------------------------------------------------------------------- launch settings
     def handle_set_disable_randomization(self, c: cmd.SetDisableRandomization) -> bytes:

@@ -179,3 +179,45 @@ def test_bare_program_name_in_the_working_directory_is_run_from_there(tmp_path, 
     monkeypatch.chdir(tmp_path)
     assert resolve_program("prog") == str(tmp_path / "prog")
     assert resolve_program("true") != str(tmp_path / "true")  # not here: PATH as before
+
+
+@pytest.mark.timeout(120)
+def test_monitor_commands_answer_in_gdbservers_words(stub: str, fixture_path) -> None:
+    """gdb.server/server-mon.exp: the confirmations, and an error for an unknown (or empty) command."""
+    program = fixture_path("simple")
+    commands = [
+        "monitor set debug 1",
+        "monitor set debug 0",
+        "monitor set remote-debug 1",
+        "monitor set remote-debug 0",
+        "monitor set debug-format all",
+        "monitor set debug-format none",
+        "monitor",
+        "kill",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program]) as server:
+        result = run_gdb(server.port, program, ["set sysroot /"] + commands)
+    for words in (
+        "Debug output enabled.",
+        "Debug output disabled.",
+        "Protocol debug output enabled.",
+        "Protocol debug output disabled.",
+        "All extra debug format options enabled.",
+        "All extra debug format options disabled.",
+    ):
+        assert words in result.output, f"{stub}: {words!r} not in\n{result.output[-3000:]}"
+    assert re.search(r"Unknown monitor command\.(.|\n)*Protocol error", result.output), result.output[-3000:]
+
+
+@pytest.mark.timeout(60)
+def test_unresolvable_host_is_reported_like_gdbserver(stub: str) -> None:
+    """gdb.server/server-connect.exp: GDB's testsuite watches for `COMM: cannot resolve name:`."""
+    proc = subprocess.run(
+        stub_command(stub, ["--once", "garbage:1234:10010", "/bin/true"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "garbage:1234:10010: cannot resolve name: " in proc.stderr, proc.stderr
+    assert proc.returncode != 0 and "Exiting" in proc.stderr and "Traceback" not in proc.stderr
