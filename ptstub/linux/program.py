@@ -24,7 +24,7 @@ def resolve_program(program: str) -> str:
     if "/" not in program:
         found = shutil.which(program)
         if found is None:
-            raise LaunchError(f"{program}: program not found (not in PATH)")
+            raise LaunchError(f"exec: {program}: not found")  # the shell's words, as gdbserver shows them
         program = found
     if not os.path.exists(program):
         raise LaunchError(f"{program}: no such file or directory")

@@ -221,3 +221,21 @@ def test_unresolvable_host_is_reported_like_gdbserver(stub: str) -> None:
     )
     assert "garbage:1234:10010: cannot resolve name: " in proc.stderr, proc.stderr
     assert proc.returncode != 0 and "Exiting" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_missing_program_over_stdio_is_reported_like_gdbserver(stub: str) -> None:
+    """gdb.server/non-existing-program.exp waits for gdbserver's own lines (startup-with-shell)."""
+    proc = subprocess.run(
+        stub_command(stub, ["stdio", "non-existing-program"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    pattern = (
+        r"stdin/stdout redirected(.|\n)*exec: non-existing-program: not found\n"
+        r"During startup program exited with code 127\.\nExiting\n$"
+    )
+    assert re.search(pattern, proc.stderr), proc.stderr
+    assert proc.returncode != 0
