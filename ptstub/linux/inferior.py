@@ -477,9 +477,9 @@ class Inferior:
         """Address of a thread-local variable (`offset` in the module whose link_map is `lm`)."""
         exe = self.executable()
         r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
-        if not r_debug:
+        if not r_debug and not (lm == 0 and solibs.is_static(exe)):
             raise TargetError("the dynamic linker has not started yet")
-        libraries = solibs.link_maps(self.read_memory, r_debug)
+        libraries = solibs.link_maps(self.read_memory, r_debug) if r_debug else []
         fs_base = self.get_regs(tid)["fs_base"]
         return solibs.tls_address(self.read_memory, libraries, exe, fs_base, offset, lm)
 

@@ -239,3 +239,16 @@ def test_missing_program_over_stdio_is_reported_like_gdbserver(stub: str) -> Non
     )
     assert re.search(pattern, proc.stderr), proc.stderr
     assert proc.returncode != 0
+
+
+@pytest.mark.timeout(120)
+def test_tls_variable_of_a_static_executable(fixture_path) -> None:
+    """gdb.threads/staticthreads.exp "tlsvar in main": no link maps, so qGetTLSAddr failed.
+
+    ptstub only: gdbserver needs libthread_db, which a static program without libpthread lacks.
+    """
+    program = fixture_path("static_tls")
+    commands = ["set sysroot /", "break stop_here", "continue", "print tls_value"]
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program]) as server:
+        result = run_gdb(server.port, program, commands)
+    assert re.search(r"\$1 = 42\b", result.output), result.output[-3000:]
