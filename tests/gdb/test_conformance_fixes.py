@@ -252,3 +252,23 @@ def test_tls_variable_of_a_static_executable(fixture_path) -> None:
     with running_stub("ptstub", ["--once", "127.0.0.1:0", program]) as server:
         result = run_gdb(server.port, program, commands)
     assert re.search(r"\$1 = 42\b", result.output), result.output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_leader_exits_alone_under_scheduler_locking(stub: str, fixture_path) -> None:
+    """gdb.threads/no-unwaited-for-left.exp: the resumed leader calls pthread_exit while the other
+    threads are held; its zombie gives no status, so the stub must answer N, not wait forever."""
+    program = fixture_path("leader_exit")
+    commands = [
+        "set sysroot /",
+        "break pthread_exit",
+        "continue",
+        "set scheduler-locking on",
+        "continue",
+        "info threads",
+        "kill",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--threads", "1", "--calls", "1"]) as server:
+        result = run_gdb(server.port, program, commands, timeout=60)
+    assert "No unwaited-for children left" in result.output, result.output[-3000:]
+    assert "The current thread <Thread ID 1> has terminated" in result.output, result.output[-3000:]
