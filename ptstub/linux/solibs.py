@@ -81,6 +81,23 @@ def elf_facts(path: str) -> tuple[int, bool, bool]:
     return dynamic, bool(pie), tls
 
 
+@functools.lru_cache(maxsize=64)
+def _has_debug_tag(path: str, mtime_ns: int) -> bool:
+    with open(path, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            if section["sh_type"] == "SHT_DYNAMIC":
+                return any(tag.entry.d_tag == "DT_DEBUG" for tag in section.iter_tags())
+    return False
+
+
+def has_debug_tag(executable: str) -> bool:
+    """Whether the dynamic section has a DT_DEBUG entry at all (ld.so's own has none)."""
+    try:
+        return _has_debug_tag(executable, os.stat(executable).st_mtime_ns)
+    except (OSError, ValueError):
+        return True
+
+
 def is_static(executable: str) -> bool:
     """No PT_DYNAMIC: a static executable, which has no dynamic linker and no link maps."""
     try:
