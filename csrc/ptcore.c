@@ -1656,9 +1656,14 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 return 1;
         }
         if (e->nrunning <= 0) {
+            /* A zombie leader (it exited while held threads live on) gives no status until they
+             * are gone: nothing can come, as gdbserver says with N (no-unwaited-for-left.exp). */
             int exiting = 0;
-            for (int32_t i = 0; i < e->nthreads; i++)
-                exiting |= e->threads[i]->state == PT_EXITING;
+            for (int32_t i = 0; i < e->nthreads; i++) {
+                pt_thread *t = e->threads[i];
+                if (t->state == PT_EXITING && !(t->tid == e->pid && task_state(e->pid, t->tid) == 'Z'))
+                    exiting = 1;
+            }
             if (!exiting)
                 return 3;
         }

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from ptstub.errors import PtstubError
+from ptstub.errors import LaunchError, PtstubError
 
 USAGE = """\
 Usage:\tptstub [OPTIONS] COMM PROG [ARGS ...]
@@ -169,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_server(opts, endpoint)
     except PtstubError as err:
         print(str(err), file=sys.stderr)
+        if isinstance(err, LaunchError):  # gdbserver's words when the program cannot start
+            print("During startup program exited with code 127.", file=sys.stderr)
         print("Exiting", file=sys.stderr)
         return 1
     except OSError as err:
@@ -294,6 +296,8 @@ def run_server(opts: Options, endpoint: Any) -> int:
     launcher = _launcher(opts)
     attacher = _attacher()
     target = None
+    if endpoint.stdio:
+        print("stdin/stdout redirected", file=sys.stderr, flush=True)  # gdbserver's first line there
     settings = LaunchSettings(disable_randomization=opts.disable_randomization, program=list(opts.program))
     if opts.attach_pid is not None:
         try:
@@ -328,8 +332,14 @@ def run_server(opts: Options, endpoint: Any) -> int:
     try:
         listener = Listener(endpoint)
     except OSError as err:
-        # gdbserver's exact words: GDB's testsuite watches for them to retry on another port.
-        print(f"Can't bind address: {err.strerror}.", file=sys.stderr)
+        import socket
+
+        # gdbserver's exact words: GDB's testsuite watches for them to retry on another port, or
+        # to see that a host name does not resolve (gdb.server/server-connect.exp).
+        if isinstance(err, socket.gaierror):
+            print(f"{opts.comm}: cannot resolve name: {err.strerror}", file=sys.stderr)
+        else:
+            print(f"Can't bind address: {err.strerror}.", file=sys.stderr)
         print("Exiting", file=sys.stderr)
         _end_inferior(target, opts.attach_pid is not None)
         return 1

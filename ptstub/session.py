@@ -115,6 +115,7 @@ class Session:
         self.program_signals: frozenset[int] | None = None
         self.catch_syscalls: frozenset[int] | None = None
         self.catching = False
+        self.thread_db_search_path: str | None = None  # `monitor set libthread-db-search-path`
         self.files = HostFiles()
         self._regs: dict[int, tuple[bytes, bytes | None]] = {}
         self._layout: Any = None
@@ -856,6 +857,10 @@ class Session:
         return self._libraries_doc
 
     def handle_tls_address(self, c: cmd.GetTlsAddress) -> bytes:
+        if not _thread_db_findable(self.thread_db_search_path):
+            # ptstub reads TLS without libthread_db, but `monitor set libthread-db-search-path`
+            # to where there is none makes gdbserver fail here, and GDB says so (no-thread-db.exp).
+            return replies.error(1)
         tid = self._select(c.thread.tid)
         return replies.tls_address(self._alive().tls_address(tid, c.offset, c.load_module))
 
@@ -869,16 +874,28 @@ class Session:
         if words[:2] == ["set", "debug"] or words[:2] == ["set", "remote-debug"]:
             on = len(words) > 2 and words[2] not in ("0", "off")
             logging.getLogger("ptstub").setLevel(logging.DEBUG if on else logging.WARNING)
-            return [replies.ok()]
-        if words == ["help"] or not words:
-            text = (
-                "The following monitor commands are supported:\n"
-                "  set debug <0|1>\n    Enable general debugging messages\n"
-                "  set remote-debug <0|1>\n    Enable remote protocol debugging messages\n"
-                "  exit\n    Quit GDBserver\n"
-            )
+            what = "Debug" if words[1] == "debug" else "Protocol debug"
+            text = f"{what} output {'enabled' if on else 'disabled'}.\n"  # gdbserver's words
             return [replies.console_output(text.encode()), replies.ok()]
-        return [replies.console_output(b"Unknown monitor command.\n\n"), replies.ok()]
+        if words[:2] == ["set", "debug-format"] and len(words) == 3 and words[2] in ("all", "none"):
+            state = "enabled" if words[2] == "all" else "disabled"
+            return [replies.console_output(f"All extra debug format options {state}.\n".encode()), replies.ok()]
+        if words[:2] == ["set", "libthread-db-search-path"]:
+            path = c.command.decode("utf-8", "replace").split(None, 2)[2] if len(words) > 2 else ""
+            self.thread_db_search_path = path
+            return [replies.console_output(f"libthread-db-search-path set to `{path}'\n".encode()), replies.ok()]
+        text = (
+            "The following monitor commands are supported:\n"
+            "  set debug <0|1>\n    Enable general debugging messages\n"
+            "  set remote-debug <0|1>\n    Enable remote protocol debugging messages\n"
+            "  set debug-format all|none\n    Add additional information to debugging messages\n"
+            "  set libthread-db-search-path [PATH]\n    Where to look for libthread_db\n"
+            "  exit\n    Quit GDBserver\n"
+        )
+        if words == ["help"]:
+            return [replies.console_output(text.encode()), replies.ok()]
+        # gdbserver: the words, the help, and an error (GDB: "Protocol error with Rcmd").
+        return [replies.console_output(("Unknown monitor command.\n\n" + text).encode()), replies.error(1)]
 
     # ------------------------------------------------------------------------------------- launch settings
     def handle_set_disable_randomization(self, c: cmd.SetDisableRandomization) -> bytes:
@@ -1157,3 +1174,13 @@ def _signal_name(sig: int) -> str:
         return signal_mod.Signals(sig).name
     except ValueError:
         return f"SIG{sig}"
+
+
+def _thread_db_findable(search_path: str | None) -> bool:
+    """Whether gdbserver would find a libthread_db along `search_path` (None: never set, the default)."""
+    if search_path is None:
+        return True
+    for entry in search_path.split(":"):
+        if entry in ("$pdir", "$sdir") or os.path.exists(os.path.join(entry, "libthread_db.so.1")):
+            return True
+    return False

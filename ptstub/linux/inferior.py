@@ -523,6 +523,10 @@ class Inferior:
         self._require_alive()
         exe = self.executable()
         r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
+        if not r_debug and not solibs.is_static(exe) and not solibs.has_debug_tag(exe):
+            # Started as `ld.so PROG`: /proc/PID/exe is ld.so, which has no DT_DEBUG. gdbserver
+            # answers E01 here and GDB then finds r_debug itself (gdb.server/solib-list.exp).
+            raise TargetError(f"{exe} has no DT_DEBUG entry")
         if not r_debug:
             return 0, []
         maps = solibs.link_maps(self.read_memory, r_debug)
@@ -534,9 +538,9 @@ class Inferior:
         """Address of a thread-local variable (`offset` in the module whose link_map is `lm`)."""
         exe = self.executable()
         r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
-        if not r_debug:
+        if not r_debug and not (lm == 0 and solibs.is_static(exe)):
             raise TargetError("the dynamic linker has not started yet")
-        libraries = solibs.link_maps(self.read_memory, r_debug)
+        libraries = solibs.link_maps(self.read_memory, r_debug) if r_debug else []
         fs_base = self.get_regs(tid)["fs_base"]
         return solibs.tls_address(self.read_memory, libraries, exe, fs_base, offset, lm)
 

@@ -16,13 +16,16 @@ MACHINE_NAMES = {3: "i386", 40: "ARM", 183: "AArch64", 243: "RISC-V", 8: "MIPS",
 
 
 def resolve_program(program: str) -> str:
-    """Find `program` like execvp does (PATH search when it has no slash); raise LaunchError if absent."""
+    """Find `program` like gdbserver: a bare name is a regular file in the working directory if there
+    is one (gdb.server/abspath.exp), else it is searched in PATH; raise LaunchError if absent."""
+    if "/" not in program and os.path.isfile(program):
+        program = os.path.join(".", program)
     if "/" not in program:
         import shutil  # here: it loads bz2 and lzma, which `ptstub --attach` never needs
 
         found = shutil.which(program)
         if found is None:
-            raise LaunchError(f"{program}: program not found (not in PATH)")
+            raise LaunchError(f"exec: {program}: not found")  # the shell's words, as gdbserver shows them
         program = found
     if not os.path.exists(program):
         raise LaunchError(f"{program}: no such file or directory")

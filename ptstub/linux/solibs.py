@@ -99,6 +99,31 @@ def elf_facts(path: str) -> tuple[int, bool, bool]:
     return dynamic, bool(pie), tls
 
 
+@functools.lru_cache(maxsize=64)
+def _has_debug_tag(path: str, mtime_ns: int) -> bool:
+    with open(path, "rb") as f:
+        for section in ELFFile(f).iter_sections():
+            if section["sh_type"] == "SHT_DYNAMIC":
+                return any(tag.entry.d_tag == "DT_DEBUG" for tag in section.iter_tags())
+    return False
+
+
+def has_debug_tag(executable: str) -> bool:
+    """Whether the dynamic section has a DT_DEBUG entry at all (ld.so's own has none)."""
+    try:
+        return _has_debug_tag(executable, os.stat(executable).st_mtime_ns)
+    except (OSError, ValueError):
+        return True
+
+
+def is_static(executable: str) -> bool:
+    """No PT_DYNAMIC: a static executable, which has no dynamic linker and no link maps."""
+    try:
+        return not elf_facts(executable)[0]
+    except (OSError, ValueError):
+        return False
+
+
 def r_debug_address(read: ReadMemory, executable: str, load_base: int) -> int:
     """Address of `struct r_debug` from the executable's DT_DEBUG, or 0 before ld.so filled it in."""
     dynamic, pie, _ = elf_facts(executable)
@@ -137,8 +162,20 @@ def link_maps(read: ReadMemory, r_debug: int) -> list[Library]:
 def tls_address(
     read: ReadMemory, libraries: list[Library], executable: str, fs_base: int, offset: int, lm: int
 ) -> int:
-    """Address of the TLS variable at `offset` in module `lm` for the thread whose fs_base is given."""
+    """Address of the TLS variable at `offset` in module `lm` for the thread whose fs_base is given.
+
+    A static executable has no link maps (GDB sends lm 0): its TLS block is module 1 of the DTV,
+    which static glibc sets up too (gdb.threads/staticthreads.exp).
+    """
     module_id = 0
+    if not libraries and lm == 0:
+        try:
+            static_tls = elf_facts(executable)[2]
+        except (OSError, ValueError):
+            static_tls = False
+        if not static_tls:
+            raise TargetError(f"{executable or '?'} has no thread-local storage")
+        module_id = 1
     for index, library in enumerate(libraries):
         path = executable if index == 0 else os.fsdecode(library.name)
         try:
@@ -152,7 +189,8 @@ def tls_address(
                 raise TargetError(f"module {path or '?'} has no thread-local storage")
             break
     else:
-        raise TargetError(f"no loaded module with link map {lm:#x}")
+        if module_id != 1 or lm != 0:
+            raise TargetError(f"no loaded module with link map {lm:#x}")
     dtv = _u64(read, fs_base + 8)
     block = _u64(read, dtv + 16 * module_id)
     if block in (0, TLS_DTV_UNALLOCATED):

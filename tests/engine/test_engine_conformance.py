@@ -32,6 +32,7 @@ import time
 import pytest
 
 import ptstub
+from ptstub.errors import StopTimeout, TargetError
 from ptstub.events import BreakpointHit, Interrupted, SignalReceived, StepDone, SyscallStop, WatchpointHit
 from ptstub.linux.ffi import lib
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
@@ -244,3 +245,17 @@ def test_a_leader_that_called_pthread_exit_is_not_listed(fixture_path) -> None:
         assert isinstance(hit, BreakpointHit)
         tids = [t.tid for t in inf.threads()]
         assert inf.pid not in tids and hit.tid in tids and len(tids) == 2, tids
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_library_list_of_a_program_started_through_the_dynamic_linker_is_an_error(fixture_path) -> None:
+    """gdb.server/solib-list.exp: `ld.so PROG` makes /proc/PID/exe ld.so, which has no DT_DEBUG;
+    gdbserver answers E01 so that GDB finds r_debug itself, where ptstub answered an empty list."""
+    argv = ["/lib64/ld-linux-x86-64.so.2", fixture_path("spin"), "--threads", "1"]
+    with ptstub.launch(argv, stdout=subprocess.DEVNULL) as inf:
+        with pytest.raises(StopTimeout):
+            inf.cont(timeout=1.0)  # spin never stops by itself: after 1 s the world is stopped
+        with pytest.raises(TargetError, match="DT_DEBUG"):
+            inf.loaded_libraries()
+    with ptstub.launch([fixture_path("simple")]) as inf:  # the usual case: DT_DEBUG, still 0 here
+        assert inf.loaded_libraries() == (0, [])

@@ -151,3 +151,124 @@ def test_only_resumed_thread_exits_under_scheduler_locking(stub: str, fixture_pa
     assert "No unwaited-for children left" in result.output, result.output[-3000:]
     assert "Remote connection closed" not in result.output, result.output[-3000:]
     assert re.search(r"\[Inferior 1 \(process \d+\) killed\]", result.output), result.output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_tls_fails_like_gdbserver_once_libthread_db_cannot_be_found(stub: str, fixture_path) -> None:
+    """gdb.server/no-thread-db.exp: `monitor set libthread-db-search-path` was unknown to ptstub."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "monitor set libthread-db-search-path /nonexistent",
+        "break work",
+        "continue",
+        "print tls_var",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--iterations", "1"]) as server:
+        result = run_gdb(server.port, program, commands)
+    assert "libthread-db-search-path set to `/nonexistent'" in result.output, result.output[-3000:]
+    assert "Remote target failed to process qGetTLSAddr request" in result.output, result.output[-3000:]
+
+
+def test_bare_program_name_in_the_working_directory_is_run_from_there(tmp_path, monkeypatch) -> None:
+    """gdb.server/abspath.exp: `ptstub :PORT prog` with prog in the working directory (not in PATH)."""
+    from ptstub.linux.program import resolve_program
+
+    (tmp_path / "prog").write_bytes(open("/bin/true", "rb").read())
+    (tmp_path / "prog").chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_program("prog") == str(tmp_path / "prog")
+    assert resolve_program("true") != str(tmp_path / "true")  # not here: PATH as before
+
+
+@pytest.mark.timeout(120)
+def test_monitor_commands_answer_in_gdbservers_words(stub: str, fixture_path) -> None:
+    """gdb.server/server-mon.exp: the confirmations, and an error for an unknown (or empty) command."""
+    program = fixture_path("simple")
+    commands = [
+        "monitor set debug 1",
+        "monitor set debug 0",
+        "monitor set remote-debug 1",
+        "monitor set remote-debug 0",
+        "monitor set debug-format all",
+        "monitor set debug-format none",
+        "monitor",
+        "kill",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program]) as server:
+        result = run_gdb(server.port, program, ["set sysroot /"] + commands)
+    for words in (
+        "Debug output enabled.",
+        "Debug output disabled.",
+        "Protocol debug output enabled.",
+        "Protocol debug output disabled.",
+        "All extra debug format options enabled.",
+        "All extra debug format options disabled.",
+    ):
+        assert words in result.output, f"{stub}: {words!r} not in\n{result.output[-3000:]}"
+    assert re.search(r"Unknown monitor command\.(.|\n)*Protocol error", result.output), result.output[-3000:]
+
+
+@pytest.mark.timeout(60)
+def test_unresolvable_host_is_reported_like_gdbserver(stub: str) -> None:
+    """gdb.server/server-connect.exp: GDB's testsuite watches for `COMM: cannot resolve name:`."""
+    proc = subprocess.run(
+        stub_command(stub, ["--once", "garbage:1234:10010", "/bin/true"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    assert "garbage:1234:10010: cannot resolve name: " in proc.stderr, proc.stderr
+    assert proc.returncode != 0 and "Exiting" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(60)
+def test_missing_program_over_stdio_is_reported_like_gdbserver(stub: str) -> None:
+    """gdb.server/non-existing-program.exp waits for gdbserver's own lines (startup-with-shell)."""
+    proc = subprocess.run(
+        stub_command(stub, ["stdio", "non-existing-program"]),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        stdin=subprocess.DEVNULL,
+    )
+    pattern = (
+        r"stdin/stdout redirected(.|\n)*exec: non-existing-program: not found\n"
+        r"During startup program exited with code 127\.\nExiting\n$"
+    )
+    assert re.search(pattern, proc.stderr), proc.stderr
+    assert proc.returncode != 0
+
+
+@pytest.mark.timeout(120)
+def test_tls_variable_of_a_static_executable(fixture_path) -> None:
+    """gdb.threads/staticthreads.exp "tlsvar in main": no link maps, so qGetTLSAddr failed.
+
+    ptstub only: gdbserver needs libthread_db, which a static program without libpthread lacks.
+    """
+    program = fixture_path("static_tls")
+    commands = ["set sysroot /", "break stop_here", "continue", "print tls_value"]
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program]) as server:
+        result = run_gdb(server.port, program, commands)
+    assert re.search(r"\$1 = 42\b", result.output), result.output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_leader_exits_alone_under_scheduler_locking(stub: str, fixture_path) -> None:
+    """gdb.threads/no-unwaited-for-left.exp: the resumed leader calls pthread_exit while the other
+    threads are held; its zombie gives no status, so the stub must answer N, not wait forever."""
+    program = fixture_path("leader_exit")
+    commands = [
+        "set sysroot /",
+        "break pthread_exit",
+        "continue",
+        "set scheduler-locking on",
+        "continue",
+        "info threads",
+        "kill",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--threads", "1", "--calls", "1"]) as server:
+        result = run_gdb(server.port, program, commands, timeout=60)
+    assert "No unwaited-for children left" in result.output, result.output[-3000:]
+    assert "The current thread <Thread ID 1> has terminated" in result.output, result.output[-3000:]
