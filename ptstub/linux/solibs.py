@@ -101,6 +101,8 @@ def elf_facts(path: str) -> tuple[int, bool, bool]:
 
 @functools.lru_cache(maxsize=64)
 def _has_debug_tag(path: str, mtime_ns: int) -> bool:
+    from elftools.elf.elffile import ELFFile  # only for the rare ld.so-started program: keep it off start-up
+
     with open(path, "rb") as f:
         for section in ELFFile(f).iter_sections():
             if section["sh_type"] == "SHT_DYNAMIC":
