@@ -214,16 +214,7 @@ class Inferior:
         actions = actions or {}
         for i in range(e.nthreads):
             t = e.threads[i]
-            action = actions.get(t.tid, default)
-            if action is None:
-                t.action = lib.PT_ACT_NONE
-                continue
-            t.action = ACTIONS[action.kind]
-            t.action_sig = action.signal
-            if action.kind is ResumeKind.RANGE_STEP:
-                t.range_start = action.range_start
-                t.range_end = action.range_end
-            self._held_signals.pop(t.tid, None)
+            self._set_action(t, actions.get(t.tid, default))
         self._resumes += 1
         self._after_resume(lib.pt_resume(e))
 
@@ -313,6 +304,18 @@ class Inferior:
         return None
 
     # -------------------------------------------------------------------------------- non-stop
+    def _set_action(self, t: Any, action: ResumeAction | None) -> None:
+        """Write one thread's resume action into its C record (None: it stays stopped)."""
+        if action is None:
+            t.action = lib.PT_ACT_NONE
+            return
+        t.action = ACTIONS[action.kind]
+        t.action_sig = action.signal
+        if action.kind is ResumeKind.RANGE_STEP:
+            t.range_start = action.range_start
+            t.range_end = action.range_end
+        self._held_signals.pop(t.tid, None)
+
     def resume_threads(self, actions: Mapping[int, ResumeAction]) -> None:
         """Non-stop: start the stopped threads named in `actions`; every other thread keeps its state.
 
@@ -328,16 +331,7 @@ class Inferior:
                 if t.tid in actions:
                     t.want_stop = 0
                 continue
-            action = actions.get(t.tid)
-            if action is None:
-                t.action = lib.PT_ACT_NONE
-                continue
-            t.action = ACTIONS[action.kind]
-            t.action_sig = action.signal
-            if action.kind is ResumeKind.RANGE_STEP:
-                t.range_start = action.range_start
-                t.range_end = action.range_end
-            self._held_signals.pop(t.tid, None)
+            self._set_action(t, actions.get(t.tid))
         self._ready = False
         check(lib.pt_resume_some(e), "resume")
 
