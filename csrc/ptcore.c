@@ -2245,8 +2245,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
     e->world_stopped = 0;
     for (;;) {
-        uint64_t requests;
-        if (read(e->wakefd, &requests, sizeof requests) == sizeof requests)
+        if (take_stop_request(e)) /* clears the flag too, or a later all-stop wait would act on it */
             for (int32_t i = 0; i < e->nthreads; i++)
                 stop_thread_masked(e, e->threads[i]->tid);
         drain(e);
