@@ -297,7 +297,6 @@ static void restore_mask(const sigset_t *old)
         return rc_;                                                                                    \
     } while (0)
 
-/* Read "Tgid:" or a signal mask line from /proc/PID/task/TID/status. */
 /* Read a small /proc file into buf (NUL-terminated); returns 0 or -errno. */
 static int read_proc_file(const char *path, char *buf, size_t size)
 {
@@ -310,31 +309,6 @@ static int read_proc_file(const char *path, char *buf, size_t size)
         return -EIO;
     buf[n] = 0;
     return 0;
-}
-
-static int read_status_field(int pid, int tid, const char *field, char *out, size_t outlen)
-{
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
-    int rc = read_proc_file(path, buf, sizeof buf);
-    if (rc < 0)
-        return rc;
-    size_t flen = strlen(field);
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, field, flen) == 0) {
-            char *v = line + flen;
-            while (*v == ' ' || *v == '\t')
-                v++;
-            size_t i = 0;
-            while (v[i] && v[i] != '\n' && i + 1 < outlen) {
-                out[i] = v[i];
-                i++;
-            }
-            out[i] = 0;
-            return 0;
-        }
-    }
-    return -ENOENT;
 }
 
 static int tgid_of(int tid)
@@ -364,24 +338,45 @@ static uint64_t hexmask(const char *s)
     return strtoull(s, NULL, 16);
 }
 
-/* True when the thread has a signal pending that it does not block (signal(7)): then an -EINTR
- * return is what a run without the debugger would see too, so we must not hide it. */
-static int has_deliverable_signal(int pid, int tid)
+/* The value of a "Field:\t<hex>" line of a /proc status text, 0 when absent. */
+static uint64_t status_mask(const char *status, const char *field)
 {
-    char pnd[64], shd[64], blk[64];
-    if (read_status_field(pid, tid, "SigPnd:", pnd, sizeof pnd) < 0 ||
-        read_status_field(pid, tid, "ShdPnd:", shd, sizeof shd) < 0 ||
-        read_status_field(pid, tid, "SigBlk:", blk, sizeof blk) < 0)
-        return 1; /* cannot tell: be conservative, leave the EINTR alone */
-    return ((hexmask(pnd) | hexmask(shd)) & ~hexmask(blk)) != 0;
+    const char *p = strstr(status, field);
+    return p ? hexmask(p + strlen(field)) : 0;
 }
 
+/* True when the thread has a signal pending that it does not block (signal(7)): then an -EINTR
+ * return is what a run without the debugger would see too, so we must not hide it.  One read of
+ * /proc/PID/task/TID/status gives all three masks. */
+static int has_deliverable_signal(int pid, int tid)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+    if (read_proc_file(path, buf, sizeof buf) < 0)
+        return 1; /* cannot tell: be conservative, leave the EINTR alone */
+    uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
+    return (pending & ~status_mask(buf, "\nSigBlk:")) != 0;
+}
+
+/* True when a SIGTRAP is queued for the thread itself (an int3 it executed, not yet reported).
+ * PTRACE_PEEKSIGINFO reads the thread's private queue without dequeuing, one system call instead
+ * of rendering /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
 static int sigtrap_pending(int pid, int tid)
 {
-    char pnd[64];
-    if (read_status_field(pid, tid, "SigPnd:", pnd, sizeof pnd) < 0)
+    struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 16};
+    siginfo_t queue[16];
+    long n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, queue);
+    if (n >= 0 && n < 16) {
+        for (long i = 0; i < n; i++)
+            if (queue[i].si_signo == SIGTRAP)
+                return 1;
         return 0;
-    return (hexmask(pnd) >> (SIGTRAP - 1)) & 1;
+    }
+    char path[64], buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+    if (read_proc_file(path, buf, sizeof buf) < 0)
+        return 0;
+    return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -737,9 +732,19 @@ int pt_get_dr6(int32_t tid, uint64_t *out)
 /* DESIGN.md §7: when busy threads outnumber CPUs, each PTRACE_CONT wakes a thread that can preempt
  * the tracer in the middle of resuming the rest.  For the length of a resume batch the tracer thread
  * gets a higher weight (nice -15, this thread only, when permitted), then its own back; holding it
- * longer measured worse (the tracer then preempts threads on their way to a stop).
+ * longer measured worse (the tracer then preempts threads on their way to a stop).  Only with more
+ * than two threads per CPU: with few, the heavier tracer makes the scheduler queue the woken threads
+ * on the other CPU, behind a busy one (1-thread hits/s fell by a fifth).
  * PTSTUB_NO_RENICE=1 turns this off.  Returns the nice value to restore, or INT_MIN. */
 #define NOT_BOOSTED (-2147483647 - 1)
+static int online_cpus(void)
+{
+    static int n;
+    if (!n)
+        n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? n : 1;
+}
+
 static int boost_begin(void)
 {
     const char *no = getenv("PTSTUB_NO_RENICE");
@@ -1577,11 +1582,17 @@ static int resume_masked(pt_engine *e)
     if (!any)
         return -EDEADLK; /* nothing to run */
     e->world_stopped = 0;
-    int boost = e->nthreads > 2 ? boost_begin() : NOT_BOOSTED;
+    /* Order matters on a small machine (docs/design-notes.md, "Resume order"): the reporter first,
+     * so that it takes an idle CPU before a busy thread does, then the others from a place that moves
+     * on each time: the thread resumed last gets a CPU last, and a fixed order starved it (a main
+     * thread resumed last overslept a 1 s epoll_wait by half a second at 4,000 stops/s). */
+    int boost = e->nthreads > 2 * online_cpus() ? boost_begin() : NOT_BOOSTED;
     int rc = 0;
-    for (int32_t i = 0; i < e->nthreads && rc == 0; i++) {
-        pt_thread *t = e->threads[i];
-        if (t->state != PT_STOPPED || t->action == PT_ACT_NONE)
+    pt_thread *reporter = e->report_tid ? find(e, e->report_tid) : NULL;
+    uint32_t start = e->resume_rotor++;
+    for (int32_t i = reporter ? -1 : 0; i < e->nthreads && rc == 0; i++) {
+        pt_thread *t = i < 0 ? reporter : e->threads[(start + (uint32_t)i) % (uint32_t)e->nthreads];
+        if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || (i >= 0 && t == reporter))
             continue;
         int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
         t->deliver_sig = 0;

@@ -94,6 +94,7 @@ typedef struct pt_engine {
     int32_t bpcap;
     pt_breakpoint *bps;
     uint64_t rng;              /* xorshift state for fair choice among pending events */
+    uint32_t resume_rotor;     /* where the next resume batch starts in the thread table */
     int32_t last_stepped_tid;  /* preferred when several events are pending */
     int32_t report_tid;        /* set by pt_wait/pt_resume when an event is to be reported */
     pt_thread *reported;       /* that thread's record (NULL when the process ended) */
