@@ -21,7 +21,6 @@ from typing import Any
 from ptstub.errors import PtstubError, TargetError
 from ptstub.events import Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
-from ptstub.linux.osdata import osdata
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
 from ptstub.rsp.errors import ProtocolError
@@ -826,6 +825,8 @@ class Session:
         """A table is read at offset 0 and served from that snapshot for the later chunks, like gdbserver."""
         name = annex.decode(errors="replace")
         if offset == 0 or name not in self._osdata:
+            from ptstub.linux.osdata import osdata  # `info os` only: keep its imports off GDB's connect path
+
             document = osdata(name)
             if document is None:
                 return None

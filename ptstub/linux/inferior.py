@@ -59,6 +59,7 @@ ACTIONS = {
 }
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 WAIT_FOREVER = -1
+COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
 
 
 def _fd_of(stream: IO[Any] | int | None) -> int:
@@ -91,6 +92,7 @@ class Inferior:
         self.exit_signal: int | None = None
         self._closed = False
         self._names: dict[int, tuple[str, int]] = {}  # tid -> (comm, self._resumes when read)
+        self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
 
     # -------------------------------------------------------------------------------- life cycle
@@ -112,6 +114,7 @@ class Inferior:
                     self.detach()
         finally:
             self._closed = True
+            self._close_comm_fds()
             lib.pt_engine_free(self._e)
             self._e = ffi.NULL
 
@@ -134,6 +137,8 @@ class Inferior:
             if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
                 continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
             result.append(ThreadInfo(tid, self._thread_name(tid), -1, STATES[state]))
+        if len(self._names) != len(result):  # a thread exited (one born since was added above)
+            self._forget_names({info.tid for info in result})
         return result
 
     def _thread_name(self, tid: int) -> str:
@@ -141,9 +146,49 @@ class Inferior:
         have renamed itself or another (pthread_setname_np; gdb.threads/names.exp)."""
         cached = self._names.get(tid)
         if cached is None or cached[1] != self._resumes:
-            cached = (_thread_name(self.pid, tid), self._resumes)
+            cached = (self._read_comm(tid), self._resumes)
             self._names[tid] = cached
         return cached[0]
+
+    def _read_comm(self, tid: int) -> str:
+        """A thread's comm through a file descriptor kept open per thread: one pread(2) a stop instead
+        of open, fstat, ioctl, lseek, read and close (GDB reads every name at every stop). proc(5)
+        regenerates the text on each read at offset 0, so a rename is seen at once."""
+        fd = self._comm_fds.get(tid)
+        if fd is not None:
+            try:
+                return os.pread(fd, 64, 0).rstrip(b"\n").decode(errors="replace")
+            except OSError:
+                # ESRCH: the thread this fd was opened for exited; its tid may now be a new thread's.
+                del self._comm_fds[tid]
+                os.close(fd)
+        try:
+            fd = os.open(f"/proc/{self.pid}/task/{tid}/comm", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return ""  # ESRCH race: the thread exited since the engine last saw it
+        try:
+            data = os.pread(fd, 64, 0)
+        except OSError:
+            data = b""
+        if len(self._comm_fds) < COMM_FDS_MAX and data:
+            self._comm_fds[tid] = fd
+        else:
+            os.close(fd)
+        return data.rstrip(b"\n").decode(errors="replace")
+
+    def _forget_names(self, live: set[int]) -> None:
+        """Drop the names (and comm descriptors) of threads that are gone."""
+        for tid in [tid for tid in self._names if tid not in live]:
+            del self._names[tid]
+            fd = self._comm_fds.pop(tid, None)
+            if fd is not None:
+                os.close(fd)
+
+    def _close_comm_fds(self) -> None:
+        for fd in self._comm_fds.values():
+            os.close(fd)
+        self._comm_fds.clear()
+        self._names.clear()
 
     def thread_ids(self) -> list[int]:
         e = self._e
@@ -442,6 +487,7 @@ class Inferior:
         return WatchpointHit(tid, pc, slot.request[0], WATCH_KINDS[slot.kind])
 
     def _on_exec(self, tid: int, pc: int) -> StopEvent:
+        self._close_comm_fds()  # the other threads are gone and the leader may be another task now
         self._breakpoints.clear()  # the old image and its int3 bytes are gone
         self._debugregs.clear()
         self._held_signals.clear()
@@ -609,14 +655,6 @@ def _is_zombie(pid: int, tid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (OSError, IndexError):
         return True
-
-
-def _thread_name(pid: int, tid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/task/{tid}/comm") as f:
-            return f.read().rstrip("\n")
-    except OSError:
-        return ""
 
 
 # ------------------------------------------------------------------------------------ construction

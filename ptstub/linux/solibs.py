@@ -64,11 +64,12 @@ _ELF64_LE = b"\x7fELF\x02\x01"
 
 
 @functools.lru_cache(maxsize=64)
-def _elf_facts(path: str, mtime_ns: int) -> tuple[int, int, bool]:
-    """(PT_DYNAMIC vaddr, e_type is ET_DYN, has PT_TLS) of an x86-64 ELF file.
+def _elf_facts(path: str, mtime_ns: int) -> tuple[int, int, bool, bool]:
+    """(PT_DYNAMIC vaddr, e_type is ET_DYN, has PT_TLS, DT_DEBUG in the dynamic section) of an x86-64 ELF.
 
-    Read with `struct` from the ELF header and program headers (elf(5)): pyelftools takes ~50 ms to
-    import, and this runs on GDB's connect path (`qXfer:libraries-svr4:read`).
+    Read with `struct` from the ELF header, the program headers and the PT_DYNAMIC segment's bytes in
+    the file (elf(5)): pyelftools takes ~50 ms to import, and this runs on GDB's connect path
+    (`qXfer:libraries-svr4:read`, which asks for DT_DEBUG before ld.so has filled it in).
     """
     with open(path, "rb") as f:
         header = f.read(64)
@@ -81,39 +82,39 @@ def _elf_facts(path: str, mtime_ns: int) -> tuple[int, int, bool]:
             raise ValueError(f"{path}: bad program header size {e_phentsize}")
         f.seek(e_phoff)
         table = f.read(e_phentsize * e_phnum)
-    if len(table) < e_phentsize * e_phnum:
-        raise ValueError(f"{path}: truncated program headers")
-    dynamic = 0
-    has_tls = False
-    for offset in range(0, len(table), e_phentsize):
-        (p_type,) = struct.unpack_from("<I", table, offset)
-        if p_type == PT_DYNAMIC:
-            (dynamic,) = struct.unpack_from("<Q", table, offset + 16)
-        elif p_type == PT_TLS:
-            has_tls = True
-    return dynamic, int(e_type == ET_DYN), has_tls
+        if len(table) < e_phentsize * e_phnum:
+            raise ValueError(f"{path}: truncated program headers")
+        dynamic = 0
+        dynamic_bytes = b""
+        has_tls = False
+        for offset in range(0, len(table), e_phentsize):
+            (p_type,) = struct.unpack_from("<I", table, offset)
+            if p_type == PT_DYNAMIC:
+                p_offset, dynamic, _, p_filesz = struct.unpack_from("<QQQQ", table, offset + 8)
+                f.seek(p_offset)
+                dynamic_bytes = f.read(min(p_filesz, 16 * 4096))
+            elif p_type == PT_TLS:
+                has_tls = True
+    has_debug = False
+    for offset in range(0, len(dynamic_bytes) - 15, 16):
+        (tag,) = struct.unpack_from("<q", dynamic_bytes, offset)
+        if tag == DT_NULL:
+            break
+        if tag == DT_DEBUG:
+            has_debug = True
+            break
+    return dynamic, int(e_type == ET_DYN), has_tls, has_debug
 
 
 def elf_facts(path: str) -> tuple[int, bool, bool]:
-    dynamic, pie, tls = _elf_facts(path, os.stat(path).st_mtime_ns)
+    dynamic, pie, tls, _ = _elf_facts(path, os.stat(path).st_mtime_ns)
     return dynamic, bool(pie), tls
-
-
-@functools.lru_cache(maxsize=64)
-def _has_debug_tag(path: str, mtime_ns: int) -> bool:
-    from elftools.elf.elffile import ELFFile  # only for the rare ld.so-started program: keep it off start-up
-
-    with open(path, "rb") as f:
-        for section in ELFFile(f).iter_sections():
-            if section["sh_type"] == "SHT_DYNAMIC":
-                return any(tag.entry.d_tag == "DT_DEBUG" for tag in section.iter_tags())
-    return False
 
 
 def has_debug_tag(executable: str) -> bool:
     """Whether the dynamic section has a DT_DEBUG entry at all (ld.so's own has none)."""
     try:
-        return _has_debug_tag(executable, os.stat(executable).st_mtime_ns)
+        return _elf_facts(executable, os.stat(executable).st_mtime_ns)[3]
     except (OSError, ValueError):
         return True
 

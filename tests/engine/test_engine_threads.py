@@ -8,6 +8,7 @@ before the other threads are both handled.
 from __future__ import annotations
 
 import os
+import subprocess
 
 import pytest
 from helpers import launched, parse_report, run_breakpoints, time_limit, unstopped_threads
@@ -80,3 +81,36 @@ def test_leader_exits_before_the_other_threads(fixture_path, tmp_path) -> None:
     assert set(report.counts.values()) == {calls} and len(report.counts) == threads, report.text
     assert result.hits == report.counts
     assert all(tid != pid for _, tid in result.hits)
+
+
+def _open_comm_tids(pid: int) -> set[int]:
+    """Threads of `pid` whose /proc comm file this (test) process holds open."""
+    tids = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue  # the descriptor listdir itself used, closed by now
+        parts = path.split("/")
+        if len(parts) == 6 and parts[1:3] == ["proc", str(pid)] and parts[3] == "task" and parts[5] == "comm":
+            tids.add(int(parts[4]))
+    return tids
+
+
+@time_limit(60)
+def test_thread_name_descriptors_follow_the_thread_list(fixture_path) -> None:
+    """Names are read through one comm descriptor kept per thread (a pread per stop): a descriptor of a
+    thread that exited is closed once the list no longer has it, and none is left after close()."""
+    argv = [fixture_path("churn"), "--spawners", "2", "--iterations", "40", "--batch", "2"]
+    with launched(argv, stdout=subprocess.DEVNULL) as inf:
+        pid = inf.pid
+        inf.insert_breakpoint(inf.symbol("hit_target"))
+        stops = 0
+        while not isinstance(event := inf.cont(timeout=20), Exited):
+            assert isinstance(event, BreakpointHit), event
+            listed = {t.tid: t.name for t in inf.threads()}
+            assert all(listed.values()), f"a live thread has no name: {listed}"
+            assert _open_comm_tids(pid) <= set(listed), "a descriptor outlived its thread"
+            stops += 1
+        assert stops == 2 * 40 * 2
+    assert not _open_comm_tids(pid), "comm descriptors left open after close()"

@@ -39,3 +39,23 @@ def test_engine_and_connection_loop_need_no_pyelftools() -> None:
     # pyelftools is for the API's symbol lookup; serving GDB (libraries-svr4 included) reads ELF headers itself.
     loaded = _loaded_after("import ptstub.cli, ptstub.loop, ptstub.linux, ptstub.session")
     assert not any(name.startswith("elftools") for name in loaded)
+
+
+def test_session_import_leaves_out_the_osdata_tables() -> None:
+    # `info os` is rare; osdata's imports (once xml.sax.saxutils, which loads urllib, http and email:
+    # ~50 ms) were on the path between `Listening on port` and the answer to GDB's qSupported.
+    loaded = _loaded_after("import ptstub.cli, ptstub.loop, ptstub.session")
+    assert "ptstub.linux.osdata" not in loaded
+    assert not {"urllib.request", "http.client", "xml.sax"} & loaded
+
+
+def test_dt_debug_is_found_without_pyelftools() -> None:
+    # qXfer:libraries-svr4 asks for DT_DEBUG before ld.so ran (r_debug still 0): answered from the
+    # PT_DYNAMIC segment with struct, the same as pyelftools' section walk, without importing it.
+    code = (
+        "import sys; from ptstub.linux import solibs; "
+        "print(solibs.has_debug_tag(sys.executable), solibs.has_debug_tag('/lib64/ld-linux-x86-64.so.2'), "
+        "any(n.startswith('elftools') for n in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.split() == ["True", "False", "False"]
