@@ -52,11 +52,7 @@ STATES = {
     lib.PT_EXITING: ThreadState.EXITING,
     lib.PT_GONE: ThreadState.GONE,
 }
-ACTIONS = {
-    ResumeKind.CONTINUE: lib.PT_ACT_CONT,
-    ResumeKind.STEP: lib.PT_ACT_STEP,
-    ResumeKind.RANGE_STEP: lib.PT_ACT_RANGE,
-}
+ACT_NONE, ACT_CONT, ACT_STEP, ACT_RANGE = lib.PT_ACT_NONE, lib.PT_ACT_CONT, lib.PT_ACT_STEP, lib.PT_ACT_RANGE
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 WAIT_FOREVER = -1
 COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
@@ -257,9 +253,11 @@ class Inferior:
         self._require_alive()
         e = self._e
         actions = actions or {}
+        threads, set_action = e.threads, self._set_action
         for i in range(e.nthreads):
-            t = e.threads[i]
-            self._set_action(t, actions.get(t.tid, default))
+            t = threads[i]
+            tid = t.tid
+            set_action(t, tid, actions.get(tid, default))
         self._resumes += 1
         self._after_resume(lib.pt_resume(e))
 
@@ -349,17 +347,26 @@ class Inferior:
         return None
 
     # -------------------------------------------------------------------------------- non-stop
-    def _set_action(self, t: Any, action: ResumeAction | None) -> None:
-        """Write one thread's resume action into its C record (None: it stays stopped)."""
+    def _set_action(self, t: Any, tid: int, action: ResumeAction | None) -> None:
+        """Write one thread's resume action into its C record (None: it stays stopped).
+
+        Runs for every thread at every resume: kinds are compared by identity (an `Enum` used as a
+        dict key hashes in Python) and the C constants are module globals, not `lib` lookups."""
         if action is None:
-            t.action = lib.PT_ACT_NONE
+            t.action = ACT_NONE
             return
-        t.action = ACTIONS[action.kind]
-        t.action_sig = action.signal
-        if action.kind is ResumeKind.RANGE_STEP:
+        kind = action.kind
+        if kind is ResumeKind.CONTINUE:
+            t.action = ACT_CONT
+        elif kind is ResumeKind.STEP:
+            t.action = ACT_STEP
+        else:
+            t.action = ACT_RANGE
             t.range_start = action.range_start
             t.range_end = action.range_end
-        self._held_signals.pop(t.tid, None)
+        t.action_sig = action.signal
+        if self._held_signals:
+            self._held_signals.pop(tid, None)
 
     def resume_threads(self, actions: Mapping[int, ResumeAction]) -> None:
         """Non-stop: start the stopped threads named in `actions`; every other thread keeps its state.
@@ -376,7 +383,7 @@ class Inferior:
                 if t.tid in actions:
                     t.want_stop = 0
                 continue
-            self._set_action(t, actions.get(t.tid))
+            self._set_action(t, t.tid, actions.get(t.tid))
         self._ready = False
         check(lib.pt_resume_some(e), "resume")
 
