@@ -125,6 +125,12 @@ def memory_hex(data: bytes) -> Encoded:
     return Encoded(b"".join(parts))
 
 
+def registers_hex(data: bytes) -> Encoded:
+    """A `g` reply: the register block as hex, zero runs compressed as in `memory_hex` (the AVX and
+    x87 state of a `g` is mostly zeros)."""
+    return memory_hex(data)
+
+
 def hex_bytes(data: bytes) -> bytes:
     """Raw bytes as hex: replies to `g`, `p`, `m`."""
     return hex_encode(data)
