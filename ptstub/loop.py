@@ -15,6 +15,7 @@ import select
 import socket
 import stat
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -225,10 +226,14 @@ def serve_connection(
     queued: deque[bytes] = deque()
     recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
     take_packet = reader.take_packet
+    next_refusal_check = 0.0
     while not session.finished:
         if session.running:
-            if listener is not None:
+            if listener is not None and (now := time.monotonic()) >= next_refusal_check:
+                # A select(2) at most every REFUSAL_CHECK_INTERVAL: a breakpoint loop resumes ~20
+                # times per stop of GDB's, and a second GDB need not hear "no" within microseconds.
                 listener.refuse_pending()
+                next_refusal_check = now + REFUSAL_CHECK_INTERVAL
             reply = session.wait_for_stop(conn.fileno())
             if reply is not None:
                 last_reply = _send(conn, reply, remote_debug)
@@ -271,6 +276,8 @@ def serve_connection(
             for reply in handle_packet(queued.popleft()):
                 last_reply = _send(conn, reply, remote_debug)
 
+
+REFUSAL_CHECK_INTERVAL = 0.05  # seconds between checks for a second client while the program runs
 
 # Run-length encoding in Python costs ~20 ns a byte; above this size sending the bytes as they are is
 # cheaper than compressing them on loopback (GDB reads up to 64 KiB of memory per `m` from us).

@@ -126,6 +126,7 @@ class Session:
         self._resume_plans: dict[tuple[int, int, tuple[int, ...]], tuple[cmd.Resume, dict[int, ResumeAction]]] = {}
         self._reason_filter: tuple[NegotiatedFeatures, dict[replies.StopReasonKind, bool]] | None = None
         self._stop_replies: dict[tuple[Any, ...], bytes] = {}
+        self._expedite: tuple[Any, tuple[tuple[int, int, int], ...] | None] | None = None
         self._libraries_doc: bytes | None = None
         self._osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
         self._last_resume: dict[int, ResumeAction] = {}
@@ -235,10 +236,14 @@ class Session:
 
     def _current(self) -> Any:
         """The process `Hg` selected: a fork child GDB is looking at, or the main target."""
-        child = self.forks.get(self.g_pid)
-        if child is not None and child.alive:
-            return child
-        return self._alive()
+        if self.forks:
+            child = self.forks.get(self.g_pid)
+            if child is not None and child.alive:
+                return child
+        target = self.target  # `_alive()` inlined: every Z/z/m/g of a stop comes through here
+        if target is None or not target.alive:
+            raise TargetError("no process", errno_mod.ESRCH)
+        return target
 
     def _thread_id(self, tid: int) -> ThreadId:
         return ThreadId(self.pid, tid)
@@ -744,17 +749,21 @@ class Session:
         return cached[1].get(reason.kind, True)
 
     def _stop_reply_for_thread(self, signal: int, tid: int, reason: replies.StopReason | None) -> bytes:
-        registers: list[tuple[int, bytes]] = []
+        registers: tuple[tuple[int, bytes], ...] = ()
         try:
             gpr, xstate = self._registers(tid, with_xstate=False)
             layout = self._layout_for(tid)
-            registers = [(n, layout.read_register(n, gpr, xstate)) for n in EXPEDITED]
+            slices = self._expedited_slices(layout)
+            if slices is not None:
+                registers = tuple([(n, gpr[start:end]) for n, start, end in slices])
+            else:
+                registers = tuple([(n, layout.read_register(n, gpr, xstate)) for n in EXPEDITED])
         except PtstubError:
             pass
         # A breakpoint loop stops the same thread at the same place again and again: keep those replies
         # (only for the constant reasons, whose identity stands for their value).
         memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
-        key = (signal, self.pid, tid, id(reason), self.features.multiprocess, *registers)
+        key = (signal, self.pid, tid, id(reason), self.features.multiprocess, registers)
         reply = self._stop_replies.get(key) if memo else None
         if reply is None:
             reply = replies.stop_reply_signal(
@@ -765,6 +774,20 @@ class Session:
                     self._stop_replies.clear()
                 self._stop_replies[key] = reply
         return reply
+
+    def _expedited_slices(self, layout: Any) -> tuple[tuple[int, int, int], ...] | None:
+        """(regnum, start, end) of the expedited registers in the raw general registers, when they all
+        live there (rbp, rsp, rip do on x86-64): a slice each per stop instead of `read_register`."""
+        cached = self._expedite
+        if cached is None or cached[0] is not layout:
+            from ptstub.arch import x86_64
+
+            regs = [layout.register(n) for n in EXPEDITED]
+            slices = None
+            if all(reg.source is x86_64.Source.GPR for reg in regs):
+                slices = tuple((n, reg.offset, reg.offset + reg.size) for n, reg in zip(EXPEDITED, regs, strict=True))
+            cached = self._expedite = (layout, slices)
+        return cached[1]
 
     def _forget_target(self) -> None:
         target = self.target
