@@ -126,25 +126,22 @@ class Inferior:
     def threads(self) -> list[ThreadInfo]:
         """Live threads in creation order (threads past their exit are left out)."""
         self._require_alive()
+        e, names, resumes = self._e, self._names, self._resumes
         result = []
-        for i in range(self._e.nthreads):
-            t = self._e.threads[i]
+        for i in range(e.nthreads):
+            t = e.threads[i]
             state, tid = t.state, t.tid
             if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
                 continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
-            result.append(ThreadInfo(tid, self._thread_name(tid), -1, STATES[state]))
-        if len(self._names) != len(result):  # a thread exited (one born since was added above)
+            # /proc comm, read once per stop: GDB may ask several times, but any thread that ran may
+            # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp).
+            cached = names.get(tid)
+            if cached is None or cached[1] != resumes:
+                cached = names[tid] = (self._read_comm(tid), resumes)
+            result.append(ThreadInfo(tid, cached[0], -1, STATES[state]))
+        if len(names) != len(result):  # a thread exited (one born since was added above)
             self._forget_names({info.tid for info in result})
         return result
-
-    def _thread_name(self, tid: int) -> str:
-        """/proc comm, read once per stop: GDB may ask several times, but any thread that ran may
-        have renamed itself or another (pthread_setname_np; gdb.threads/names.exp)."""
-        cached = self._names.get(tid)
-        if cached is None or cached[1] != self._resumes:
-            cached = (self._read_comm(tid), self._resumes)
-            self._names[tid] = cached
-        return cached[0]
 
     def _read_comm(self, tid: int) -> str:
         """A thread's comm through a file descriptor kept open per thread: one pread(2) a stop instead
@@ -254,10 +251,19 @@ class Inferior:
         e = self._e
         actions = actions or {}
         threads, set_action = e.threads, self._set_action
-        for i in range(e.nthreads):
-            t = threads[i]
-            tid = t.tid
-            set_action(t, tid, actions.get(tid, default))
+        if default is None and 2 * len(actions) < e.nthreads:
+            # A few named threads (GDB's vCont;s of one thread): every action cleared in one C call,
+            # then only the named threads' records touched.
+            lib.pt_set_actions(e, ACT_NONE)
+            for tid, action in actions.items():
+                index = lib.pt_find_thread(e, tid)
+                if index >= 0:
+                    set_action(threads[index], tid, action)
+        else:
+            for i in range(e.nthreads):
+                t = threads[i]
+                tid = t.tid
+                set_action(t, tid, actions.get(tid, default))
         self._resumes += 1
         self._after_resume(lib.pt_resume(e))
 
