@@ -629,6 +629,7 @@ class Inferior:
         self._breakpoints.clear()
         self._debugregs.clear()
         check(lib.pt_detach(self._e), "detach")
+        self._close_comm_fds()
         self._e.exited = 1
         self.exit_code = None
 
@@ -637,6 +638,7 @@ class Inferior:
         if self._closed or self._e.exited:
             return
         lib.pt_kill(self._e)
+        self._close_comm_fds()
         self.exit_signal = signal_mod.SIGKILL
 
     # -------------------------------------------------------------------------------- statistics
