@@ -764,6 +764,44 @@ static void boost_end(int previous)
         (void)setpriority(PRIO_PROCESS, (id_t)self_tid(), previous);
 }
 
+/* Queue a signal GDB gave a thread where no signal-delivery-stop can take it; on_signal passes it
+ * through when it arrives. */
+static void queue_signal(pt_engine *e, pt_thread *t, int sig)
+{
+    if (sig > 0 && sig <= 64 && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
+        t->inject_mask |= 1ull << (sig - 1);
+}
+
+/* The signal to resume a thread with: one collected while stopping (deliver_sig) or GDB's
+ * (action_sig); when both are due, GDB's goes in through queue_signal. */
+static int take_resume_signal(pt_engine *e, pt_thread *t)
+{
+    int sig = t->deliver_sig, extra = t->action_sig;
+    t->deliver_sig = 0;
+    t->action_sig = 0;
+    if (!sig)
+        return extra;
+    if (extra && extra != sig)
+        queue_signal(e, t, extra);
+    return sig;
+}
+
+/* Nothing is resumed after all (a pending event is reported first): GDB's signals stay due, as
+ * gdbserver keeps them (enqueue_pending_signal), for the resume that does run the thread. */
+static void keep_action_signals(pt_engine *e)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (!t->action_sig)
+            continue;
+        if (!t->deliver_sig)
+            t->deliver_sig = t->action_sig;
+        else if (t->deliver_sig != t->action_sig)
+            queue_signal(e, t, t->action_sig);
+        t->action_sig = 0;
+    }
+}
+
 static int resume_thread(pt_engine *e, pt_thread *t, int sig)
 {
     int req = PTRACE_CONT;
@@ -773,6 +811,12 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
         req = PTRACE_SYSCALL;
     if (t->exiting) /* past PTRACE_EVENT_EXIT: let it die; it is never waited for again */
         req = PTRACE_CONT;
+    else if (sig && !t->at_signal_stop) {
+        /* At an interrupt or event stop the kernel ignores the signal of PTRACE_CONT (ptrace(2),
+         * "the data argument is ignored"): queue it instead. */
+        queue_signal(e, t, sig);
+        sig = 0;
+    }
     if (ptrace(req, t->tid, 0, (void *)(uintptr_t)sig) < 0) {
         int err = errno;
         if (err == ESRCH) { /* killed under us (SIGKILL, exit_group): its exit status will follow */
@@ -783,6 +827,7 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
     }
     t->resumed_ns = pt_now_ns();
     t->on_breakpoint = 0;
+    t->at_signal_stop = 0;
     set_state(e, t, t->exiting ? PT_EXITING : PT_RUNNING);
     return 0;
 }
@@ -1205,8 +1250,22 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     return record(t, PT_EV_SIGNAL, SIGTRAP, r.rip, (uint64_t)si.si_code);
 }
 
+/* The signal of this signal-delivery-stop was queued by this process (resume_thread's tgkill). */
+static int sent_by_us(pt_thread *t)
+{
+    siginfo_t si;
+    return ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == SI_TKILL &&
+           si.si_pid == getpid();
+}
+
 static int on_signal(pt_engine *e, pt_thread *t, int sig)
 {
+    uint64_t bit = sig > 0 && sig <= 64 ? 1ull << (sig - 1) : 0;
+    if ((t->inject_mask & bit) && sent_by_us(t)) { /* GDB's signal, on its way in: deliver it */
+        t->inject_mask &= ~bit;
+        t->deliver_sig = sig;
+        return keep_or_resume(e, t);
+    }
     if (sig == SIGTRAP)
         return on_sigtrap(e, t);
     if (sig < 65 && ((e->pass_signals >> (sig - 1)) & 1)) { /* QPassSignals: deliver without a stop */
@@ -1261,6 +1320,7 @@ static int on_status(pt_engine *e, int tid, int status)
         t->state = PT_STOPPED;
     int event = (unsigned)status >> 16;
     int sig = WSTOPSIG(status);
+    t->at_signal_stop = event == 0 && sig != (SIGTRAP | 0x80);
     switch (event) {
     case PTRACE_EVENT_STOP:
         return on_event_stop(e, t, sig);
@@ -1466,6 +1526,7 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             break;
         }
         int event = (unsigned)st >> 16, sig = WSTOPSIG(st);
+        t->at_signal_stop = event == 0 && sig != (SIGTRAP | 0x80);
         if (event == PTRACE_EVENT_STOP) { /* the echo of an old interrupt, in place of the step trap */
             t->interrupt_pending = 0;
             e->n_stale_stops++;
@@ -1537,8 +1598,10 @@ static int resume_masked(pt_engine *e)
         if (t->ev_kind == PT_EV_BREAKPOINT && t->action != PT_ACT_NONE && !bp_at(e, t->ev_pc))
             t->ev_kind = PT_EV_NONE;
     }
-    if (choose_report(e, 1)) /* a resumed thread has an event waiting: report it, run nothing */
+    if (choose_report(e, 1)) { /* a resumed thread has an event waiting: report it, run nothing */
+        keep_action_signals(e);
         return 1;
+    }
     e->last_stepped_tid = 0;
     int any = 0;
     for (int32_t i = 0; i < e->nthreads; i++) {
@@ -1576,6 +1639,7 @@ static int resume_masked(pt_engine *e)
     }
     pt_prune(e);
     if (e->exited || choose_report(e, 1)) { /* a resumed thread's event, never a held thread's */
+        keep_action_signals(e);
         e->world_stopped = 1;
         return e->exited ? choose_report(e, 0) : 1;
     }
@@ -1594,10 +1658,7 @@ static int resume_masked(pt_engine *e)
         pt_thread *t = i < 0 ? reporter : e->threads[(start + (uint32_t)i) % (uint32_t)e->nthreads];
         if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || (i >= 0 && t == reporter))
             continue;
-        int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
-        t->deliver_sig = 0;
-        t->action_sig = 0;
-        rc = resume_thread(e, t, sig);
+        rc = resume_thread(e, t, take_resume_signal(e, t));
     }
     boost_end(boost);
     return rc;
@@ -2022,6 +2083,8 @@ int pt_detach(pt_engine *e)
                 sig = t->ev_sig; /* a signal we held back is the program's: hand it over */
             if (sig == SIGSTOP)
                 sig = 0;
+            if (sig && !t->at_signal_stop && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
+                sig = 0; /* as in resume_thread: only a signal-delivery-stop can take it */
             ptrace(PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig);
             set_state(e, t, PT_GONE);
         }
@@ -2239,10 +2302,7 @@ static int resume_some_masked(pt_engine *e)
             continue;
         if (t->action != PT_ACT_CONT)
             e->last_stepped_tid = t->tid;
-        int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
-        t->deliver_sig = 0;
-        t->action_sig = 0;
-        rc = resume_thread(e, t, sig);
+        rc = resume_thread(e, t, take_resume_signal(e, t));
     }
     return rc;
 }

@@ -63,6 +63,8 @@ typedef struct pt_thread {
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */
     int32_t want_stop;         /* non-stop: pt_stop_thread asked for a stop, to report as PT_EV_INTERRUPT */
+    int32_t at_signal_stop;    /* stopped at a signal-delivery-stop: only there does a resume deliver a signal */
+    uint64_t inject_mask;      /* bit sig-1: queued with tgkill for GDB; pass it through at its stop, unreported */
     uint64_t resumed_ns;       /* CLOCK_MONOTONIC time of the last resume */
     uint64_t restart_pc;       /* a timed wait we restart: where, its deadline, the timeout we wrote */
     uint64_t restart_deadline_ns;
