@@ -358,10 +358,11 @@ static int has_deliverable_signal(int pid, int tid)
     return (pending & ~status_mask(buf, "\nSigBlk:")) != 0;
 }
 
-/* True when a SIGTRAP is queued for the thread itself (an int3 it executed, not yet reported).
- * PTRACE_PEEKSIGINFO reads the thread's private queue without dequeuing, one system call instead
- * of rendering /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
-static int sigtrap_pending(int pid, int tid)
+/* The si_code of the first SIGTRAP queued for the thread itself (an int3 or a hardware trap it hit,
+ * not yet reported), 0 if none, -1 if one is pending with its code unknown.  PTRACE_PEEKSIGINFO reads
+ * the thread's private queue without dequeuing, one system call instead of rendering
+ * /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
+static int queued_trap(int pid, int tid)
 {
     struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 16};
     siginfo_t queue[16];
@@ -369,14 +370,14 @@ static int sigtrap_pending(int pid, int tid)
     if (n >= 0 && n < 16) {
         for (long i = 0; i < n; i++)
             if (queue[i].si_signo == SIGTRAP)
-                return 1;
+                return queue[i].si_code;
         return 0;
     }
     char path[64], buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
     snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
     if (read_proc_file(path, buf, sizeof buf) < 0)
         return 0;
-    return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1;
+    return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -998,21 +999,30 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
         e->n_eintr_fixups++;
 }
 
-/* Work at the interrupt stop we asked for: restart fix-up, and the int3-as-interrupted race
- * (DESIGN.md §2.3): pc one past a breakpoint of ours with SIGTRAP queued is a hit. */
+/* Work at the interrupt stop we asked for: restart fix-up, and the trap-as-interrupted race
+ * (DESIGN.md §2.3): pc one past a breakpoint of ours with an int3 SIGTRAP queued is a hit; a queued
+ * hardware trap is a watchpoint hit, taken now, while DR6 still names the registers GDB set (GDB
+ * re-inserts its watchpoints in another order before the next resume). */
 static int at_interrupt_stop(pt_engine *e, pt_thread *t)
 {
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return 0;
-    if (e->nbps && bp_at(e, r.rip - 1) && sigtrap_pending(e->pid, t->tid)) {
+    int code = (e->nbps && bp_at(e, r.rip - 1)) || e->dr7 ? queued_trap(e->pid, t->tid) : 0;
+    if ((code == SI_KERNEL || code == -1) && e->nbps && bp_at(e, r.rip - 1)) {
         r.rip -= 1;
         if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
-            t->stale_trap = 1;
+            t->stale_trap = SI_KERNEL;
             t->on_breakpoint = 1;
             t->bp_pc = r.rip;
             return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
         }
+    }
+    uint64_t dr6 = 0;
+    if (code == TRAP_HWBKPT && pt_get_dr6(t->tid, &dr6) == 0 && (dr6 & 0xf)) {
+        ptrace(PTRACE_POKEUSER, t->tid, (void *)DR_OFFSET(6), 0);
+        t->stale_trap = TRAP_HWBKPT;
+        return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     }
     fixup_eintr(e, t, &r);
     return 0;
@@ -1217,7 +1227,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) < 0 || ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return keep_or_resume(e, t); /* vanished (ESRCH): its exit status follows */
-    if (si.si_code == SI_KERNEL && t->stale_trap) { /* the int3 we already counted at an interrupt stop */
+    if (t->stale_trap && si.si_code == t->stale_trap) { /* a trap we already counted at an interrupt stop */
         t->stale_trap = 0;
         return keep_or_resume(e, t);
     }
@@ -1556,7 +1566,7 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
         if (sig == SIGTRAP) {
             siginfo_t si;
             ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
-            if (si.si_code == SI_KERNEL && t->stale_trap) {
+            if (t->stale_trap && si.si_code == t->stale_trap) {
                 t->stale_trap = 0;
                 continue;
             }
@@ -2040,7 +2050,7 @@ static int attach_all_masked(pt_engine *e)
     return e->nthreads;
 }
 
-/* Consume a SIGTRAP still queued for an int3 we already reported; delivered after detach it would
+/* Consume a SIGTRAP still queued for a trap we already reported; delivered after detach it would
  * kill the program. */
 static void flush_stale_trap(pt_engine *e, pt_thread *t)
 {
@@ -2052,7 +2062,7 @@ static void flush_stale_trap(pt_engine *e, pt_thread *t)
             return;
         siginfo_t si;
         if (((unsigned)st >> 16) == 0 && WSTOPSIG(st) == SIGTRAP &&
-            ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == SI_KERNEL)
+            ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == t->stale_trap)
             t->stale_trap = 0;
     }
     (void)e;

@@ -58,7 +58,7 @@ typedef struct pt_thread {
     uint64_t ev_pc;
     uint64_t ev_data;
     int32_t deliver_sig;       /* a passed signal collected while stopping, delivered on resume */
-    int32_t stale_trap;        /* an int3 SIGTRAP already accounted for is still queued: swallow it */
+    int32_t stale_trap;        /* si_code of a SIGTRAP already accounted for and still queued: swallow it */
     int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */

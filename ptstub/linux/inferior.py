@@ -36,7 +36,7 @@ from ptstub.events import (
     WatchpointHit,
 )
 from ptstub.linux import solibs, symbols
-from ptstub.linux.debugregs import DebugRegisters
+from ptstub.linux.debugregs import DebugRegisters, Slot
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
@@ -85,6 +85,7 @@ class Inferior:
         self._breakpoints: dict[int, int] = {}  # address -> reference count
         self._debugregs = DebugRegisters()
         self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
+        self._pending_hwtraps: dict[int, Slot | None] = {}  # tid -> what its unreported trap hit
         self._ready = False  # pt_resume found an event to report without running anything
         self._last_tid = pid
         self.exit_code: int | None = None
@@ -180,6 +181,7 @@ class Inferior:
                 check_memory(lib.pt_insert_breakpoint(self._e, address), address, 1, "insert a breakpoint")
             self._breakpoints[address] = count + 1
             return
+        self._resolve_pending_hwtraps()
         self._debugregs.insert(address, length, kind)
         self._apply_debugregs()
 
@@ -199,8 +201,21 @@ class Inferior:
             else:
                 self._breakpoints[address] = count - 1
             return
+        self._resolve_pending_hwtraps()
         if self._debugregs.remove(address, length, kind):
             self._apply_debugregs()
+
+    def _resolve_pending_hwtraps(self) -> None:
+        """Name the watchpoint of each hardware trap still to be reported before the slots move.
+
+        DR6 names a debug register; GDB re-inserts watchpoints in address order, so after an insert or
+        remove the same register may hold another watchpoint (gdb.threads/watchthreads-reorder.exp).
+        gdbserver likewise keeps the stopped data address from the moment of the stop."""
+        e = self._e
+        for i in range(e.nthreads):
+            t = e.threads[i]
+            if t.ev_kind == lib.PT_EV_HWTRAP and t.tid not in self._pending_hwtraps:
+                self._pending_hwtraps[t.tid] = self._debugregs.triggered(t.ev_data)
 
     def _apply_debugregs(self) -> None:
         regs = ffi.new("uint64_t[4]", self._debugregs.addresses())
@@ -436,7 +451,10 @@ class Inferior:
         return Exited(self.pid, self.exit_code)
 
     def _hardware_event(self, tid: int, pc: int, dr6: int) -> StopEvent:
-        slot = self._debugregs.triggered(dr6)
+        if tid in self._pending_hwtraps:
+            slot = self._pending_hwtraps.pop(tid)
+        else:
+            slot = self._debugregs.triggered(dr6)
         if slot is None or slot.kind is BreakpointKind.HARDWARE:
             return BreakpointHit(tid, pc, hardware=True)
         return WatchpointHit(tid, pc, slot.request[0], WATCH_KINDS[slot.kind])
@@ -444,6 +462,7 @@ class Inferior:
     def _on_exec(self, tid: int, pc: int) -> StopEvent:
         self._breakpoints.clear()  # the old image and its int3 bytes are gone
         self._debugregs.clear()
+        self._pending_hwtraps.clear()
         self._held_signals.clear()
         self._executable = self.executable()
         return Exec(tid, pc, self._executable)
