@@ -1706,6 +1706,43 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
     return wait_resumed(e, timeout_ms, extra_fd, 0);
 }
 
+/* With no thread running, can a status still come?  Only from a thread on its way out; a zombie
+ * leader (it exited while held threads live on) gives none until they are gone, as gdbserver says
+ * with N (no-unwaited-for-left.exp). */
+static int exit_status_due(pt_engine *e)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (t->state == PT_EXITING && !(t->tid == e->pid && task_state(e->pid, t->tid) == 'Z'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Sleep in ppoll on SIGCHLD's eventfd, the stop-request eventfd and extra_fd (when >= 0) until one
+ * is ready or the deadline passes (timeout_ms < 0: none).  Returns how many are ready (0 after a
+ * signal), -ETIME at the deadline, or -errno.  SIGCHLD's eventfd is drained here. */
+static int sleep_until_ready(pt_engine *e, struct pollfd p[3], int extra_fd, int timeout_ms,
+                             uint64_t deadline)
+{
+    p[0] = (struct pollfd){chld_wakefd, POLLIN, 0};
+    p[1] = (struct pollfd){e->wakefd, POLLIN, 0};
+    p[2] = (struct pollfd){extra_fd, POLLIN, 0};
+    int wait_ms = -1;
+    if (timeout_ms >= 0) {
+        uint64_t now = pt_now_ns();
+        if (now >= deadline)
+            return -ETIME;
+        wait_ms = (int)((deadline - now + 999999) / 1000000);
+    }
+    int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (n > 0 && p[0].revents)
+        drain_fd(chld_wakefd);
+    return n;
+}
+
 /* just_resumed: the world was resumed a moment ago, so the first look at waitpid would find nothing;
  * sleep first (a stop that came already has its SIGCHLD pending and ends the sleep at once). */
 static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
@@ -1743,39 +1780,23 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             if (report_interrupt(e) || choose_report(e, 1) || choose_report(e, 0)) /* hits stay pending */
                 return 1;
         }
-        if (e->nrunning <= 0) {
-            /* A zombie leader (it exited while held threads live on) gives no status until they
-             * are gone: nothing can come, as gdbserver says with N (no-unwaited-for-left.exp). */
-            int exiting = 0;
-            for (int32_t i = 0; i < e->nthreads; i++) {
-                pt_thread *t = e->threads[i];
-                if (t->state == PT_EXITING && !(t->tid == e->pid && task_state(e->pid, t->tid) == 'Z'))
-                    exiting = 1;
-            }
-            if (!exiting)
-                return 3;
-        }
+        if (e->nrunning <= 0 && !exit_status_due(e))
+            return 3;
         if (extra_fd < 0 && e->nrunning <= FEW_RUNNING) { /* else ppoll (see "Sleeping in waitpid") */
             if (timeout_ms >= 0 && pt_now_ns() >= deadline)
                 return 0;
             if (sleep_in_waitpid(e, timeout_ms >= 0 ? deadline : 0, &found) >= 0)
                 continue; /* a status (in found) or a wake: the next round looks */
         }
-        struct pollfd p[3] = {{chld_wakefd, POLLIN, 0}, {e->wakefd, POLLIN, 0}, {extra_fd, POLLIN, 0}};
-        int wait_ms = -1;
-        if (timeout_ms >= 0) {
-            uint64_t now = pt_now_ns();
-            if (now >= deadline)
-                return 0;
-            wait_ms = (int)((deadline - now + 999999) / 1000000);
-        }
-        int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
-        if (n < 0 && errno != EINTR)
-            return -errno;
-        if (n <= 0)
+        struct pollfd p[3];
+        int n = sleep_until_ready(e, p, extra_fd, timeout_ms, deadline);
+        if (n == -ETIME)
+            return 0;
+        if (n <= 0) {
+            if (n < 0)
+                return n;
             continue;
-        if (p[0].revents)
-            drain_fd(chld_wakefd);
+        }
         if (p[1].revents && take_stop_request(e))
             e->stop_requested = 1;
         if (extra_fd >= 0 && p[2].revents) {
@@ -2333,28 +2354,17 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
         pt_prune(e);
         if (choose_report(e, 0))
             return 1;
-        if (e->nrunning <= 0) {
-            int exiting = 0;
-            for (int32_t i = 0; i < e->nthreads; i++)
-                exiting |= e->threads[i]->state == PT_EXITING;
-            if (!exiting)
-                return 3;
-        }
-        struct pollfd p[3] = {{chld_wakefd, POLLIN, 0}, {e->wakefd, POLLIN, 0}, {extra_fd, POLLIN, 0}};
-        int wait_ms = -1;
-        if (timeout_ms >= 0) {
-            uint64_t now = pt_now_ns();
-            if (now >= deadline)
-                return 0;
-            wait_ms = (int)((deadline - now + 999999) / 1000000);
-        }
-        int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
-        if (n < 0 && errno != EINTR)
-            return -errno;
-        if (n <= 0)
+        if (e->nrunning <= 0 && !exit_status_due(e))
+            return 3;
+        struct pollfd p[3];
+        int n = sleep_until_ready(e, p, extra_fd, timeout_ms, deadline);
+        if (n == -ETIME)
+            return 0;
+        if (n <= 0) {
+            if (n < 0)
+                return n;
             continue;
-        if (p[0].revents)
-            drain_fd(chld_wakefd);
+        }
         if (extra_fd >= 0 && p[2].revents) { /* GDB first, unless an event is ready: a stream of
                                               * unreported stops (clones, echoes) must not starve it */
             drain(e);
