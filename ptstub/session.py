@@ -1073,6 +1073,7 @@ class Session:
         self.target = None
         self._release_forks()
         self._software_breakpoints.clear()
+        self._conditions.clear()
         self._invalidate()
 
     def _release_forks(self) -> None:
