@@ -16,7 +16,7 @@ from ptstub.linux import symbols
 from tests.gdb.stubs import run_gdb, running_stub
 from tests.gdb.test_nonstop_rsp import RawClient, tid_of
 
-Z0_WITH_CONDITION = re.compile(r"Sending packet: \$Z0,[0-9a-f]+,1;X[0-9a-f]+,[0-9a-f]+")
+Z_WITH_CONDITION = re.compile(r"Sending packet: \$Z([01]),[0-9a-f]+,1;X[0-9a-f]+,[0-9a-f]+")
 REMOTE_TRACE = re.compile(r"\[remote\] [^\n]*\n")
 
 
@@ -34,13 +34,14 @@ def _run(stub: str, program: str, commands: list[str], iterations: int = 10) -> 
 
 
 @pytest.mark.timeout(120)
-def test_condition_on_a_global_stops_exactly_once(stub: str, fixture_path) -> None:
+@pytest.mark.parametrize(("command", "packet"), [("break", "0"), ("hbreak", "1")])
+def test_condition_on_a_global_stops_exactly_once(stub: str, fixture_path, command: str, packet: str) -> None:
     program = fixture_path("simple")
     output, program_output, trace = _run(
         stub,
         program,
         [
-            "break work if global_counter == 7",
+            f"{command} work if global_counter == 7",
             "set debug remote 1",
             "continue",
             "set debug remote 0",
@@ -49,7 +50,7 @@ def test_condition_on_a_global_stops_exactly_once(stub: str, fixture_path) -> No
             "continue",
         ],
     )
-    assert Z0_WITH_CONDITION.search(trace), trace[-4000:]
+    assert {m.group(1) for m in Z_WITH_CONDITION.finditer(trace)} == {packet}, trace[-4000:]
     assert len(re.findall(r"Breakpoint 1, work \(i=7\)", output)) == 1, output[-4000:]
     assert len(re.findall(r"Breakpoint 1, work", output)) == 1, output[-4000:]
     assert "$1 = 7" in output and "$2 = 7" in output, output[-4000:]
@@ -76,7 +77,7 @@ def test_changed_condition_on_a_local_replaces_the_old_one(stub: str, fixture_pa
             "continue",
         ],
     )
-    assert Z0_WITH_CONDITION.search(trace), trace[-4000:]
+    assert Z_WITH_CONDITION.search(trace), trace[-4000:]
     stops = re.findall(r"Breakpoint 1, work \(i=(\d+)\)", output)
     assert stops == ["3", "8", "9"], output[-4000:]
     assert "exited normally" in output, output[-4000:]
