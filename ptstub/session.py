@@ -19,11 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
+from ptstub.events import BreakpointHit, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
 from ptstub.linux.osdata import osdata
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
+from ptstub.rsp.agentexpr import AgentExpression, AgentExpressionError, evaluate, parse_agent_expression
 from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.features import (
     ClientFeatures,
@@ -72,6 +73,7 @@ SERVER_FEATURES = ServerFeatures(
     environment=True,
     working_directory=True,
     catch_syscalls=True,
+    conditional_breakpoints=True,
     readable_objects=READABLE,
     writable_objects=frozenset({TransferObject.SIGINFO}),
 )
@@ -133,6 +135,9 @@ class Session:
         self.g_pid = 0
         self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
         self._hardware_breakpoints: set[tuple[int, BreakpointKind, int]] = set()
+        # Target-side conditions (ConditionalBreakpoints): (pid, kind, address) -> bytecodes, only for
+        # breakpoints GDB inserted with `;X...`; an unconditional one has no entry.
+        self._conditions: dict[tuple[int, BreakpointKind, int], tuple[AgentExpression, ...]] = {}
         self.non_stop = False
         self._ctrl_c_tids: set[int] = set()
         self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
@@ -457,6 +462,8 @@ class Session:
     def handle_insert_breakpoint(self, c: cmd.InsertBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
+        # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
+        conditions = tuple(parse_agent_expression(code) for code in c.conditions)
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
@@ -464,15 +471,24 @@ class Session:
             inserted = self._software_breakpoints.setdefault(target.pid, set())
             if c.address in inserted:
                 target.reinsert_breakpoint(c.address)
-                return replies.ok()
-            target.insert_breakpoint(c.address, c.kind, c.length)
-            inserted.add(c.address)
-            return replies.ok()
-        key = (c.address, c.kind, c.length)
-        if key not in self._hardware_breakpoints:
-            target.insert_breakpoint(c.address, c.kind, c.length)
-            self._hardware_breakpoints.add(key)
+            else:
+                target.insert_breakpoint(c.address, c.kind, c.length)
+                inserted.add(c.address)
+        else:
+            key = (c.address, c.kind, c.length)
+            if key not in self._hardware_breakpoints:
+                target.insert_breakpoint(c.address, c.kind, c.length)
+                self._hardware_breakpoints.add(key)
+        self._set_conditions((target.pid, c.kind, c.address), conditions)
         return replies.ok()
+
+    def _set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
+        """GDB re-sends Z0/Z1 when a condition changes: the new list replaces the old one (gdbserver's
+        `clear_breakpoint_conditions_and_commands` before `process_point_options`)."""
+        if conditions and key[1] in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
+            self._conditions[key] = conditions
+        else:
+            self._conditions.pop(key, None)
 
     def handle_remove_breakpoint(self, c: cmd.RemoveBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
@@ -488,8 +504,49 @@ class Session:
             if key not in self._hardware_breakpoints:
                 return replies.ok()
             self._hardware_breakpoints.discard(key)
+        self._conditions.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
+
+    def _should_report(self, event: StopEvent) -> bool:
+        """Whether a stop goes to GDB: a breakpoint hit does only if a GDB breakpoint at its address is
+        unconditional or has a condition that holds (gdbserver's `gdb_condition_true_at_breakpoint`, which
+        looks at the software and the hardware breakpoint there). A condition that cannot be evaluated
+        counts as true, as in gdbserver: GDB then sees the stop rather than the stub hiding it."""
+        if not self._conditions or type(event) is not BreakpointHit:
+            return True
+        pid, pc = self.pid, event.pc
+        lists = []
+        if pc in self._software_breakpoints.get(pid, ()):
+            lists.append(self._conditions.get((pid, BreakpointKind.SOFTWARE, pc), ()))
+        if any(key[0] == pc and key[1] is BreakpointKind.HARDWARE for key in self._hardware_breakpoints):
+            lists.append(self._conditions.get((pid, BreakpointKind.HARDWARE, pc), ()))
+        if not lists or not all(lists):
+            return True
+        return any(self._condition_holds(expression, event.tid) for conditions in lists for expression in conditions)
+
+    def _condition_holds(self, expression: AgentExpression, tid: int) -> bool:
+        target = self._alive()
+        registers: dict[str, tuple[bytes, bytes]] = {}
+
+        def read_register(regnum: int) -> int:
+            if not registers:
+                registers["gpr"] = (target.read_gpr(tid), b"")
+            gpr, xstate = registers["gpr"]
+            layout = self._layout_for(tid)
+            if not xstate and layout.register(regnum).source != "gpr":
+                xstate = target.read_xstate(tid)
+                registers["gpr"] = (gpr, xstate)
+            raw = layout.read_register(regnum, gpr, xstate)
+            if len(raw) > 8:  # gdbserver's `reg` knows 1-8 byte registers only
+                raise AgentExpressionError(f"register {regnum} is {len(raw)} bytes wide")
+            return int.from_bytes(raw, "little")
+
+        try:
+            return evaluate(expression, read_register, target.read_memory) != 0
+        except (AgentExpressionError, PtstubError, OSError, KeyError, ValueError) as err:
+            log.debug("breakpoint condition failed in thread %d (%s): reported as true", tid, err)
+            return True
 
     # ------------------------------------------------------------------------------------- non-stop
     def handle_set_non_stop(self, c: cmd.SetNonStop) -> bytes:
@@ -589,7 +646,7 @@ class Session:
         if event is None:
             return False
         uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
-        if isinstance(event, SyscallStop) and uncaught:
+        if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
             target.resume_threads({event.tid: self._last_resume.get(event.tid, ResumeAction(ResumeKind.CONTINUE))})
             return True
         self.stops.push(self.report(event), getattr(event, "tid", None))
@@ -678,6 +735,11 @@ class Session:
             if isinstance(event, SyscallStop) and uncaught:
                 target.resume(self._last_resume)
                 continue
+            if not self._should_report(event):
+                # Every condition false: resume exactly as GDB last did; the engine steps the thread
+                # over the breakpoint it stands on (it is resumed unmoved), GDB never hears of the hit.
+                target.resume(self._last_resume)
+                continue
             break
         self.running = False
         return self.report(event)
@@ -705,6 +767,7 @@ class Session:
                 self._layout = None
                 self._software_breakpoints.pop(event.tid, None)
                 self._hardware_breakpoints.clear()
+                self._conditions.clear()
             if isinstance(event, Forked):
                 child = self._alive().adopt_fork_child(event.child_pid)
                 self.forks[event.child_pid] = child
@@ -1010,6 +1073,7 @@ class Session:
         self.target = None
         self._release_forks()
         self._software_breakpoints.clear()
+        self._conditions.clear()
         self._invalidate()
 
     def _release_forks(self) -> None:
@@ -1065,6 +1129,7 @@ class Session:
             pid, self.target = self.forks.popitem()
             self.g_pid = 0
             self._software_breakpoints.pop(target.pid, None)
+            self._conditions = {key: value for key, value in self._conditions.items() if key[0] != target.pid}
             self._apply_target_options()
             self._invalidate()
             return replies.ok()
@@ -1149,6 +1214,7 @@ class Session:
             target.set_pass_signals(set())
         self._software_breakpoints.clear()
         self._hardware_breakpoints.clear()
+        self._conditions.clear()
         self.catching = False
         self.catch_syscalls = None
         self.program_signals = None
