@@ -1564,9 +1564,8 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             break;
         }
         if (sig == SIGTRAP) {
-            siginfo_t si;
-            ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
-            if (t->stale_trap && si.si_code == t->stale_trap) {
+            siginfo_t si; /* only a queued trap we already counted can come before the step's */
+            if (t->stale_trap && ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == t->stale_trap) {
                 t->stale_trap = 0;
                 continue;
             }
