@@ -609,6 +609,7 @@ class Inferior:
             "stops": e.n_stops,
             "interrupts": e.n_interrupts,
             "eintr_fixups": e.n_eintr_fixups,
+            "emulated_step_overs": e.n_emulated,
             "stale_stops": e.n_stale_stops,
             "last_stop_ns": e.last_stop_ns,
         }

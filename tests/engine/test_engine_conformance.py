@@ -293,3 +293,31 @@ def test_pending_watchpoint_hit_names_its_watchpoint_after_the_debug_registers_m
         else:
             return
         pytest.fail(f"stop {stop}: expected a watchpoint hit, got {event}")
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("watching", [False, True], ids=["emulated", "stepped"])
+def test_breakpoints_on_pushes_and_endbr64_keep_the_program_exact(fixture_path, watching: bool) -> None:
+    """The engine carries out a push, endbr64 or nop under a breakpoint itself instead of stepping the
+    thread over it (docs/design-notes.md, "Passing a breakpoint without a step"). `push_probe`
+    checks in the program that every push stored the right register; with a watchpoint set the engine
+    steps instead, and the program must see the same."""
+    program = fixture_path("push_probe")
+    calls = 40
+    with open(os.devnull, "wb") as devnull, ptstub.launch([program, str(calls)], stdout=devnull) as inf:
+        body = inf.symbol("probe_body")
+        addresses = [body + offset for offset in (0, 4, 6, 7, 8)]  # endbr64, push r12, push rbx, nop, push rbp
+        for address in addresses:
+            inf.insert_breakpoint(address)
+        if watching:
+            inf.insert_breakpoint(inf.symbol("probe"), BreakpointKind.WRITE_WATCH, 4)  # code: never written
+        seen = []
+        while True:
+            event = inf.cont(timeout=30)
+            if not isinstance(event, BreakpointHit):
+                break
+            seen.append(event.pc)
+        assert seen == addresses * calls
+        assert getattr(event, "code", None) == 0, f"the program saw a wrong push: {event}"
+        emulated = inf.stats["emulated_step_overs"]
+        assert emulated == (0 if watching else len(seen)), inf.stats
