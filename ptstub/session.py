@@ -133,6 +133,7 @@ class Session:
         # child GDB keeps; `target` is the one events and wildcard selections fall back to.
         self.processes: dict[int, Any] = {target.pid: target} if target is not None else {}
         self._running: list[Any] = []  # the processes the last resume started
+        self._ended_first: Any | None = None  # a held process that ended: reported before anything runs
         self.g_pid = 0
         self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
         self._hardware_breakpoints: set[tuple[int, int, BreakpointKind, int]] = set()  # (pid, address, kind, length)
@@ -393,7 +394,8 @@ class Session:
 
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
-            self._alive()
+            if not self._served():
+                self._alive()  # raises: no process
             # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
             # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
             # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
@@ -711,9 +713,15 @@ class Session:
         """Resume several processes together (all-stop over processes, ptstub.linux.processes)."""
         from ptstub.linux.processes import resume_processes
 
+        self._invalidate()
+        ended = [p for p in self.processes.values() if p.ended]
+        if ended:
+            # A process ended while held and GDB was not told yet: that comes first, nothing runs.
+            self._ended_first = ended[0]
+            self.running = True
+            return None
         if not plans:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
-        self._invalidate()
         self._last_resume = {tid: action for _, actions in plans for tid, action in actions.items()}
         self._running = resume_processes(plans)
         self.running = True
@@ -726,7 +734,7 @@ class Session:
 
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
-        if len(self._running) > 1 or (self._running and self._running[0] is not self.target):
+        if len(self.processes) > 1 or self._ended_first is not None:
             return self._wait_for_processes(wake_fd)
         target = self._alive()
         while True:
@@ -756,6 +764,10 @@ class Session:
         """`wait_for_stop` when the process resumed is not the target, or several run."""
         from ptstub.linux.processes import resume_processes, wait_processes
 
+        if self._ended_first is not None:
+            process, self._ended_first = self._ended_first, None
+            self.running = False
+            return self.report(process.take_event(), process)
         while True:
             try:
                 found = wait_processes(self._running, self._served(), wake_fd)
@@ -883,7 +895,9 @@ class Session:
             self._running.remove(process)
         process.close()
         if self.target is process:
-            remaining = self._served()
+            # Another process becomes the target, even one that ended meanwhile and is still to be
+            # reported (it is, at the next resume).
+            remaining = self._served() or list(self.processes.values())
             self.target = remaining[0] if remaining else None
         if self.g_pid == process.pid:
             self.g_pid, self.g_thread = 0, 0

@@ -63,7 +63,10 @@ def wait_processes(running: list[Any], served: Sequence[Any], wake_fd: int | Non
         candidates += [process for process in served if process not in running and process.ended]
         _clear(running)
         if candidates:
-            chosen = _rng.choice(candidates)
+            # An ended process first: its exit came before what it caused in another (a vfork
+            # parent's VFORK_DONE, a waitpid returning), as GDB sees it from gdbserver.
+            ended = [process for process in candidates if process.ended]
+            chosen = _rng.choice(ended or candidates)
             return chosen, chosen.take_event()
         # The event went away (its thread died while stopping): run them all again.
         for process in running:
