@@ -1130,6 +1130,7 @@ class Session:
         self._drop_target()
         self.stops.discard()
         self._thread_stops.clear()
+        self._running, self._ended_first = [], None
         self.target = start()
         self.processes = {self.target.pid: self.target}
         self._apply_target_options()
