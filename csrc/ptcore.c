@@ -1787,10 +1787,15 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
         if (e->nrunning <= 0) {
             /* A zombie leader (it exited while held threads live on) gives no status until they
              * are gone: nothing can come, as gdbserver says with N (no-unwaited-for-left.exp). */
-            int exiting = 0;
+            int exiting = 0, others = 0;
+            for (int32_t i = 0; i < e->nthreads; i++)
+                others |= e->threads[i]->tid != e->pid && e->threads[i]->state != PT_GONE;
             for (int32_t i = 0; i < e->nthreads; i++) {
                 pt_thread *t = e->threads[i];
-                if (t->state == PT_EXITING && !(t->tid == e->pid && task_state(e->pid, t->tid) == 'Z'))
+                /* A zombie leader with no thread left is the process ending: its status is on the way
+                 * (a vfork child, whose parent is not us, showed Z before waitpid had it). */
+                if (t->state == PT_EXITING &&
+                    !(t->tid == e->pid && others && task_state(e->pid, t->tid) == 'Z'))
                     exiting = 1;
             }
             if (!exiting)
