@@ -492,7 +492,21 @@ static void remember_orphan(pt_engine *e, int tid, int status)
     }
 }
 
+static int take_own_orphan(pt_engine *e, int tid, int *status);
+
+/* A status one engine collected may be kept by another engine of the same session (its waitpid(-1)
+ * came first): look in the whole ring of peers. */
 static int take_orphan(pt_engine *e, int tid, int *status)
+{
+    if (take_own_orphan(e, tid, status))
+        return 1;
+    for (pt_engine *p = e->peer; p && p != e; p = p->peer)
+        if (take_own_orphan(p, tid, status))
+            return 1;
+    return 0;
+}
+
+static int take_own_orphan(pt_engine *e, int tid, int *status)
 {
     for (int i = 0; i < e->n_orphans; i++) {
         if (e->orphan_tid[i] == tid) {
@@ -504,6 +518,39 @@ static int take_orphan(pt_engine *e, int tid, int *status)
         }
     }
     return 0;
+}
+
+/* Several processes in one session (docs/design-notes.md, "Several processes"): a status of a thread
+ * that belongs to a peer engine is handled by that engine, in that engine's state (its world running
+ * or held).  When it gives the peer an event to report, every engine of the ring is flagged, so that
+ * whichever one is waiting ends its wait (pt_wait returns 4).  Returns -1 when no peer owns tid. */
+static int on_status(pt_engine *e, int tid, int status);
+static int route_to_peer(pt_engine *e, int tid, int status)
+{
+    pt_engine *owner = NULL;
+    for (pt_engine *p = e->peer; p && p != e && !owner; p = p->peer)
+        if (tid == p->pid || find(p, tid))
+            owner = p;
+    if (!owner && (WIFEXITED(status) || WIFSIGNALED(status)))
+        return -1; /* an exit status of a thread no engine knows: /proc has nothing to tell any more */
+    for (pt_engine *p = e->peer; p && p != e && !owner; p = p->peer)
+        if (tgid_of(tid) == p->pid)
+            owner = p;
+    if (!owner)
+        return -1;
+    int got = on_status(owner, tid, status);
+    if (got) {
+        owner->peer_event = 1;
+        for (pt_engine *p = owner->peer; p && p != owner; p = p->peer)
+            p->peer_event = 1;
+    }
+    return got;
+}
+
+static void route_or_remember(pt_engine *e, int tid, int status)
+{
+    if (route_to_peer(e, tid, status) < 0)
+        remember_orphan(e, tid, status);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -1049,7 +1096,7 @@ static int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
         return 1;
     }
     if (!t) {
-        remember_orphan(e, tid, status);
+        route_or_remember(e, tid, status);
         return 0;
     }
     set_state(e, t, PT_GONE);
@@ -1322,7 +1369,7 @@ static int on_status(pt_engine *e, int tid, int status)
         return 0;
     if (!t) {
         if (tgid_of(tid) != e->pid) { /* a fork child or another engine's thread: not ours to handle */
-            remember_orphan(e, tid, status);
+            route_or_remember(e, tid, status);
             return 0;
         }
         t = add_thread(e, tid, PT_RUNNING); /* a clone child seen before its parent's clone event */
@@ -1765,12 +1812,16 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
 
 /* With no thread running, can a status still come?  Only from a thread on its way out; a zombie
  * leader (it exited while held threads live on) gives none until they are gone, as gdbserver says
- * with N (no-unwaited-for-left.exp). */
+ * with N (no-unwaited-for-left.exp).  A zombie leader with no thread left is the process ending: its
+ * status is on the way (a vfork child, whose parent is not us, showed Z before waitpid had it). */
 static int exit_status_due(pt_engine *e)
 {
+    int others = 0;
+    for (int32_t i = 0; i < e->nthreads; i++)
+        others |= e->threads[i]->tid != e->pid && e->threads[i]->state != PT_GONE;
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
-        if (t->state == PT_EXITING && !(t->tid == e->pid && task_state(e->pid, t->tid) == 'Z'))
+        if (t->state == PT_EXITING && !(t->tid == e->pid && others && task_state(e->pid, t->tid) == 'Z'))
             return 1;
     }
     return 0;
@@ -1809,12 +1860,16 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
     for (int first = 1;; first = 0) {
         if (take_stop_request(e))
             e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
-        if (!(first && just_resumed) && (found || drain(e) || e->exited)) {
+        if (!(first && just_resumed) && (found || e->peer_event || drain(e) || e->exited)) {
             found = 0;
             if (!e->exited)
                 stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
+            if (e->peer_event) { /* a peer process has the event: the caller holds every engine */
+                e->stop_requested = 0;
+                return 4;
+            }
             if (e->stop_requested && !e->exited && report_interrupt(e)) {
                 e->stop_requested = 0; /* the hits stay pending for the next resumes */
                 return 1;
@@ -2025,6 +2080,7 @@ void pt_engine_free(pt_engine *e)
 {
     if (!e)
         return;
+    pt_unlink_peer(e);
     for (int32_t i = 0; i < e->nthreads; i++)
         free(e->threads[i]);
     free(e->threads);
@@ -2212,7 +2268,7 @@ int pt_kill(pt_engine *e)
         else if (t || r == e->pid || tgid_of(r) == e->pid)
             ptrace(PTRACE_CONT, r, 0, 0); /* an exit stop, or a clone child's first stop: let it die */
         else
-            remember_orphan(e, r, st);
+            route_or_remember(e, r, st);
     }
     restore_mask(&old);
     e->exited = 1;
@@ -2451,4 +2507,53 @@ int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd)
 int pt_stop_thread(pt_engine *e, int32_t tid)
 {
     return stop_thread_masked(e, tid);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* several processes in one session (docs/design-notes.md, "Several processes")                      */
+
+/* Put `peer` (an engine alone) into e's ring: from now on each routes the other's statuses. */
+int pt_link_peer(pt_engine *e, pt_engine *peer)
+{
+    if (e == peer || peer->peer)
+        return -EINVAL;
+    if (!e->peer)
+        e->peer = e;
+    peer->peer = e->peer;
+    e->peer = peer;
+    return 0;
+}
+
+/* Take e out of its ring (an engine that is freed, or a process that left the session). */
+void pt_unlink_peer(pt_engine *e)
+{
+    if (!e->peer)
+        return;
+    pt_engine *prev = e->peer;
+    while (prev->peer != e)
+        prev = prev->peer;
+    prev->peer = e->peer;
+    if (prev->peer == prev)
+        prev->peer = NULL; /* the last one left is alone again */
+    for (int i = 0; i < e->n_orphans; i++) /* statuses e kept for the others are theirs */
+        remember_orphan(prev, e->orphan_tid[i], e->orphan_status[i]);
+    e->n_orphans = 0;
+    e->peer = NULL;
+}
+
+/* All-stop over several processes: another engine reports, so this one's world stops too.  Events
+ * caught while stopping stay pending (reported on a later resume, as any held thread's).  Returns 1
+ * when this engine has an event to report (e->reported set; NULL when the process ended). */
+static int hold_masked(pt_engine *e)
+{
+    if (!e->exited && !e->world_stopped)
+        stop_all_masked(e);
+    pt_prune(e);
+    e->world_stopped = 1;
+    return choose_report(e, 1) || (!e->exited && choose_report(e, 0));
+}
+
+int pt_hold(pt_engine *e)
+{
+    WITH_SIGCHLD_BLOCKED(hold_masked(e));
 }

@@ -124,6 +124,9 @@ typedef struct pt_engine {
     int32_t blocking;          /* the tracer is (about to be) asleep in waitpid (atomic) */
     int32_t timer_state;       /* 0: no timer, 1: created for tracer_tid, 2: armed */
     void *wake_timer;          /* timer_t: wakes the blocked waitpid every 100 ms and at deadlines */
+    /* several processes in one session (docs/design-notes.md, "Several processes") */
+    struct pt_engine *peer;    /* next engine of the ring of processes served together (NULL: alone) */
+    int32_t peer_event;        /* a status routed to a peer gave it an event to report */
 } pt_engine;
 
 /* Launch flags. */
@@ -167,6 +170,11 @@ int pt_kill(pt_engine *e);
 int pt_resume_some(pt_engine *e);
 int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd);
 int pt_stop_thread(pt_engine *e, int32_t tid);
+/* Several processes (docs/design-notes.md, "Several processes"): statuses go to the engine that owns
+ * the thread; pt_wait returns 4 when a peer got an event; pt_hold stops one engine's world. */
+int pt_link_peer(pt_engine *e, pt_engine *peer);
+void pt_unlink_peer(pt_engine *e);
+int pt_hold(pt_engine *e);
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
 uint64_t pt_now_ns(void);

@@ -59,6 +59,8 @@ ACTIONS = {
 }
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 WAIT_FOREVER = -1
+PEER = 4  # wait_in_group: another process of the session has the event
+NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
 
 
 def _fd_of(stream: IO[Any] | int | None) -> int:
@@ -411,6 +413,57 @@ class Inferior:
         child = Inferior(engine, child_pid, self.launched, self._executable)
         child._breakpoints = dict.fromkeys(self._breakpoints, 1)
         return child
+
+    # -------------------------------------------------------------------------------- several processes
+    def link(self, other: Inferior) -> None:
+        """Serve `other` in the same session: each engine then hands the other's wait statuses over
+        (both wait with waitpid(-1); docs/design-notes.md, "Several processes")."""
+        check(lib.pt_link_peer(self._e, other._e), "link processes")
+
+    @property
+    def ready(self) -> bool:
+        """The last `resume()` found an event to report and ran nothing."""
+        return self._ready
+
+    def clear_peer_event(self) -> None:
+        if not self._closed:
+            self._e.peer_event = 0
+
+    def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
+        """`wait()` for a process served with others: its own event, PEER (another process of the
+        ring got one; this one is stopped), NOTHING_RUNNING, or None when `wake_fd` is readable."""
+        if self._ready:
+            self._ready = False
+            return self._take_event()
+        rc = check(lib.pt_wait(self._e, WAIT_FOREVER, -1 if wake_fd is None else wake_fd), "wait")
+        if rc == 1:
+            return self._take_event()
+        if rc == 4:
+            return PEER
+        if rc == 3:
+            return NOTHING_RUNNING
+        return None
+
+    def hold(self) -> bool:
+        """Stop every thread, because another process reports (all-stop over processes). Events
+        caught meanwhile stay pending; True when this process has one to report (`take_event`)."""
+        if self._closed:
+            return False
+        self._ready = False
+        return check(lib.pt_hold(self._e), "hold") == 1
+
+    @property
+    def ended(self) -> bool:
+        """The process ended and the engine has not reported it yet (or detached/killed by us: not)."""
+        return not self._closed and bool(self._e.exited) and self.exit_code is None and self.exit_signal is None
+
+    def resume_again(self) -> None:
+        """Resume with the actions of the last `resume()` (an event vanished while stopping)."""
+        self._after_resume(lib.pt_resume(self._e))
+
+    def take_event(self) -> StopEvent:
+        """The event `hold()` found (an `Exited`/`Killed` when the process ended)."""
+        return self._take_event()
 
     # -------------------------------------------------------------------------------- events
     def _take_event(self) -> StopEvent:
