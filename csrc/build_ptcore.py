@@ -17,7 +17,9 @@ ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "ptstub._ptcore",
     '#include "ptcore.h"',
-    sources=[str((HERE / "ptcore.c").relative_to(Path.cwd())) if Path.cwd() in HERE.parents else str(HERE / "ptcore.c")],
+    sources=[
+        str((HERE / "ptcore.c").relative_to(Path.cwd())) if Path.cwd() in HERE.parents else str(HERE / "ptcore.c")
+    ],
     include_dirs=[str(HERE)],
     extra_compile_args=["-O2", "-std=gnu99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )

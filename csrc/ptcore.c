@@ -358,10 +358,11 @@ static int has_deliverable_signal(int pid, int tid)
     return (pending & ~status_mask(buf, "\nSigBlk:")) != 0;
 }
 
-/* True when a SIGTRAP is queued for the thread itself (an int3 it executed, not yet reported).
- * PTRACE_PEEKSIGINFO reads the thread's private queue without dequeuing, one system call instead
- * of rendering /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
-static int sigtrap_pending(int pid, int tid)
+/* The si_code of the first SIGTRAP queued for the thread itself (an int3 or a hardware trap it hit,
+ * not yet reported), 0 if none, -1 if one is pending with its code unknown.  PTRACE_PEEKSIGINFO reads
+ * the thread's private queue without dequeuing, one system call instead of rendering
+ * /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
+static int queued_trap(int pid, int tid)
 {
     struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 16};
     siginfo_t queue[16];
@@ -369,14 +370,14 @@ static int sigtrap_pending(int pid, int tid)
     if (n >= 0 && n < 16) {
         for (long i = 0; i < n; i++)
             if (queue[i].si_signo == SIGTRAP)
-                return 1;
+                return queue[i].si_code;
         return 0;
     }
     char path[64], buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
     snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
     if (read_proc_file(path, buf, sizeof buf) < 0)
         return 0;
-    return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1;
+    return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1 ? -1 : 0;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -491,7 +492,21 @@ static void remember_orphan(pt_engine *e, int tid, int status)
     }
 }
 
+static int take_own_orphan(pt_engine *e, int tid, int *status);
+
+/* A status one engine collected may be kept by another engine of the same session (its waitpid(-1)
+ * came first): look in the whole ring of peers. */
 static int take_orphan(pt_engine *e, int tid, int *status)
+{
+    if (take_own_orphan(e, tid, status))
+        return 1;
+    for (pt_engine *p = e->peer; p && p != e; p = p->peer)
+        if (take_own_orphan(p, tid, status))
+            return 1;
+    return 0;
+}
+
+static int take_own_orphan(pt_engine *e, int tid, int *status)
 {
     for (int i = 0; i < e->n_orphans; i++) {
         if (e->orphan_tid[i] == tid) {
@@ -503,6 +518,39 @@ static int take_orphan(pt_engine *e, int tid, int *status)
         }
     }
     return 0;
+}
+
+/* Several processes in one session (docs/design-notes.md, "Several processes"): a status of a thread
+ * that belongs to a peer engine is handled by that engine, in that engine's state (its world running
+ * or held).  When it gives the peer an event to report, every engine of the ring is flagged, so that
+ * whichever one is waiting ends its wait (pt_wait returns 4).  Returns -1 when no peer owns tid. */
+static int on_status(pt_engine *e, int tid, int status);
+static int route_to_peer(pt_engine *e, int tid, int status)
+{
+    pt_engine *owner = NULL;
+    for (pt_engine *p = e->peer; p && p != e && !owner; p = p->peer)
+        if (tid == p->pid || find(p, tid))
+            owner = p;
+    if (!owner && (WIFEXITED(status) || WIFSIGNALED(status)))
+        return -1; /* an exit status of a thread no engine knows: /proc has nothing to tell any more */
+    for (pt_engine *p = e->peer; p && p != e && !owner; p = p->peer)
+        if (tgid_of(tid) == p->pid)
+            owner = p;
+    if (!owner)
+        return -1;
+    int got = on_status(owner, tid, status);
+    if (got) {
+        owner->peer_event = 1;
+        for (pt_engine *p = owner->peer; p && p != owner; p = p->peer)
+            p->peer_event = 1;
+    }
+    return got;
+}
+
+static void route_or_remember(pt_engine *e, int tid, int status)
+{
+    if (route_to_peer(e, tid, status) < 0)
+        remember_orphan(e, tid, status);
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -764,6 +812,44 @@ static void boost_end(int previous)
         (void)setpriority(PRIO_PROCESS, (id_t)self_tid(), previous);
 }
 
+/* Queue a signal GDB gave a thread where no signal-delivery-stop can take it; on_signal passes it
+ * through when it arrives. */
+static void queue_signal(pt_engine *e, pt_thread *t, int sig)
+{
+    if (sig > 0 && sig <= 64 && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
+        t->inject_mask |= 1ull << (sig - 1);
+}
+
+/* The signal to resume a thread with: one collected while stopping (deliver_sig) or GDB's
+ * (action_sig); when both are due, GDB's goes in through queue_signal. */
+static int take_resume_signal(pt_engine *e, pt_thread *t)
+{
+    int sig = t->deliver_sig, extra = t->action_sig;
+    t->deliver_sig = 0;
+    t->action_sig = 0;
+    if (!sig)
+        return extra;
+    if (extra && extra != sig)
+        queue_signal(e, t, extra);
+    return sig;
+}
+
+/* Nothing is resumed after all (a pending event is reported first): GDB's signals stay due, as
+ * gdbserver keeps them (enqueue_pending_signal), for the resume that does run the thread. */
+static void keep_action_signals(pt_engine *e)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (!t->action_sig)
+            continue;
+        if (!t->deliver_sig)
+            t->deliver_sig = t->action_sig;
+        else if (t->deliver_sig != t->action_sig)
+            queue_signal(e, t, t->action_sig);
+        t->action_sig = 0;
+    }
+}
+
 static int resume_thread(pt_engine *e, pt_thread *t, int sig)
 {
     int req = PTRACE_CONT;
@@ -773,6 +859,12 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
         req = PTRACE_SYSCALL;
     if (t->exiting) /* past PTRACE_EVENT_EXIT: let it die; it is never waited for again */
         req = PTRACE_CONT;
+    else if (sig && !t->at_signal_stop) {
+        /* At an interrupt or event stop the kernel ignores the signal of PTRACE_CONT (ptrace(2),
+         * "the data argument is ignored"): queue it instead. */
+        queue_signal(e, t, sig);
+        sig = 0;
+    }
     if (ptrace(req, t->tid, 0, (void *)(uintptr_t)sig) < 0) {
         int err = errno;
         if (err == ESRCH) { /* killed under us (SIGKILL, exit_group): its exit status will follow */
@@ -783,6 +875,7 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
     }
     t->resumed_ns = pt_now_ns();
     t->on_breakpoint = 0;
+    t->at_signal_stop = 0;
     set_state(e, t, t->exiting ? PT_EXITING : PT_RUNNING);
     return 0;
 }
@@ -939,7 +1032,11 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
 {
     if (!(e->options & PT_OPT_EINTR_FIXUP) || (long)r->rax != -EINTR || (long)r->orig_rax < 0 ||
         !returns_eintr_when_stopped((long)r->orig_rax)) {
-        t->restart_pc = 0; /* not (or no longer) in a restarted timed wait */
+        /* No longer in a restarted timed wait, unless stopped on its way back in: pc rewound onto
+         * the syscall instruction (forgetting the deadline there made the next stop start it anew,
+         * a whole timeout from then: a 1 s epoll_wait took 1.45 s at 4,000 stops/s). */
+        if (!t->restart_pc || r->rip + 2 != t->restart_pc)
+            t->restart_pc = 0;
         return;
     }
     uint8_t insn[2];
@@ -953,21 +1050,32 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
         e->n_eintr_fixups++;
 }
 
-/* Work at the interrupt stop we asked for: restart fix-up, and the int3-as-interrupted race
- * (DESIGN.md §2.3): pc one past a breakpoint of ours with SIGTRAP queued is a hit. */
+/* Work at the interrupt stop we asked for: restart fix-up, and the trap-as-interrupted race
+ * (DESIGN.md §2.3): pc one past a breakpoint of ours with an int3 SIGTRAP queued is a hit; a queued
+ * hardware trap is a watchpoint hit, taken now, while DR6 still names the registers GDB set (GDB
+ * re-inserts its watchpoints in another order before the next resume). */
 static int at_interrupt_stop(pt_engine *e, pt_thread *t)
 {
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return 0;
-    if (e->nbps && bp_at(e, r.rip - 1) && sigtrap_pending(e->pid, t->tid)) {
+    /* A trap already counted (stale_trap) is the one queued: no instruction ran since, so no new hit
+     * (and pc - 1 on a breakpoint is then a pass by emulate_over, not an int3 executed). */
+    int code = !t->stale_trap && ((e->nbps && bp_at(e, r.rip - 1)) || e->dr7) ? queued_trap(e->pid, t->tid) : 0;
+    if ((code == SI_KERNEL || code == -1) && e->nbps && bp_at(e, r.rip - 1)) {
         r.rip -= 1;
         if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
-            t->stale_trap = 1;
+            t->stale_trap = SI_KERNEL;
             t->on_breakpoint = 1;
             t->bp_pc = r.rip;
             return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
         }
+    }
+    uint64_t dr6 = 0;
+    if (code == TRAP_HWBKPT && pt_get_dr6(t->tid, &dr6) == 0 && (dr6 & 0xf)) {
+        ptrace(PTRACE_POKEUSER, t->tid, (void *)DR_OFFSET(6), 0);
+        t->stale_trap = TRAP_HWBKPT;
+        return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     }
     fixup_eintr(e, t, &r);
     return 0;
@@ -988,7 +1096,7 @@ static int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
         return 1;
     }
     if (!t) {
-        remember_orphan(e, tid, status);
+        route_or_remember(e, tid, status);
         return 0;
     }
     set_state(e, t, PT_GONE);
@@ -1172,7 +1280,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     struct user_regs_struct r;
     if (ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) < 0 || ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return keep_or_resume(e, t); /* vanished (ESRCH): its exit status follows */
-    if (si.si_code == SI_KERNEL && t->stale_trap) { /* the int3 we already counted at an interrupt stop */
+    if (t->stale_trap && si.si_code == t->stale_trap) { /* a trap we already counted at an interrupt stop */
         t->stale_trap = 0;
         return keep_or_resume(e, t);
     }
@@ -1205,8 +1313,22 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     return record(t, PT_EV_SIGNAL, SIGTRAP, r.rip, (uint64_t)si.si_code);
 }
 
+/* The signal of this signal-delivery-stop was queued by this process (resume_thread's tgkill). */
+static int sent_by_us(pt_thread *t)
+{
+    siginfo_t si;
+    return ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == SI_TKILL &&
+           si.si_pid == getpid();
+}
+
 static int on_signal(pt_engine *e, pt_thread *t, int sig)
 {
+    uint64_t bit = sig > 0 && sig <= 64 ? 1ull << (sig - 1) : 0;
+    if ((t->inject_mask & bit) && sent_by_us(t)) { /* GDB's signal, on its way in: deliver it */
+        t->inject_mask &= ~bit;
+        t->deliver_sig = sig;
+        return keep_or_resume(e, t);
+    }
     if (sig == SIGTRAP)
         return on_sigtrap(e, t);
     if (sig < 65 && ((e->pass_signals >> (sig - 1)) & 1)) { /* QPassSignals: deliver without a stop */
@@ -1247,7 +1369,7 @@ static int on_status(pt_engine *e, int tid, int status)
         return 0;
     if (!t) {
         if (tgid_of(tid) != e->pid) { /* a fork child or another engine's thread: not ours to handle */
-            remember_orphan(e, tid, status);
+            route_or_remember(e, tid, status);
             return 0;
         }
         t = add_thread(e, tid, PT_RUNNING); /* a clone child seen before its parent's clone event */
@@ -1261,6 +1383,7 @@ static int on_status(pt_engine *e, int tid, int status)
         t->state = PT_STOPPED;
     int event = (unsigned)status >> 16;
     int sig = WSTOPSIG(status);
+    t->at_signal_stop = event == 0 && sig != (SIGTRAP | 0x80);
     switch (event) {
     case PTRACE_EVENT_STOP:
         return on_event_stop(e, t, sig);
@@ -1439,6 +1562,56 @@ static int choose_report(pt_engine *e, int only_resumed)
 /* ------------------------------------------------------------------------------------------------ */
 /* step over a breakpoint with every other thread held stopped                                       */
 
+/* Carry out the instruction under a breakpoint in the tracer instead of stepping the thread over it,
+ * for the instructions functions start with (push of a register, endbr64, nop), as the kernel's
+ * uprobes do.  The int3 stays in place, so no other thread need be held and the step's two context
+ * switches and two text writes are saved.  Only for a plain continue in 64-bit code with no debug
+ * register in use (the push's store could hit a watchpoint).  Returns 1 when the thread was moved
+ * past the instruction, 0 when it must be stepped. */
+static int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc)
+{
+    pt_breakpoint *b = bp_at(e, pc);
+    if (!b || e->dr7 || e->vfork_parent_tid || t->action != PT_ACT_CONT || t->exiting)
+        return 0;
+    uint8_t insn[4] = {b->orig, 0, 0, 0};
+    int len = 0, reg = -1;
+    if (insn[0] == 0x90) {
+        len = 1; /* nop */
+    } else if (insn[0] >= 0x50 && insn[0] <= 0x57) {
+        len = 1; /* push r64 */
+        reg = insn[0] - 0x50;
+    } else if (insn[0] == 0x41 || insn[0] == 0xf3) {
+        if (pt_read_memory(e, pc + 1, insn + 1, 3) != 3)
+            return 0;
+        if (insn[0] == 0x41 && insn[1] >= 0x50 && insn[1] <= 0x57) {
+            len = 2; /* push r8..r15 */
+            reg = 8 + insn[1] - 0x50;
+        } else if (insn[0] == 0xf3 && insn[1] == 0x0f && insn[2] == 0x1e && insn[3] == 0xfa) {
+            len = 4; /* endbr64 */
+        }
+    }
+    if (!len)
+        return 0;
+    struct user_regs_struct r;
+    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0 || r.rip != pc || r.cs != 0x33)
+        return 0;
+    if (reg >= 0) {
+        unsigned long long *gpr[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, &r.rsp, &r.rbp, &r.rsi, &r.rdi,
+                                       &r.r8,  &r.r9,  &r.r10, &r.r11, &r.r12, &r.r13, &r.r14, &r.r15};
+        uint64_t value = *gpr[reg];
+        struct iovec local = {&value, sizeof value}, remote = {(void *)(uintptr_t)(r.rsp - 8), 8};
+        if (process_vm_writev(e->pid, &local, 1, &remote, 1, 0) != 8)
+            return 0; /* e.g. the stack must grow first: let the real instruction fault it in */
+        r.rsp -= 8;
+    }
+    r.rip += (unsigned long long)len;
+    if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0)
+        return 0;
+    t->on_breakpoint = 0;
+    e->n_emulated++;
+    return 1;
+}
+
 static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
 {
     pt_breakpoint *b = bp_at(e, pc);
@@ -1466,6 +1639,7 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             break;
         }
         int event = (unsigned)st >> 16, sig = WSTOPSIG(st);
+        t->at_signal_stop = event == 0 && sig != (SIGTRAP | 0x80);
         if (event == PTRACE_EVENT_STOP) { /* the echo of an old interrupt, in place of the step trap */
             t->interrupt_pending = 0;
             e->n_stale_stops++;
@@ -1493,9 +1667,8 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             break;
         }
         if (sig == SIGTRAP) {
-            siginfo_t si;
-            ptrace(PTRACE_GETSIGINFO, tid, 0, &si);
-            if (si.si_code == SI_KERNEL && t->stale_trap) {
+            siginfo_t si; /* only a queued trap we already counted can come before the step's */
+            if (t->stale_trap && ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == t->stale_trap) {
                 t->stale_trap = 0;
                 continue;
             }
@@ -1537,8 +1710,10 @@ static int resume_masked(pt_engine *e)
         if (t->ev_kind == PT_EV_BREAKPOINT && t->action != PT_ACT_NONE && !bp_at(e, t->ev_pc))
             t->ev_kind = PT_EV_NONE;
     }
-    if (choose_report(e, 1)) /* a resumed thread has an event waiting: report it, run nothing */
+    if (choose_report(e, 1)) { /* a resumed thread has an event waiting: report it, run nothing */
+        keep_action_signals(e);
         return 1;
+    }
     e->last_stepped_tid = 0;
     int any = 0;
     for (int32_t i = 0; i < e->nthreads; i++) {
@@ -1560,6 +1735,8 @@ static int resume_masked(pt_engine *e)
         struct user_regs_struct r; /* its pc is bp_pc: pt_set_regs clears on_breakpoint on a move */
         if (!bp_at(e, t->bp_pc))
             continue;
+        if (emulate_over(e, t, t->bp_pc))
+            continue;
         int32_t tid = t->tid;
         int got = step_over(e, t, t->bp_pc);
         t = find(e, tid);
@@ -1576,6 +1753,7 @@ static int resume_masked(pt_engine *e)
     }
     pt_prune(e);
     if (e->exited || choose_report(e, 1)) { /* a resumed thread's event, never a held thread's */
+        keep_action_signals(e);
         e->world_stopped = 1;
         return e->exited ? choose_report(e, 0) : 1;
     }
@@ -1594,10 +1772,7 @@ static int resume_masked(pt_engine *e)
         pt_thread *t = i < 0 ? reporter : e->threads[(start + (uint32_t)i) % (uint32_t)e->nthreads];
         if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || (i >= 0 && t == reporter))
             continue;
-        int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
-        t->deliver_sig = 0;
-        t->action_sig = 0;
-        rc = resume_thread(e, t, sig);
+        rc = resume_thread(e, t, take_resume_signal(e, t));
     }
     boost_end(boost);
     return rc;
@@ -1635,6 +1810,47 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
     return wait_resumed(e, timeout_ms, extra_fd, 0);
 }
 
+/* With no thread running, can a status still come?  Only from a thread on its way out; a zombie
+ * leader (it exited while held threads live on) gives none until they are gone, as gdbserver says
+ * with N (no-unwaited-for-left.exp).  A zombie leader with no thread left is the process ending: its
+ * status is on the way (a vfork child, whose parent is not us, showed Z before waitpid had it). */
+static int exit_status_due(pt_engine *e)
+{
+    int others = 0;
+    for (int32_t i = 0; i < e->nthreads; i++)
+        others |= e->threads[i]->tid != e->pid && e->threads[i]->state != PT_GONE;
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (t->state == PT_EXITING && !(t->tid == e->pid && others && task_state(e->pid, t->tid) == 'Z'))
+            return 1;
+    }
+    return 0;
+}
+
+/* Sleep in ppoll on SIGCHLD's eventfd, the stop-request eventfd and extra_fd (when >= 0) until one
+ * is ready or the deadline passes (timeout_ms < 0: none).  Returns how many are ready (0 after a
+ * signal), -ETIME at the deadline, or -errno.  SIGCHLD's eventfd is drained here. */
+static int sleep_until_ready(pt_engine *e, struct pollfd p[3], int extra_fd, int timeout_ms,
+                             uint64_t deadline)
+{
+    p[0] = (struct pollfd){chld_wakefd, POLLIN, 0};
+    p[1] = (struct pollfd){e->wakefd, POLLIN, 0};
+    p[2] = (struct pollfd){extra_fd, POLLIN, 0};
+    int wait_ms = -1;
+    if (timeout_ms >= 0) {
+        uint64_t now = pt_now_ns();
+        if (now >= deadline)
+            return -ETIME;
+        wait_ms = (int)((deadline - now + 999999) / 1000000);
+    }
+    int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
+    if (n < 0)
+        return errno == EINTR ? 0 : -errno;
+    if (n > 0 && p[0].revents)
+        drain_fd(chld_wakefd);
+    return n;
+}
+
 /* just_resumed: the world was resumed a moment ago, so the first look at waitpid would find nothing;
  * sleep first (a stop that came already has its SIGCHLD pending and ends the sleep at once). */
 static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
@@ -1644,12 +1860,16 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
     for (int first = 1;; first = 0) {
         if (take_stop_request(e))
             e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
-        if (!(first && just_resumed) && (found || drain(e) || e->exited)) {
+        if (!(first && just_resumed) && (found || e->peer_event || drain(e) || e->exited)) {
             found = 0;
             if (!e->exited)
                 stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
+            if (e->peer_event) { /* a peer process has the event: the caller holds every engine */
+                e->stop_requested = 0;
+                return 4;
+            }
             if (e->stop_requested && !e->exited && report_interrupt(e)) {
                 e->stop_requested = 0; /* the hits stay pending for the next resumes */
                 return 1;
@@ -1672,39 +1892,23 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             if (report_interrupt(e) || choose_report(e, 1) || choose_report(e, 0)) /* hits stay pending */
                 return 1;
         }
-        if (e->nrunning <= 0) {
-            /* A zombie leader (it exited while held threads live on) gives no status until they
-             * are gone: nothing can come, as gdbserver says with N (no-unwaited-for-left.exp). */
-            int exiting = 0;
-            for (int32_t i = 0; i < e->nthreads; i++) {
-                pt_thread *t = e->threads[i];
-                if (t->state == PT_EXITING && !(t->tid == e->pid && task_state(e->pid, t->tid) == 'Z'))
-                    exiting = 1;
-            }
-            if (!exiting)
-                return 3;
-        }
+        if (e->nrunning <= 0 && !exit_status_due(e))
+            return 3;
         if (extra_fd < 0 && e->nrunning <= FEW_RUNNING) { /* else ppoll (see "Sleeping in waitpid") */
             if (timeout_ms >= 0 && pt_now_ns() >= deadline)
                 return 0;
             if (sleep_in_waitpid(e, timeout_ms >= 0 ? deadline : 0, &found) >= 0)
                 continue; /* a status (in found) or a wake: the next round looks */
         }
-        struct pollfd p[3] = {{chld_wakefd, POLLIN, 0}, {e->wakefd, POLLIN, 0}, {extra_fd, POLLIN, 0}};
-        int wait_ms = -1;
-        if (timeout_ms >= 0) {
-            uint64_t now = pt_now_ns();
-            if (now >= deadline)
-                return 0;
-            wait_ms = (int)((deadline - now + 999999) / 1000000);
-        }
-        int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
-        if (n < 0 && errno != EINTR)
-            return -errno;
-        if (n <= 0)
+        struct pollfd p[3];
+        int n = sleep_until_ready(e, p, extra_fd, timeout_ms, deadline);
+        if (n == -ETIME)
+            return 0;
+        if (n <= 0) {
+            if (n < 0)
+                return n;
             continue;
-        if (p[0].revents)
-            drain_fd(chld_wakefd);
+        }
         if (p[1].revents && take_stop_request(e))
             e->stop_requested = 1;
         if (extra_fd >= 0 && p[2].revents) {
@@ -1876,6 +2080,7 @@ void pt_engine_free(pt_engine *e)
 {
     if (!e)
         return;
+    pt_unlink_peer(e);
     for (int32_t i = 0; i < e->nthreads; i++)
         free(e->threads[i]);
     free(e->threads);
@@ -1979,7 +2184,7 @@ static int attach_all_masked(pt_engine *e)
     return e->nthreads;
 }
 
-/* Consume a SIGTRAP still queued for an int3 we already reported; delivered after detach it would
+/* Consume a SIGTRAP still queued for a trap we already reported; delivered after detach it would
  * kill the program. */
 static void flush_stale_trap(pt_engine *e, pt_thread *t)
 {
@@ -1991,7 +2196,7 @@ static void flush_stale_trap(pt_engine *e, pt_thread *t)
             return;
         siginfo_t si;
         if (((unsigned)st >> 16) == 0 && WSTOPSIG(st) == SIGTRAP &&
-            ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == SI_KERNEL)
+            ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == t->stale_trap)
             t->stale_trap = 0;
     }
     (void)e;
@@ -2022,6 +2227,8 @@ int pt_detach(pt_engine *e)
                 sig = t->ev_sig; /* a signal we held back is the program's: hand it over */
             if (sig == SIGSTOP)
                 sig = 0;
+            if (sig && !t->at_signal_stop && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
+                sig = 0; /* as in resume_thread: only a signal-delivery-stop can take it */
             ptrace(PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig);
             set_state(e, t, PT_GONE);
         }
@@ -2061,7 +2268,7 @@ int pt_kill(pt_engine *e)
         else if (t || r == e->pid || tgid_of(r) == e->pid)
             ptrace(PTRACE_CONT, r, 0, 0); /* an exit stop, or a clone child's first stop: let it die */
         else
-            remember_orphan(e, r, st);
+            route_or_remember(e, r, st);
     }
     restore_mask(&old);
     e->exited = 1;
@@ -2219,8 +2426,15 @@ static int resume_some_masked(pt_engine *e)
             t->ev_kind = PT_EV_NONE;
     }
     int need = 0;
-    for (int32_t i = 0; i < e->nthreads && !need; i++)
-        need = needs_step_over(e, e->threads[i]);
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (!needs_step_over(e, t))
+            continue;
+        struct user_regs_struct r;
+        if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 && emulate_over(e, t, r.rip))
+            continue; /* past the breakpoint without a step: nothing need stop */
+        need = 1;
+    }
     if (need) {
         if (e->nrunning > 0)
             stop_all_masked(e); /* events caught meanwhile stay pending; the threads keep their action */
@@ -2239,10 +2453,7 @@ static int resume_some_masked(pt_engine *e)
             continue;
         if (t->action != PT_ACT_CONT)
             e->last_stepped_tid = t->tid;
-        int sig = t->deliver_sig ? t->deliver_sig : t->action_sig;
-        t->deliver_sig = 0;
-        t->action_sig = 0;
-        rc = resume_thread(e, t, sig);
+        rc = resume_thread(e, t, take_resume_signal(e, t));
     }
     return rc;
 }
@@ -2263,28 +2474,17 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
         pt_prune(e);
         if (choose_report(e, 0))
             return 1;
-        if (e->nrunning <= 0) {
-            int exiting = 0;
-            for (int32_t i = 0; i < e->nthreads; i++)
-                exiting |= e->threads[i]->state == PT_EXITING;
-            if (!exiting)
-                return 3;
-        }
-        struct pollfd p[3] = {{chld_wakefd, POLLIN, 0}, {e->wakefd, POLLIN, 0}, {extra_fd, POLLIN, 0}};
-        int wait_ms = -1;
-        if (timeout_ms >= 0) {
-            uint64_t now = pt_now_ns();
-            if (now >= deadline)
-                return 0;
-            wait_ms = (int)((deadline - now + 999999) / 1000000);
-        }
-        int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
-        if (n < 0 && errno != EINTR)
-            return -errno;
-        if (n <= 0)
+        if (e->nrunning <= 0 && !exit_status_due(e))
+            return 3;
+        struct pollfd p[3];
+        int n = sleep_until_ready(e, p, extra_fd, timeout_ms, deadline);
+        if (n == -ETIME)
+            return 0;
+        if (n <= 0) {
+            if (n < 0)
+                return n;
             continue;
-        if (p[0].revents)
-            drain_fd(chld_wakefd);
+        }
         if (extra_fd >= 0 && p[2].revents) { /* GDB first, unless an event is ready: a stream of
                                               * unreported stops (clones, echoes) must not starve it */
             drain(e);
@@ -2307,4 +2507,53 @@ int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd)
 int pt_stop_thread(pt_engine *e, int32_t tid)
 {
     return stop_thread_masked(e, tid);
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* several processes in one session (docs/design-notes.md, "Several processes")                      */
+
+/* Put `peer` (an engine alone) into e's ring: from now on each routes the other's statuses. */
+int pt_link_peer(pt_engine *e, pt_engine *peer)
+{
+    if (e == peer || peer->peer)
+        return -EINVAL;
+    if (!e->peer)
+        e->peer = e;
+    peer->peer = e->peer;
+    e->peer = peer;
+    return 0;
+}
+
+/* Take e out of its ring (an engine that is freed, or a process that left the session). */
+void pt_unlink_peer(pt_engine *e)
+{
+    if (!e->peer)
+        return;
+    pt_engine *prev = e->peer;
+    while (prev->peer != e)
+        prev = prev->peer;
+    prev->peer = e->peer;
+    if (prev->peer == prev)
+        prev->peer = NULL; /* the last one left is alone again */
+    for (int i = 0; i < e->n_orphans; i++) /* statuses e kept for the others are theirs */
+        remember_orphan(prev, e->orphan_tid[i], e->orphan_status[i]);
+    e->n_orphans = 0;
+    e->peer = NULL;
+}
+
+/* All-stop over several processes: another engine reports, so this one's world stops too.  Events
+ * caught while stopping stay pending (reported on a later resume, as any held thread's).  Returns 1
+ * when this engine has an event to report (e->reported set; NULL when the process ended). */
+static int hold_masked(pt_engine *e)
+{
+    if (!e->exited && !e->world_stopped)
+        stop_all_masked(e);
+    pt_prune(e);
+    e->world_stopped = 1;
+    return choose_report(e, 1) || (!e->exited && choose_report(e, 0));
+}
+
+int pt_hold(pt_engine *e)
+{
+    WITH_SIGCHLD_BLOCKED(hold_masked(e));
 }

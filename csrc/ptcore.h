@@ -58,11 +58,13 @@ typedef struct pt_thread {
     uint64_t ev_pc;
     uint64_t ev_data;
     int32_t deliver_sig;       /* a passed signal collected while stopping, delivered on resume */
-    int32_t stale_trap;        /* an int3 SIGTRAP already accounted for is still queued: swallow it */
+    int32_t stale_trap;        /* si_code of a SIGTRAP already accounted for and still queued: swallow it */
     int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */
     int32_t want_stop;         /* non-stop: pt_stop_thread asked for a stop, to report as PT_EV_INTERRUPT */
+    int32_t at_signal_stop;    /* stopped at a signal-delivery-stop: only there does a resume deliver a signal */
+    uint64_t inject_mask;      /* bit sig-1: queued with tgkill for GDB; pass it through at its stop, unreported */
     uint64_t resumed_ns;       /* CLOCK_MONOTONIC time of the last resume */
     uint64_t restart_pc;       /* a timed wait we restart: where, its deadline, the timeout we wrote */
     uint64_t restart_deadline_ns;
@@ -109,6 +111,7 @@ typedef struct pt_engine {
     uint64_t n_stops;
     uint64_t n_interrupts;
     uint64_t n_eintr_fixups;
+    uint64_t n_emulated;       /* breakpoints passed by emulating the instruction, not stepping */
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
@@ -121,6 +124,9 @@ typedef struct pt_engine {
     int32_t blocking;          /* the tracer is (about to be) asleep in waitpid (atomic) */
     int32_t timer_state;       /* 0: no timer, 1: created for tracer_tid, 2: armed */
     void *wake_timer;          /* timer_t: wakes the blocked waitpid every 100 ms and at deadlines */
+    /* several processes in one session (docs/design-notes.md, "Several processes") */
+    struct pt_engine *peer;    /* next engine of the ring of processes served together (NULL: alone) */
+    int32_t peer_event;        /* a status routed to a peer gave it an event to report */
 } pt_engine;
 
 /* Launch flags. */
@@ -164,6 +170,11 @@ int pt_kill(pt_engine *e);
 int pt_resume_some(pt_engine *e);
 int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd);
 int pt_stop_thread(pt_engine *e, int32_t tid);
+/* Several processes (docs/design-notes.md, "Several processes"): statuses go to the engine that owns
+ * the thread; pt_wait returns 4 when a peer got an event; pt_hold stops one engine's world. */
+int pt_link_peer(pt_engine *e, pt_engine *peer);
+void pt_unlink_peer(pt_engine *e);
+int pt_hold(pt_engine *e);
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
 uint64_t pt_now_ns(void);

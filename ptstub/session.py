@@ -19,10 +19,11 @@ from collections.abc import Callable
 from typing import Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
+from ptstub.events import BreakpointHit, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
+from ptstub.rsp.agentexpr import AgentExpression, AgentExpressionError, evaluate, parse_agent_expression
 from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.features import (
     ClientFeatures,
@@ -71,6 +72,7 @@ SERVER_FEATURES = ServerFeatures(
     environment=True,
     working_directory=True,
     catch_syscalls=True,
+    conditional_breakpoints=True,
     readable_objects=READABLE,
     writable_objects=frozenset({TransferObject.SIGINFO}),
 )
@@ -130,10 +132,17 @@ class Session:
         self._libraries_doc: bytes | None = None
         self._osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
         self._last_resume: dict[int, ResumeAction] = {}
-        self.forks: dict[int, Any] = {}  # stopped children of reported forks, until GDB detaches them
+        # Every process served (docs/design-notes.md, "Several processes"): the first one and each fork
+        # child GDB keeps; `target` is the one events and wildcard selections fall back to.
+        self.processes: dict[int, Any] = {target.pid: target} if target is not None else {}
+        self._running: list[Any] = []  # the processes the last resume started
+        self._ended_first: Any | None = None  # a held process that ended: reported before anything runs
         self.g_pid = 0
         self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
-        self._hardware_breakpoints: set[tuple[int, BreakpointKind, int]] = set()
+        self._hardware_breakpoints: set[tuple[int, int, BreakpointKind, int]] = set()  # (pid, address, kind, length)
+        # Target-side conditions (ConditionalBreakpoints): (pid, kind, address) -> bytecodes, only for
+        # breakpoints GDB inserted with `;X...`; an unconditional one has no entry.
+        self._conditions: dict[tuple[int, BreakpointKind, int], tuple[AgentExpression, ...]] = {}
         self.non_stop = False
         self._ctrl_c_tids: set[int] = set()
         self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
@@ -235,23 +244,51 @@ class Session:
         return self.target
 
     def _current(self) -> Any:
-        """The process `Hg` selected: a fork child GDB is looking at, or the main target."""
-        if self.forks:
-            child = self.forks.get(self.g_pid)
-            if child is not None and child.alive:
-                return child
+        """The process `Hg` selected (registers, memory and breakpoints go there), else the target."""
+        if len(self.processes) > 1:
+            process = self.processes.get(self.g_pid)
+            if process is not None and process.alive:
+                return process
         target = self.target  # `_alive()` inlined: every Z/z/m/g of a stop comes through here
         if target is None or not target.alive:
             raise TargetError("no process", errno_mod.ESRCH)
         return target
 
+    def _owner(self, tid: int) -> Any | None:
+        """The live process that has thread `tid` (tids are unique across processes)."""
+        target = self.target
+        if target is not None and target.alive and target.has_thread(tid):
+            return target
+        for process in self.processes.values():
+            if process is not target and process.alive and process.has_thread(tid):
+                return process
+        return None
+
+    def _process_for(self, tid: int) -> Any:
+        """The process to ask about thread `tid`: its owner, else the selected process."""
+        if len(self.processes) > 1:
+            owner = self._owner(tid)
+            if owner is not None:
+                return owner
+        return self._current()
+
+    def _served(self) -> list[Any]:
+        """Live processes, the target first."""
+        target = self.target
+        first = [target] if target is not None and target.alive else []
+        return first + [p for p in self.processes.values() if p is not target and p.alive]
+
     def _thread_id(self, tid: int) -> ThreadId:
+        if len(self.processes) > 1:
+            owner = self._owner(tid)
+            if owner is not None:
+                return ThreadId(owner.pid, tid)
         return ThreadId(self.pid, tid)
 
     def _select(self, tid: int) -> int:
         """A concrete tid for a possibly wildcard selection (0/-1 → the last reported thread)."""
         target = self._current()
-        if tid > 0 and target.has_thread(tid):
+        if tid > 0 and (target.has_thread(tid) or self._owner(tid) is not None):
             return tid
         if tid > 0:
             raise TargetError(f"no thread {tid}", errno_mod.ESRCH)
@@ -269,7 +306,7 @@ class Session:
         if self._layout is None:
             from ptstub.arch import x86_64
 
-            self._layout = x86_64.layout_for(self._alive().read_xstate(tid))
+            self._layout = x86_64.layout_for(self._process_for(tid).read_xstate(tid))
         return self._layout
 
     def prepare(self) -> None:
@@ -281,7 +318,7 @@ class Session:
 
     def _registers(self, tid: int, with_xstate: bool = True) -> tuple[bytes, bytes]:
         cached = self._regs.get(tid)
-        target = self._current()
+        target = self._process_for(tid)
         if cached is None:
             cached = (target.read_gpr(tid), None)
         if with_xstate and cached[1] is None:
@@ -303,8 +340,8 @@ class Session:
         return supported_reply(SERVER_FEATURES, c.features)
 
     def _apply_target_options(self) -> None:
-        if self.target is not None and self.target.alive:
-            self.target.set_options(fork_events=self.features.fork_events or self.features.vfork_events)
+        for process in self._served():
+            process.set_options(fork_events=self.features.fork_events or self.features.vfork_events)
 
     def handle_start_no_ack(self, c: cmd.StartNoAckMode) -> bytes:
         self.no_ack = True
@@ -332,19 +369,21 @@ class Session:
         if c.purpose is cmd.ThreadPurpose.REGISTERS:
             if self.target is None:
                 return replies.error(1)
-            pid = c.thread.pid or 0
-            process = self.forks.get(pid, self.target)
+            pid = c.thread.pid if c.thread.pid is not None and c.thread.pid > 0 else 0
+            process = self.processes.get(pid) if pid else (self._owner(tid) if tid > 0 else None)
+            if pid and process is None:
+                return replies.error(errno_mod.ESRCH)
+            process = process or self.target
             if tid > 0 and not process.has_thread(tid):
                 return replies.error(errno_mod.ESRCH)
             self.g_thread = tid
-            self.g_pid = pid if pid in self.forks else 0
+            self.g_pid = process.pid if process is not None else 0
         else:
             self.c_thread = tid
         return replies.ok()
 
     def handle_thread_alive(self, c: cmd.IsThreadAlive) -> bytes:
-        alive = self.target is not None and self.target.alive and self.target.has_thread(c.thread.tid)
-        return replies.thread_alive(alive)
+        return replies.thread_alive(self._owner(c.thread.tid) is not None)
 
     def handle_current_thread(self, c: cmd.QueryCurrentThread) -> bytes:
         if self.target is None or not self.target.alive:
@@ -354,28 +393,29 @@ class Session:
     def handle_list_threads(self, c: cmd.ListThreads) -> bytes:
         if not c.first or self.target is None or not self.target.alive:
             return replies.thread_list_end()
-        ids = [self._thread_id(tid) for tid in self.target.thread_ids()]
+        ids = [ThreadId(p.pid, tid) for p in self._served() for tid in p.thread_ids()]
         return replies.thread_list(ids, self.features.multiprocess)
 
     def handle_thread_extra_info(self, c: cmd.QueryThreadExtraInfo) -> bytes:
-        for info in self._alive().threads():
+        for info in self._process_for(c.thread.tid).threads():
             if info.tid == c.thread.tid:
                 return replies.thread_extra_info(info.name.encode())
         return replies.error(errno_mod.ESRCH)
 
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
-            target = self._alive()
+            if not self._served():
+                self._alive()  # raises: no process
             # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
             # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
             # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
-            threads = [t for t in target.threads() if t.state is not ThreadState.EXITING]
-            key = (self.features.multiprocess, self.pid, *((t.tid, t.core, t.name) for t in threads))
+            threads = [(p.pid, t) for p in self._served() for t in p.threads() if t.state is not ThreadState.EXITING]
+            key = (self.features.multiprocess, *((pid, t.tid, t.core, t.name) for pid, t in threads))
             document = self._threads_docs.get(key)
             if document is None:  # the thread set or a name changed since a stop that had this list
                 described = (
-                    replies.ThreadDescription(self._thread_id(t.tid), t.core if t.core >= 0 else None, t.name)
-                    for t in threads
+                    replies.ThreadDescription(ThreadId(pid, t.tid), t.core if t.core >= 0 else None, t.name)
+                    for pid, t in threads
                 )
                 document = replies.threads_xml(described, self.features.multiprocess)
                 if len(self._threads_docs) >= 64:
@@ -425,7 +465,7 @@ class Session:
         return replies.ok()
 
     def _store_registers(self, tid: int, gpr: bytes, xstate: bytes, new_gpr: bytes, new_xstate: bytes) -> None:
-        target = self._current()
+        target = self._process_for(tid)
         if new_gpr != gpr:
             target.write_gpr(tid, new_gpr)
         if new_xstate != xstate:
@@ -447,13 +487,13 @@ class Session:
         return replies.ok()
 
     def handle_crc(self, c: cmd.ComputeCrc) -> bytes:
-        data = self._alive().read_memory(c.address, c.length)
+        data = self._current().read_memory(c.address, c.length)
         if len(data) != c.length:
             return replies.error(errno_mod.EFAULT)
         return replies.crc_result(replies.gdb_crc32(data))
 
     def handle_search_memory(self, c: cmd.SearchMemory) -> bytes:
-        target = self._alive()
+        target = self._current()
         chunk = 1 << 16
         address, end = c.address, c.address + c.length
         while address < end:
@@ -470,6 +510,8 @@ class Session:
     def handle_insert_breakpoint(self, c: cmd.InsertBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
+        # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
+        conditions = tuple(parse_agent_expression(code) for code in c.conditions)
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
@@ -477,15 +519,24 @@ class Session:
             inserted = self._software_breakpoints.setdefault(target.pid, set())
             if c.address in inserted:
                 target.reinsert_breakpoint(c.address)
-                return replies.ok()
-            target.insert_breakpoint(c.address, c.kind, c.length)
-            inserted.add(c.address)
-            return replies.ok()
-        key = (c.address, c.kind, c.length)
-        if key not in self._hardware_breakpoints:
-            target.insert_breakpoint(c.address, c.kind, c.length)
-            self._hardware_breakpoints.add(key)
+            else:
+                target.insert_breakpoint(c.address, c.kind, c.length)
+                inserted.add(c.address)
+        else:
+            key = (target.pid, c.address, c.kind, c.length)
+            if key not in self._hardware_breakpoints:
+                target.insert_breakpoint(c.address, c.kind, c.length)
+                self._hardware_breakpoints.add(key)
+        self._set_conditions((target.pid, c.kind, c.address), conditions)
         return replies.ok()
+
+    def _set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
+        """GDB re-sends Z0/Z1 when a condition changes: the new list replaces the old one (gdbserver's
+        `clear_breakpoint_conditions_and_commands` before `process_point_options`)."""
+        if conditions and key[1] in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
+            self._conditions[key] = conditions
+        else:
+            self._conditions.pop(key, None)
 
     def handle_remove_breakpoint(self, c: cmd.RemoveBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
@@ -493,16 +544,57 @@ class Session:
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             inserted = self._software_breakpoints.setdefault(target.pid, set())
-            if c.address not in inserted and target.pid not in self.forks:
-                return replies.ok()
+            if c.address not in inserted and target is not self.target:
+                return replies.ok()  # a fork child's copy of the parent's int3 (GDB removes it before a detach)
             inserted.discard(c.address)
         else:
-            key = (c.address, c.kind, c.length)
+            key = (target.pid, c.address, c.kind, c.length)
             if key not in self._hardware_breakpoints:
                 return replies.ok()
             self._hardware_breakpoints.discard(key)
+        self._conditions.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
+
+    def _should_report(self, event: StopEvent) -> bool:
+        """Whether a stop goes to GDB: a breakpoint hit does only if a GDB breakpoint at its address is
+        unconditional or has a condition that holds (gdbserver's `gdb_condition_true_at_breakpoint`, which
+        looks at the software and the hardware breakpoint there). A condition that cannot be evaluated
+        counts as true, as in gdbserver: GDB then sees the stop rather than the stub hiding it."""
+        if not self._conditions or type(event) is not BreakpointHit:
+            return True
+        pid, pc = self._process_for(event.tid).pid, event.pc
+        lists = []
+        if pc in self._software_breakpoints.get(pid, ()):
+            lists.append(self._conditions.get((pid, BreakpointKind.SOFTWARE, pc), ()))
+        if any(key[:3] == (pid, pc, BreakpointKind.HARDWARE) for key in self._hardware_breakpoints):
+            lists.append(self._conditions.get((pid, BreakpointKind.HARDWARE, pc), ()))
+        if not lists or not all(lists):
+            return True
+        return any(self._condition_holds(expression, event.tid) for conditions in lists for expression in conditions)
+
+    def _condition_holds(self, expression: AgentExpression, tid: int) -> bool:
+        target = self._process_for(tid)
+        registers: dict[str, tuple[bytes, bytes]] = {}
+
+        def read_register(regnum: int) -> int:
+            if not registers:
+                registers["gpr"] = (target.read_gpr(tid), b"")
+            gpr, xstate = registers["gpr"]
+            layout = self._layout_for(tid)
+            if not xstate and layout.register(regnum).source != "gpr":
+                xstate = target.read_xstate(tid)
+                registers["gpr"] = (gpr, xstate)
+            raw = layout.read_register(regnum, gpr, xstate)
+            if len(raw) > 8:  # gdbserver's `reg` knows 1-8 byte registers only
+                raise AgentExpressionError(f"register {regnum} is {len(raw)} bytes wide")
+            return int.from_bytes(raw, "little")
+
+        try:
+            return evaluate(expression, read_register, target.read_memory) != 0
+        except (AgentExpressionError, PtstubError, OSError, KeyError, ValueError) as err:
+            log.debug("breakpoint condition failed in thread %d (%s): reported as true", tid, err)
+            return True
 
     # ------------------------------------------------------------------------------------- non-stop
     def handle_set_non_stop(self, c: cmd.SetNonStop) -> bytes:
@@ -602,7 +694,7 @@ class Session:
         if event is None:
             return False
         uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
-        if isinstance(event, SyscallStop) and uncaught:
+        if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
             target.resume_threads({event.tid: self._last_resume.get(event.tid, ResumeAction(ResumeKind.CONTINUE))})
             return True
         self.stops.push(self.report(event), getattr(event, "tid", None))
@@ -612,6 +704,8 @@ class Session:
     def handle_resume(self, c: cmd.Resume) -> list[bytes] | bytes | None:
         if self.non_stop:
             return self._resume_non_stop(c)
+        if len(self.processes) > 1:
+            return self._resume_processes(c)
         target = self._alive()
         tids = tuple(target.thread_ids())
         # Parsed commands are memoized, so a repeated vCont is the same object: key on its identity
@@ -634,9 +728,23 @@ class Session:
             self._resume_plans[key] = (c, actions)  # never mutated: _resume and the target only read it
         return self._resume(actions)
 
+    def _resume_processes(self, c: cmd.Resume) -> list[bytes] | None:
+        """vCont over several processes: each action names threads of one process, or all (`-1`)."""
+        plans: list[tuple[Any, dict[int, ResumeAction]]] = []
+        for process in self._served():
+            actions: dict[int, ResumeAction] = {}
+            for tid in process.thread_ids():
+                action = c.action_for(process.pid, tid)
+                resume = action.to_resume_action() if action is not None else None
+                if resume is not None:
+                    actions[tid] = resume
+            if actions:
+                plans.append((process, actions))
+        return self._resume_plans_of(plans)
+
     def handle_continue(self, c: cmd.Continue) -> list[bytes] | None:
-        target = self._alive()
         chosen = self._select(self.c_thread if self.c_thread > 0 else 0)
+        target = self._process_for(chosen)
         if c.address is not None:
             self._set_pc(chosen, c.address)
         actions = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
@@ -653,12 +761,14 @@ class Session:
         from ptstub.arch import x86_64
 
         gpr, _ = self._registers(tid, with_xstate=False)
-        self._alive().write_gpr(tid, x86_64.with_pc(gpr, pc))
+        self._process_for(tid).write_gpr(tid, x86_64.with_pc(gpr, pc))
         self._regs.pop(tid, None)
         self._g_replies.pop(tid, None)
 
     def _resume(self, actions: dict[int, ResumeAction]) -> list[bytes] | None:
         target = self._alive()
+        if len(self.processes) > 1:
+            return self._resume_plans_of([(self._process_for(next(iter(actions))), actions)] if actions else [])
         if not actions:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
         # A signal GDB names in vCont is delivered even if QProgramSignals leaves it out (`signal
@@ -666,15 +776,37 @@ class Session:
         self._invalidate()
         self._last_resume = actions
         target.resume(actions)
+        self._running = [target]
+        self.running = True
+        return None
+
+    def _resume_plans_of(self, plans: list[tuple[Any, dict[int, ResumeAction]]]) -> list[bytes] | None:
+        """Resume several processes together (all-stop over processes, ptstub.linux.processes)."""
+        from ptstub.linux.processes import resume_processes
+
+        self._invalidate()
+        ended = [p for p in self.processes.values() if p.ended]
+        if ended:
+            # A process ended while held and GDB was not told yet: that comes first, nothing runs.
+            self._ended_first = ended[0]
+            self.running = True
+            return None
+        if not plans:
+            return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
+        self._last_resume = {tid: action for _, actions in plans for tid, action in actions.items()}
+        self._running = resume_processes(plans)
         self.running = True
         return None
 
     def interrupt(self) -> None:
-        if self.target is not None:
-            self.target.interrupt()
+        running = self._running or ([self.target] if self.target is not None else [])
+        if running:
+            running[0].interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
 
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
+        if len(self.processes) > 1 or self._ended_first is not None:
+            return self._wait_for_processes(wake_fd)
         target = self._alive()
         while True:
             try:
@@ -685,6 +817,7 @@ class Session:
                 if err.errno != errno_mod.ECHILD or not self.features.no_resumed:
                     raise
                 self.running = False
+                self._running = []
                 self._invalidate()
                 return replies.no_resumed()
             if event is None:
@@ -693,14 +826,53 @@ class Session:
             if isinstance(event, SyscallStop) and uncaught:
                 target.resume(self._last_resume)
                 continue
+            if not self._should_report(event):
+                # Every condition false: resume exactly as GDB last did; the engine steps the thread
+                # over the breakpoint it stands on (it is resumed unmoved), GDB never hears of the hit.
+                target.resume(self._last_resume)
+                continue
             break
         self.running = False
+        self._running = []
         return self.report(event)
 
-    def report(self, event: StopEvent) -> bytes:
-        """Turn a stop event into the stop reply (and remember it for `?`)."""
+    def _wait_for_processes(self, wake_fd: int) -> bytes | None:
+        """`wait_for_stop` when the process resumed is not the target, or several run."""
+        from ptstub.linux.processes import resume_processes, wait_processes
+
+        if self._ended_first is not None:
+            process, self._ended_first = self._ended_first, None
+            self.running = False
+            return self.report(process.take_event(), process)
+        while True:
+            try:
+                found = wait_processes(self._running, self._served(), wake_fd)
+            except TargetError as err:
+                if err.errno != errno_mod.ECHILD or not self.features.no_resumed:
+                    raise
+                self.running = False
+                self._invalidate()
+                return replies.no_resumed()
+            if found is None:
+                return None
+            process, event = found
+            uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
+            if isinstance(event, SyscallStop) and uncaught:
+                plans = [(p, {t: a for t, a in self._last_resume.items() if p.has_thread(t)}) for p in self._running]
+                self._running = resume_processes([(p, a) for p, a in plans if a])
+                continue
+            break
+        self.running = False
+        self._running = []
+        return self.report(event, process)
+
+    def report(self, event: StopEvent, process: Any | None = None) -> bytes:
+        """Turn a stop event of `process` (default: the target) into the stop reply (and remember it
+        for `?`); the process of the event becomes the target, as gdbserver's current thread."""
         self.last_event = event
         self._invalidate()
+        if process is not None and process is not self.target and process.pid in self.processes:
+            self.target = process
         if isinstance(event, Exited):
             self.announce(f"\nChild exited with status {event.code}")
             reply = replies.exited(event.code, event.pid if self.features.multiprocess else None)
@@ -718,18 +890,17 @@ class Session:
                 reason = None
             if getattr(event, "path", None) is not None:  # exec: a new image, no breakpoints left in it
                 self._layout = None
-                self._software_breakpoints.pop(event.tid, None)
-                self._hardware_breakpoints.clear()
+                self._software_breakpoints.pop(self.pid, None)
+                self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != self.pid}
+                self._conditions = {k: v for k, v in self._conditions.items() if k[0] != self.pid}
             if isinstance(event, Forked):
-                child = self._alive().adopt_fork_child(event.child_pid)
-                self.forks[event.child_pid] = child
-                self._software_breakpoints[event.child_pid] = set(self._software_breakpoints.get(self.pid, ()))
+                self._adopt_fork_child(event.child_pid)
             reply = self._stop_reply_for_thread(signal, event.tid, reason)
             if self.non_stop:  # as gdbserver: in non-stop a stop does not change GDB's selected thread
                 self._thread_stops[event.tid] = reply
             else:
                 self.g_thread = event.tid
-                self.g_pid = 0
+                self.g_pid = self.pid
         self.last_stop = reply
         return reply
 
@@ -763,11 +934,12 @@ class Session:
         # A breakpoint loop stops the same thread at the same place again and again: keep those replies
         # (only for the constant reasons, whose identity stands for their value).
         memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
-        key = (signal, self.pid, tid, id(reason), self.features.multiprocess, registers)
+        thread = self._thread_id(tid)
+        key = (signal, thread.pid, tid, id(reason), self.features.multiprocess, registers)
         reply = self._stop_replies.get(key) if memo else None
         if reply is None:
             reply = replies.stop_reply_signal(
-                signal, self._thread_id(tid), registers, reason, multiprocess=self.features.multiprocess
+                signal, thread, registers, reason, multiprocess=self.features.multiprocess
             )
             if memo:
                 if len(self._stop_replies) >= 256:
@@ -789,20 +961,47 @@ class Session:
             cached = self._expedite = (layout, slices)
         return cached[1]
 
+    def _adopt_fork_child(self, child_pid: int) -> None:
+        """The stopped child of a reported fork joins the session as a process of its own: GDB detaches
+        it (`D;pid`, detach-on-fork on) or debugs it beside the parent."""
+        parent = self._alive()
+        child = parent.adopt_fork_child(child_pid)
+        link = getattr(parent, "link", None)
+        if link is not None:
+            link(child)  # one ring of engines: each hands the other's wait statuses over
+        self.processes[child_pid] = child
+        self._software_breakpoints[child_pid] = set(self._software_breakpoints.get(parent.pid, ()))
+
     def _forget_target(self) -> None:
+        """The target ended: out of the session; another process (if any) becomes the target."""
         target = self.target
-        self.target = None
         self.running = False
         self._thread_stops.clear()
         if target is not None:
-            target.close()
-        if not self.extended:
+            self._forget_process(target)
+        if self.target is None and not self.extended:
             self.exit_requested = True
+
+    def _forget_process(self, process: Any) -> None:
+        self.processes.pop(process.pid, None)
+        self._software_breakpoints.pop(process.pid, None)
+        self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != process.pid}
+        self._conditions = {k: v for k, v in self._conditions.items() if k[0] != process.pid}
+        if process in self._running:
+            self._running.remove(process)
+        process.close()
+        if self.target is process:
+            # Another process becomes the target, even one that ended meanwhile and is still to be
+            # reported (it is, at the next resume).
+            remaining = self._served() or list(self.processes.values())
+            self.target = remaining[0] if remaining else None
+        if self.g_pid == process.pid:
+            self.g_pid, self.g_thread = 0, 0
 
     # ------------------------------------------------------------------------------------- signals
     def handle_pass_signals(self, c: cmd.PassSignals) -> bytes:
-        if self.target is not None and self.target.alive:
-            self.target.set_pass_signals(set(c.signals))
+        for process in self._served():
+            process.set_pass_signals(set(c.signals))
         return replies.ok()
 
     def handle_program_signals(self, c: cmd.ProgramSignals) -> bytes:
@@ -812,8 +1011,8 @@ class Session:
     def handle_catch_syscalls(self, c: cmd.CatchSyscalls) -> bytes:
         self.catching = c.enabled
         self.catch_syscalls = c.syscalls if c.enabled else None
-        if self.target is not None and self.target.alive:
-            self.target.set_options(catch_syscalls=c.enabled)
+        for process in self._served():
+            process.set_options(catch_syscalls=c.enabled)
         return replies.ok()
 
     # ------------------------------------------------------------------------------------- objects
@@ -830,11 +1029,12 @@ class Session:
                 self._threads_doc = None  # threads come and go while others run
             document = self._threads_document()
         elif obj is TransferObject.AUXV:
-            document = self._alive().read_auxv()
+            document = self._current().read_auxv()
         elif obj is TransferObject.EXEC_FILE:
             document = self._exec_file(c.annex).encode()
         elif obj is TransferObject.SIGINFO:
-            document = self._alive().read_siginfo(self._select(self.g_thread))
+            tid = self._select(self.g_thread)
+            document = self._process_for(tid).read_siginfo(tid)
         elif obj is TransferObject.LIBRARIES_SVR4:
             document = self._libraries_document()
         elif obj is TransferObject.OSDATA:
@@ -848,8 +1048,8 @@ class Session:
     def handle_write_object(self, c: cmd.WriteObject) -> bytes:
         if c.object is not TransferObject.SIGINFO:
             return replies.unsupported()
-        target = self._alive()
         tid = self._select(self.g_thread)
+        target = self._process_for(tid)
         current = bytearray(target.read_siginfo(tid))
         current[c.offset : c.offset + len(c.data)] = c.data
         target.write_siginfo(tid, bytes(current[:128]))
@@ -869,14 +1069,15 @@ class Session:
 
     def _exec_file(self, annex: bytes) -> str:
         if annex:
-            pid = int(annex, 16)
-            if self.target is None or pid != self.pid:
-                return os.readlink(f"/proc/{pid}/exe")
-        return str(self._alive().executable())
+            process = self.processes.get(int(annex, 16))
+            if process is None or not process.alive:
+                return os.readlink(f"/proc/{int(annex, 16)}/exe")
+            return str(process.executable())
+        return str(self._current().executable())
 
     def _libraries_document(self) -> bytes:
         if self._libraries_doc is None:
-            target = self._alive()
+            target = self._current()
             main_lm, libraries = target.loaded_libraries()
             parts = [b'<library-list-svr4 version="1.0"']
             if main_lm:
@@ -897,7 +1098,7 @@ class Session:
             # to where there is none makes gdbserver fail here, and GDB says so (no-thread-db.exp).
             return replies.error(1)
         tid = self._select(c.thread.tid)
-        return replies.tls_address(self._alive().tls_address(tid, c.offset, c.load_module))
+        return replies.tls_address(self._process_for(tid).tls_address(tid, c.offset, c.load_module))
 
     # ------------------------------------------------------------------------------------- monitor
     def handle_monitor(self, c: cmd.MonitorCommand) -> list[bytes]:
@@ -985,7 +1186,7 @@ class Session:
         attacher = self.attacher
         if attacher is None:
             return replies.error(errno_mod.EPERM)
-        if c.pid in self.forks or (self.target is not None and self.target.alive and c.pid == self.target.pid):
+        if any(p.pid == c.pid for p in self._served()):
             # Already ours: replacing the target would detach it first and attach anew; gdbserver's
             # PTRACE_ATTACH fails here and GDB reports the attach as failed.
             self.announce(f"Cannot attach to process {c.pid}: Operation not permitted (1)")
@@ -1027,7 +1228,9 @@ class Session:
         self._drop_target()
         self.stops.discard()
         self._thread_stops.clear()
+        self._running, self._ended_first = [], None
         self.target = start()
+        self.processes = {self.target.pid: self.target}
         self._apply_target_options()
         self.attached = attached
         self.last_event = None
@@ -1043,31 +1246,48 @@ class Session:
         if self.target is not None:
             self.target.close()
         self.target = None
-        self._release_forks()
+        self._release_others()
         self._software_breakpoints.clear()
+        self._conditions.clear()
         self._invalidate()
 
-    def _release_forks(self) -> None:
-        for child in self.forks.values():
+    def _release_others(self) -> None:
+        """Let every process but the target go (fork children GDB kept): detached, as gdbserver does at
+        a disconnect only for attached ones, but a child nobody debugs must not stay stopped."""
+        for process in list(self.processes.values()):
+            if process is self.target:
+                continue
+            self.processes.pop(process.pid, None)
+            self._software_breakpoints.pop(process.pid, None)
             try:
-                child.detach()
+                process.detach()
             finally:
-                child.close()
-        self.forks.clear()
+                process.close()
+        self._running = [p for p in self._running if p is self.target]
 
     def handle_kill(self, c: cmd.KillProcess) -> bytes | None:
-        if c.pid is not None and c.pid in self.forks:
-            child = self.forks.pop(c.pid)
-            child.kill()
-            child.close()
+        if c.pid is not None and len(self.processes) > 1:
+            process = self.processes.get(c.pid)
+            if process is None:
+                return replies.error(errno_mod.ESRCH)
+            # One of several processes (`vKill;pid`): the others stay (GDB's `kill inferiors N`).
+            if process.alive:
+                process.kill()
+            self._forget_process(process)
+            self.last_stop = None
             return replies.ok()
         if self.target is not None:
             pid = self.target.pid
             self.stops.discard()
             self._thread_stops.clear()
+            for other in list(self.processes.values()):
+                if other is not self.target:  # `k`: every process
+                    other.kill()
+                    self._forget_process(other)
             if self.target.alive:
                 self.target.kill()
             self.target.close()
+            self.processes.pop(pid, None)
             self.target = None
             self.last_stop = replies.killed(9, pid if self.features.multiprocess else None)
         if not self.extended:
@@ -1077,32 +1297,27 @@ class Session:
         return replies.ok() if c.pid is not None else None
 
     def handle_detach(self, c: cmd.Detach) -> bytes:
-        if c.pid is not None and c.pid in self.forks:
-            child = self.forks.pop(c.pid)
-            self.announce(f"Detaching from process {c.pid}")
-            child.detach()
-            child.close()
-            self._software_breakpoints.pop(c.pid, None)
-            self.g_pid = 0
-            return replies.ok()
-        target = self._alive()
+        process = self.processes.get(c.pid) if c.pid is not None else None
+        if c.pid is not None and process is None:
+            return replies.error(errno_mod.ESRCH)
+        target = process or self._alive()
         self.announce(f"Detaching from process {target.pid}")
-        self.stops.discard()
-        self._thread_stops.clear()
+        if target is self.target or self.non_stop:
+            self.stops.discard()
+            self._thread_stops.clear()
         allowed = self.program_signals
-        target.detach(None if allowed is None else allowed.__contains__)
-        target.close()
-        self.target = None
-        self.last_stop = None
-        if self.forks:
-            # GDB follows a fork child and lets the parent go (follow-fork-mode child): the child
-            # becomes the process served, as gdbserver keeps serving it.
-            pid, self.target = self.forks.popitem()
-            self.g_pid = 0
-            self._software_breakpoints.pop(target.pid, None)
+        was_target = target is self.target
+        target.detach(None if allowed is None or not was_target else allowed.__contains__)
+        self._forget_process(target)
+        if was_target:
+            self.last_stop = None
+        if self.target is not None:
+            # Others remain (GDB let one of several go; with follow-fork-mode child the child it kept
+            # is now the process served, as gdbserver keeps serving it).
             self._apply_target_options()
             self._invalidate()
             return replies.ok()
+        self.last_stop = None
         if not self.extended:
             self.exit_requested = True
             self.finished = True
@@ -1167,7 +1382,7 @@ class Session:
         syscalls, passed signals. Protocol state (no-ack mode, features, selected threads) resets.
         """
         self.files.close_all()
-        self._release_forks()
+        self._release_others()
         target = self.target
         if target is not None and target.alive and (self.running or (self.non_stop and target.any_running())):
             # GDB left while the program ran: stop it, so the next GDB finds it stopped as on attach.
@@ -1177,13 +1392,16 @@ class Session:
             for address in self._software_breakpoints.get(target.pid, ()):
                 with contextlib.suppress(PtstubError):
                     target.remove_breakpoint(address)
-            for address, kind, length in self._hardware_breakpoints:
+            for pid, address, kind, length in self._hardware_breakpoints:
+                if pid != target.pid:
+                    continue
                 with contextlib.suppress(PtstubError):
                     target.remove_breakpoint(address, kind, length)
             target.set_options(catch_syscalls=False)
             target.set_pass_signals(set())
         self._software_breakpoints.clear()
         self._hardware_breakpoints.clear()
+        self._conditions.clear()
         self.catching = False
         self.catch_syscalls = None
         self.program_signals = None

@@ -36,7 +36,7 @@ from ptstub.events import (
     WatchpointHit,
 )
 from ptstub.linux import solibs, symbols
-from ptstub.linux.debugregs import DebugRegisters
+from ptstub.linux.debugregs import DebugRegisters, Slot
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
@@ -55,6 +55,8 @@ STATES = {
 ACT_NONE, ACT_CONT, ACT_STEP, ACT_RANGE = lib.PT_ACT_NONE, lib.PT_ACT_CONT, lib.PT_ACT_STEP, lib.PT_ACT_RANGE
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 WAIT_FOREVER = -1
+PEER = 4  # wait_in_group: another process of the session has the event
+NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
 COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
 
 
@@ -82,6 +84,7 @@ class Inferior:
         self._breakpoints: dict[int, int] = {}  # address -> reference count
         self._debugregs = DebugRegisters()
         self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
+        self._pending_hwtraps: dict[int, Slot | None] = {}  # tid -> what its unreported trap hit
         self._ready = False  # pt_resume found an event to report without running anything
         self._last_tid = pid
         self.exit_code: int | None = None
@@ -218,6 +221,7 @@ class Inferior:
                 check_memory(lib.pt_insert_breakpoint(self._e, address), address, 1, "insert a breakpoint")
             self._breakpoints[address] = count + 1
             return
+        self._resolve_pending_hwtraps()
         self._debugregs.insert(address, length, kind)
         self._apply_debugregs()
 
@@ -237,8 +241,21 @@ class Inferior:
             else:
                 self._breakpoints[address] = count - 1
             return
+        self._resolve_pending_hwtraps()
         if self._debugregs.remove(address, length, kind):
             self._apply_debugregs()
+
+    def _resolve_pending_hwtraps(self) -> None:
+        """Name the watchpoint of each hardware trap still to be reported before the slots move.
+
+        DR6 names a debug register; GDB re-inserts watchpoints in address order, so after an insert or
+        remove the same register may hold another watchpoint (gdb.threads/watchthreads-reorder.exp).
+        gdbserver likewise keeps the stopped data address from the moment of the stop."""
+        e = self._e
+        for i in range(e.nthreads):
+            t = e.threads[i]
+            if t.ev_kind == lib.PT_EV_HWTRAP and t.tid not in self._pending_hwtraps:
+                self._pending_hwtraps[t.tid] = self._debugregs.triggered(t.ev_data)
 
     def _apply_debugregs(self) -> None:
         regs = ffi.new("uint64_t[4]", self._debugregs.addresses())
@@ -455,6 +472,57 @@ class Inferior:
         child._breakpoints = dict.fromkeys(self._breakpoints, 1)
         return child
 
+    # -------------------------------------------------------------------------------- several processes
+    def link(self, other: Inferior) -> None:
+        """Serve `other` in the same session: each engine then hands the other's wait statuses over
+        (both wait with waitpid(-1); docs/design-notes.md, "Several processes")."""
+        check(lib.pt_link_peer(self._e, other._e), "link processes")
+
+    @property
+    def ready(self) -> bool:
+        """The last `resume()` found an event to report and ran nothing."""
+        return self._ready
+
+    def clear_peer_event(self) -> None:
+        if not self._closed:
+            self._e.peer_event = 0
+
+    def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
+        """`wait()` for a process served with others: its own event, PEER (another process of the
+        ring got one; this one is stopped), NOTHING_RUNNING, or None when `wake_fd` is readable."""
+        if self._ready:
+            self._ready = False
+            return self._take_event()
+        rc = check(lib.pt_wait(self._e, WAIT_FOREVER, -1 if wake_fd is None else wake_fd), "wait")
+        if rc == 1:
+            return self._take_event()
+        if rc == 4:
+            return PEER
+        if rc == 3:
+            return NOTHING_RUNNING
+        return None
+
+    def hold(self) -> bool:
+        """Stop every thread, because another process reports (all-stop over processes). Events
+        caught meanwhile stay pending; True when this process has one to report (`take_event`)."""
+        if self._closed:
+            return False
+        self._ready = False
+        return check(lib.pt_hold(self._e), "hold") == 1
+
+    @property
+    def ended(self) -> bool:
+        """The process ended and the engine has not reported it yet (or detached/killed by us: not)."""
+        return not self._closed and bool(self._e.exited) and self.exit_code is None and self.exit_signal is None
+
+    def resume_again(self) -> None:
+        """Resume with the actions of the last `resume()` (an event vanished while stopping)."""
+        self._after_resume(lib.pt_resume(self._e))
+
+    def take_event(self) -> StopEvent:
+        """The event `hold()` found (an `Exited`/`Killed` when the process ended)."""
+        return self._take_event()
+
     # -------------------------------------------------------------------------------- events
     def _take_event(self) -> StopEvent:
         e = self._e
@@ -494,7 +562,10 @@ class Inferior:
         return Exited(self.pid, self.exit_code)
 
     def _hardware_event(self, tid: int, pc: int, dr6: int) -> StopEvent:
-        slot = self._debugregs.triggered(dr6)
+        if tid in self._pending_hwtraps:
+            slot = self._pending_hwtraps.pop(tid)
+        else:
+            slot = self._debugregs.triggered(dr6)
         if slot is None or slot.kind is BreakpointKind.HARDWARE:
             return BreakpointHit(tid, pc, hardware=True)
         return WatchpointHit(tid, pc, slot.request[0], WATCH_KINDS[slot.kind])
@@ -503,6 +574,7 @@ class Inferior:
         self._close_comm_fds()  # the other threads are gone and the leader may be another task now
         self._breakpoints.clear()  # the old image and its int3 bytes are gone
         self._debugregs.clear()
+        self._pending_hwtraps.clear()
         self._held_signals.clear()
         self._executable = self.executable()
         return Exec(tid, pc, self._executable)
@@ -651,6 +723,7 @@ class Inferior:
             "stops": e.n_stops,
             "interrupts": e.n_interrupts,
             "eintr_fixups": e.n_eintr_fixups,
+            "emulated_step_overs": e.n_emulated,
             "stale_stops": e.n_stale_stops,
             "last_stop_ns": e.last_stop_ns,
         }

@@ -213,8 +213,9 @@ def test_known_glob_matches_a_whole_file_and_duplicates():
 
 
 def test_checked_in_known_regressions_parse_and_have_reasons():
-    known = ptconf.load_known(CONF_DIR / "known-regressions.txt")
-    assert known, "conformance/known-regressions.txt is empty or missing"
+    path = CONF_DIR / "known-regressions.txt"
+    assert path.is_file(), "conformance/known-regressions.txt is missing"
+    known = ptconf.load_known(path)  # empty once every cause is fixed: then each entry is a comment
     for k in known:
         assert k.pattern.split(": ", 1)[0].endswith(".exp"), k.pattern
         assert len(k.reason) >= 10, k

@@ -259,3 +259,65 @@ def test_library_list_of_a_program_started_through_the_dynamic_linker_is_an_erro
             inf.loaded_libraries()
     with ptstub.launch([fixture_path("simple")]) as inf:  # the usual case: DT_DEBUG, still 0 here
         assert inf.loaded_libraries() == (0, [])
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_pending_watchpoint_hit_names_its_watchpoint_after_the_debug_registers_move(fixture_path) -> None:
+    """gdb.threads/watchthreads-reorder.exp (and watchthreads.exp, intermittently): a watchpoint hit left
+    pending in one thread while another's was reported named the debug register, and GDB re-inserting
+    its watchpoints in another order moved a different watchpoint into that register before the pending
+    hit was reported. Here four threads write `sink` and every stop swaps the slots of the two
+    watchpoints; `kinds` is never written, so a hit reported on it is a misnamed one."""
+    program = fixture_path("stress")
+    with open(os.devnull, "wb") as devnull, ptstub.launch(
+        [program, "--threads", "4", "--calls", "400", "--syscall", "none"], stdout=devnull
+    ) as inf:
+        main = inf.symbol("main")  # past the loader's relocations, which write `kinds`
+        inf.insert_breakpoint(main)
+        assert isinstance(inf.cont(), BreakpointHit)
+        inf.remove_breakpoint(main)
+        sink, never_written = inf.symbol("sink"), inf.symbol("kinds")
+        watch = BreakpointKind.WRITE_WATCH
+        inf.insert_breakpoint(sink, watch, 4)
+        inf.insert_breakpoint(never_written, watch, 8)
+        for stop in range(300):
+            event = inf.cont(timeout=30)
+            if not isinstance(event, WatchpointHit):
+                break
+            assert event.address == sink, f"stop {stop}: a write to sink was reported at {event.address:#x}"
+            inf.remove_breakpoint(sink, watch, 4)
+            inf.remove_breakpoint(never_written, watch, 8)
+            first, second = ((sink, 4), (never_written, 8)) if stop % 2 else ((never_written, 8), (sink, 4))
+            inf.insert_breakpoint(first[0], watch, first[1])
+            inf.insert_breakpoint(second[0], watch, second[1])
+        else:
+            return
+        pytest.fail(f"stop {stop}: expected a watchpoint hit, got {event}")
+
+
+@pytest.mark.timeout(60, method="thread")
+@pytest.mark.parametrize("watching", [False, True], ids=["emulated", "stepped"])
+def test_breakpoints_on_pushes_and_endbr64_keep_the_program_exact(fixture_path, watching: bool) -> None:
+    """The engine carries out a push, endbr64 or nop under a breakpoint itself instead of stepping the
+    thread over it (docs/design-notes.md, "Passing a breakpoint without a step"). `push_probe`
+    checks in the program that every push stored the right register; with a watchpoint set the engine
+    steps instead, and the program must see the same."""
+    program = fixture_path("push_probe")
+    calls = 40
+    with open(os.devnull, "wb") as devnull, ptstub.launch([program, str(calls)], stdout=devnull) as inf:
+        body = inf.symbol("probe_body")
+        addresses = [body + offset for offset in (0, 4, 6, 7, 8)]  # endbr64, push r12, push rbx, nop, push rbp
+        for address in addresses:
+            inf.insert_breakpoint(address)
+        if watching:
+            inf.insert_breakpoint(inf.symbol("probe"), BreakpointKind.WRITE_WATCH, 4)  # code: never written
+        seen = []
+        while True:
+            event = inf.cont(timeout=30)
+            if not isinstance(event, BreakpointHit):
+                break
+            seen.append(event.pc)
+        assert seen == addresses * calls
+        assert getattr(event, "code", None) == 0, f"the program saw a wrong push: {event}"
+        emulated = inf.stats["emulated_step_overs"]
+        assert emulated == (0 if watching else len(seen)), inf.stats

@@ -13,7 +13,7 @@ import pytest
 from helpers import launched, task_state, time_limit
 
 from ptstub.events import BreakpointHit, Exited, Interrupted
-from ptstub.target import ResumeAction, ThreadState
+from ptstub.target import BreakpointKind, ResumeAction, ThreadState
 
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
 CONT = ResumeAction()
@@ -28,11 +28,16 @@ def running(inf) -> set[int]:
 
 
 @time_limit(60)
-def test_breakpoint_stops_one_thread_and_step_over_restarts_the_others(fixture_path) -> None:
+@pytest.mark.parametrize("stepped", [False, True], ids=["emulated", "stepped"])
+def test_breakpoint_stops_one_thread_and_step_over_restarts_the_others(fixture_path, stepped: bool) -> None:
+    """A thread resumed on a breakpoint passes it while the others run: the engine carries out the
+    instruction itself (a push here), or, with a debug register in use, steps it with the world held."""
     with launched([fixture_path("nonstop"), "--threads", "2", "--hits", "3"], stdout=subprocess.DEVNULL) as inf:
         hit_me = inf.symbol("hit_me")
         counters = inf.symbol("counters")
         inf.insert_breakpoint(hit_me)
+        if stepped:  # a watchpoint on code, never written: only there to rule the emulation out
+            inf.insert_breakpoint(hit_me + 64, BreakpointKind.WRITE_WATCH, 1)
         inf.resume_threads({inf.pid: CONT})
         event = inf.wait_event(timeout=20)
         assert isinstance(event, BreakpointHit) and event.pc == hit_me, event
@@ -45,8 +50,10 @@ def test_breakpoint_stops_one_thread_and_step_over_restarts_the_others(fixture_p
         before = counter(inf, counters)
         stops = inf.stats["stops"]
 
-        inf.resume_threads({hitter: CONT})  # on the inserted breakpoint: stepped over, world held
-        assert inf.stats["stops"] == stops + 1
+        emulated = inf.stats["emulated_step_overs"]
+        inf.resume_threads({hitter: CONT})  # on the inserted breakpoint: passed without a stop, or stepped
+        assert inf.stats["stops"] == stops + stepped  # over with the world held
+        assert inf.stats["emulated_step_overs"] == emulated + (not stepped)
         assert running(inf) == others | {hitter}  # the held threads run again
         event = inf.wait_event(timeout=20)
         assert event == BreakpointHit(hitter, hit_me)

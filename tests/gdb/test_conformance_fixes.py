@@ -132,6 +132,27 @@ def test_signal_command_delivers_a_signal_gdb_does_not_pass(stub: str, fixture_p
 
 
 @pytest.mark.timeout(120)
+def test_every_signal_gdb_passes_reaches_its_thread(stub: str, fixture_path) -> None:
+    """gdb.threads/siginfo-threads.exp, queue-signal.exp, signal-sigtrap.exp: two signals pending in each
+    of four threads, every one stopped at and passed on by GDB. ptstub lost two kinds: a signal for a
+    thread held by PTRACE_INTERRUPT (the kernel ignores a resume's signal there: it now goes in with
+    tgkill), and GDB's signal for a thread when another thread's pending stop was reported instead of
+    resuming (it is now kept for the resume that runs the thread, as gdbserver keeps it)."""
+    program = fixture_path("signals")
+    threads = 4
+    commands = ["set sysroot /", "handle SIGUSR1 stop print pass", "handle SIGUSR2 stop print pass"]
+    commands += ["continue"] * (2 * threads + 1)
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--to-threads", str(threads)]) as server:
+        result = run_gdb(server.port, program, commands)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert f"signals: per-thread={2 * threads}/{2 * threads}" in program_output, program_output + result.output[-3000:]
+    assert len(re.findall(r"received signal SIGUSR[12]", result.output)) == 2 * threads, result.output[-3000:]
+    assert "exited normally" in result.output, result.output[-2000:]
+
+
+@pytest.mark.timeout(120)
 def test_only_resumed_thread_exits_under_scheduler_locking(stub: str, fixture_path) -> None:
     """gdb.threads/schedlock-thread-exit.exp: the one resumed thread exits while scheduler-locking
     holds the others; gdbserver answers N (no resumed threads), ptstub ended the session."""

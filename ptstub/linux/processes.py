@@ -1,0 +1,79 @@
+"""All-stop over several traced processes of one session (a fork child GDB keeps, detach-on-fork off).
+
+Each process has its own engine (`Inferior`); the engines of one session are linked in a ring, so a
+wait status one engine's `waitpid(-1)` collects for another's thread is handled by its owner. These
+two functions give GDB's all-stop contract across processes: nothing runs while an event is
+pending anywhere it may be reported, and before a stop is reported every process is stopped.
+Design: docs/design-notes.md, "Several processes"; GDB manual, "Forks" and "Inferiors".
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ptstub.errors import TargetError
+from ptstub.events import StopEvent
+from ptstub.linux.inferior import NOTHING_RUNNING, PEER
+from ptstub.target import ResumeAction
+
+_rng = random.Random()
+
+
+def resume_processes(plans: Sequence[tuple[Any, Mapping[int, ResumeAction]]]) -> list[Any]:
+    """Resume each process with its actions; the processes to wait for.
+
+    A process whose resume finds an event already pending runs nothing and is reported first (the
+    engine's rule for one process, extended to all): the ones started before it are stopped again.
+    """
+    for process, _ in plans:
+        process.clear_peer_event()
+    started: list[Any] = []
+    for process, actions in plans:
+        process.resume(actions)
+        if process.ready:
+            for other in started:
+                other.hold()
+            return [process]
+        started.append(process)
+    return started
+
+
+def wait_processes(running: list[Any], served: Sequence[Any], wake_fd: int | None) -> tuple[Any, StopEvent] | None:
+    """Block until one of `running` reports, with every one of them stopped; None when `wake_fd` is
+    readable first (the processes run on). A held process of `served` that ended (SIGKILL from
+    outside) reports too. Raises TargetError(ECHILD) when none can report."""
+    while running:
+        waiter = running[0]
+        outcome = waiter.wait_in_group(wake_fd)
+        if outcome is None:
+            return None
+        if outcome == NOTHING_RUNNING:
+            running.remove(waiter)  # its resumed threads are gone; the others may still report
+            continue
+        if isinstance(outcome, StopEvent):
+            for other in running[1:]:
+                other.hold()  # what they caught meanwhile stays pending for their next resume
+            _clear(running)
+            return waiter, outcome
+        assert outcome == PEER  # some process of the ring has an event: stop them all, pick one fairly
+        candidates = [process for process in running if process.hold()]
+        candidates += [process for process in served if process not in running and process.ended]
+        _clear(running)
+        if candidates:
+            # An ended process first: its exit came before what it caused in another (a vfork
+            # parent's VFORK_DONE, a waitpid returning), as GDB sees it from gdbserver.
+            ended = [process for process in candidates if process.ended]
+            chosen = _rng.choice(ended or candidates)
+            return chosen, chosen.take_event()
+        # The event went away (its thread died while stopping): run them all again.
+        for process in running:
+            process.resume_again()
+    raise TargetError("no thread is running", errno.ECHILD)
+
+
+def _clear(processes: list[Any]) -> None:
+    for process in processes:
+        process.clear_peer_event()

@@ -1,0 +1,135 @@
+"""Several processes in one session: GDB keeps the fork child (`set detach-on-fork off`).
+
+The same GDB scripts run against ptstub and GNU gdbserver (the oracle). They mirror
+gdb.base/foll-fork.exp and foll-vfork.exp (detach-on-fork off, follow child, schedule-multiple) and
+gdb.server/extended-remote-restart.exp (a restart with a fork child kept).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.gdb.stubs import run_gdb, running_stub
+
+
+def _run(stub: str, program: str, args: list[str], commands: list[str]) -> tuple[str, str]:
+    """GDB's output and the program's own output (the stub's stdout)."""
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, *args]) as server:
+        result = run_gdb(server.port, program, commands)
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        return result.output, server.proc.stdout.read().decode(errors="replace")
+
+
+@pytest.mark.timeout(120)
+def test_fork_child_kept_and_run_to_exit_beside_the_parent(stub: str, fixture_path) -> None:
+    """catch fork, continue, both in `info inferiors`, inferior 2 runs to its exit, then inferior 1."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "set detach-on-fork off",
+        "catch fork",
+        "continue",
+        "stepi",  # GDB follows the fork (adds inferior 2) on the next resume
+        "info inferiors",
+        "info threads",
+        "inferior 2",
+        "print global_counter",
+        "continue",
+        "info inferiors",
+        "inferior 1",
+        "continue",
+    ]
+    output, program_output = _run(stub, program, ["--fork", "--iterations", "1"], commands)
+    child = re.search(r"Catchpoint 1 \(forked process (\d+)\)", output)
+    assert child, output[-3000:]
+    assert re.search(rf"\n\s+2\s+process {child.group(1)}\s", output), output[-3000:]  # listed as inferior 2
+    assert re.search(r"2\.1\s+Thread", output), output[-3000:]  # its thread in `info threads`
+    assert "$1 = 1" in output, output[-3000:]  # memory of the child, read through Hg to its thread
+    assert re.search(rf"\[Inferior 2 \(process {child.group(1)}\) exited with code 07\]", output), output[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+    assert "child-status: 7" in program_output
+
+
+@pytest.mark.timeout(120)
+def test_vfork_child_followed_while_the_parent_is_kept(stub: str, fixture_path) -> None:
+    """foll-vfork.exp "child follow": after a vfork GDB keeps the parent until the child exits."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "set detach-on-fork off",
+        "set follow-fork-mode child",
+        "catch vfork",
+        "continue",
+        "continue",
+        "info inferiors",
+        "inferior 1",
+        "continue",
+    ]
+    output, program_output = _run(stub, program, ["--vfork", "--iterations", "1"], commands)
+    assert re.search(r"Catchpoint 1 \(vforked process \d+\)", output), output[-3000:]
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", output), output[-3000:]
+    assert re.search(r"\n\s+1\s+process \d+\s", output), output[-3000:]  # the parent is still there
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+    assert "child-status: 7" in program_output
+
+
+@pytest.mark.timeout(120)
+def test_both_processes_run_together_with_schedule_multiple(stub: str, fixture_path) -> None:
+    """schedule-multiple on: parent and vfork child resumed at once (one wait over both engines).
+
+    The parent's VFORK_DONE may be reported before or after the child's exit, and the parent may end
+    in the same moment as the child (for gdbserver as well), so only the child's exit is checked.
+    """
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "set detach-on-fork off",
+        "set schedule-multiple on",
+        "catch vfork",
+        "continue",
+        "continue",
+        "continue",
+        "info inferiors",
+    ]
+    output, _ = _run(stub, program, ["--vfork", "--iterations", "1"], commands)
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", output), output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_kill_one_of_two_processes_keeps_the_other(stub: str, fixture_path) -> None:
+    """`kill inferiors 2` (vKill;pid) ends the child only; the parent then reaps it and exits."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "set detach-on-fork off",
+        "catch fork",
+        "continue",
+        "stepi",
+        "kill inferiors 2",
+        "info inferiors",
+        "continue",
+    ]
+    output, program_output = _run(stub, program, ["--fork", "--iterations", "1"], commands)
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+    assert "child-status: -1" in program_output, program_output  # killed by a signal
+
+
+@pytest.mark.timeout(120)
+def test_detach_one_of_two_processes_keeps_the_other(stub: str, fixture_path) -> None:
+    """`detach inferiors 2` (D;pid) lets the child run off; the parent goes on being debugged."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "set detach-on-fork off",
+        "catch fork",
+        "continue",
+        "stepi",
+        "detach inferiors 2",
+        "continue",
+    ]
+    output, program_output = _run(stub, program, ["--fork", "--iterations", "1"], commands)
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+    assert "child-status: 7" in program_output, program_output
