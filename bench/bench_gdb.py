@@ -102,8 +102,18 @@ end
     with running_stub(stub, ["--once", "127.0.0.1:0", program]) as server:
         with tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False) as f:
             f.write(script)
-        args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", "-ex", f"target remote 127.0.0.1:{server.port}",
-                "-x", f.name, program]
+        args = [
+            GDB,
+            "-nx",
+            "-batch",
+            "-ex",
+            "set sysroot /",
+            "-ex",
+            f"target remote 127.0.0.1:{server.port}",
+            "-x",
+            f.name,
+            program,
+        ]
         result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
         os.unlink(f.name)
     os.unlink(out.name)
@@ -116,8 +126,21 @@ def packets_per_stop(program: str) -> float:
     counts = []
     for hits in (0, 200):
         with tempfile.TemporaryFile() as log:
-            args = [sys.executable, "-m", "ptstub", "--remote-debug", "--once", "127.0.0.1:0", program,
-                    "--threads", "8", "--calls", str(hits // 8), "--syscall", "none"]
+            args = [
+                sys.executable,
+                "-m",
+                "ptstub",
+                "--remote-debug",
+                "--once",
+                "127.0.0.1:0",
+                program,
+                "--threads",
+                "8",
+                "--calls",
+                str(hits // 8),
+                "--syscall",
+                "none",
+            ]
             proc = subprocess.Popen(args, stderr=log, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
             try:
                 port = 0

@@ -167,7 +167,7 @@ def xcr0_from_cpuinfo(text: str | None = None) -> int:
 
 # push rbx; mov r8,rdx; mov eax,edi; mov ecx,esi; cpuid; mov [r8],eax; mov [r8+4],ebx;
 # mov [r8+8],ecx; mov [r8+12],edx; pop rbx; ret   -- void stub(u32 leaf, u32 subleaf, u32 out[4])
-_CPUID_CODE = bytes.fromhex("534989d089f889f10fa24189004189580441894808418950" "0c5bc3")
+_CPUID_CODE = bytes.fromhex("534989d089f889f10fa241890041895804418948084189500c5bc3")
 _CPUID_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32 * 4))
 
 

@@ -30,7 +30,5 @@ def check_thread(rc: int, op: str, tid: int) -> int:
 def check_memory(rc: int, address: int, length: int, verb: str) -> int:
     """Like `check` for memory access: any failure names the address range."""
     if rc < 0:
-        raise MemoryAccessError(
-            f"cannot {verb} {length} byte(s) at {address:#x}: {os.strerror(-rc)}", -rc
-        )
+        raise MemoryAccessError(f"cannot {verb} {length} byte(s) at {address:#x}: {os.strerror(-rc)}", -rc)
     return rc

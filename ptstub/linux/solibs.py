@@ -162,9 +162,7 @@ def link_maps(read: ReadMemory, r_debug: int) -> list[Library]:
     return result
 
 
-def tls_address(
-    read: ReadMemory, libraries: list[Library], executable: str, fs_base: int, offset: int, lm: int
-) -> int:
+def tls_address(read: ReadMemory, libraries: list[Library], executable: str, fs_base: int, offset: int, lm: int) -> int:
     """Address of the TLS variable at `offset` in module `lm` for the thread whose fs_base is given.
 
     A static executable has no link maps (GDB sends lm 0): its TLS block is module 1 of the DTV,

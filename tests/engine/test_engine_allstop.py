@@ -138,9 +138,7 @@ def test_two_breakpointed_functions(fixture_path, tmp_path) -> None:
 
 
 @time_limit(60)
-@pytest.mark.parametrize(
-    "kind", ["epoll_wait-sleep", "sigtimedwait-sleep"]
-)
+@pytest.mark.parametrize("kind", ["epoll_wait-sleep", "sigtimedwait-sleep"])
 def test_timed_wait_not_lengthened_by_stops(fixture_path, tmp_path, kind: str) -> None:
     """A timed wait restarted after each stop must end at its original deadline, not later.
 

@@ -269,9 +269,10 @@ def test_pending_watchpoint_hit_names_its_watchpoint_after_the_debug_registers_m
     hit was reported. Here four threads write `sink` and every stop swaps the slots of the two
     watchpoints; `kinds` is never written, so a hit reported on it is a misnamed one."""
     program = fixture_path("stress")
-    with open(os.devnull, "wb") as devnull, ptstub.launch(
-        [program, "--threads", "4", "--calls", "400", "--syscall", "none"], stdout=devnull
-    ) as inf:
+    with (
+        open(os.devnull, "wb") as devnull,
+        ptstub.launch([program, "--threads", "4", "--calls", "400", "--syscall", "none"], stdout=devnull) as inf,
+    ):
         main = inf.symbol("main")  # past the loader's relocations, which write `kinds`
         inf.insert_breakpoint(main)
         assert isinstance(inf.cont(), BreakpointHit)

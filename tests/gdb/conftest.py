@@ -21,4 +21,3 @@ def _need_gdb(request: pytest.FixtureRequest) -> None:
     if "stub" in request.fixturenames and request.getfixturevalue("stub") == "gdbserver":
         if shutil.which("gdbserver") is None:
             pytest.skip("gdbserver is not installed (scripts/setup.sh installs it)")
-

@@ -103,8 +103,14 @@ class GdbResult:
     output: str
 
 
-def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0, extended: bool = False,
-            setup: list[str] | None = None) -> GdbResult:
+def run_gdb(
+    port: int,
+    program: str,
+    commands: list[str],
+    timeout: float = 60.0,
+    extended: bool = False,
+    setup: list[str] | None = None,
+) -> GdbResult:
     """`gdb -batch` connected to 127.0.0.1:PORT running `commands` (`setup` before connecting); returns its
     merged output."""
     target = "extended-remote" if extended else "remote"
@@ -115,8 +121,9 @@ def run_gdb(port: int, program: str, commands: list[str], timeout: float = 60.0,
     for command in commands:
         args += ["-ex", command]
     args.append(program)
-    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        args, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
+    )
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -196,8 +203,13 @@ class InteractiveGdb:
 @contextlib.contextmanager
 def interactive_gdb(program: str, setup: list[str] | None = None) -> Iterator[InteractiveGdb]:
     """An `InteractiveGdb` on `program` with confirmations and paging off (and `setup` commands run)."""
-    proc = subprocess.Popen([GDB, "-nx", "-q", program], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [GDB, "-nx", "-q", program],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     gdb = InteractiveGdb(proc)
     try:
         for command in ["set confirm off", "set pagination off", "set width 0", *(setup or [])]:

@@ -14,8 +14,9 @@ from tests.gdb.stubs import PTSTUB, run_gdb, running_stub
 
 
 def ptstub(*args: str, timeout: float = 20) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(PTSTUB + list(args), capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        PTSTUB + list(args), capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 @pytest.mark.timeout(60)
@@ -108,8 +109,12 @@ def _listening_addresses(pid: int) -> list[str]:
 @pytest.mark.timeout(60)
 def test_unix_socket_is_private(tmp_path) -> None:
     path = tmp_path / "stub.sock"
-    proc = subprocess.Popen(PTSTUB + ["--once", f"unix:{path}", "/bin/true"], stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        PTSTUB + ["--once", f"unix:{path}", "/bin/true"],
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     try:
         assert proc.stderr is not None
         line = b""

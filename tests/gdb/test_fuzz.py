@@ -19,14 +19,59 @@ from ptstub.rsp.framing import encode_packet
 from tests.gdb.stubs import PTSTUB, run_gdb, running_stub
 
 PREFIXES = [
-    b"m", b"M", b"X", b"g", b"G", b"p", b"P", b"Z0,", b"z0,", b"Z1,", b"Z2,", b"Z3,", b"Z4,", b"z2,", b"H",
-    b"Hg", b"Hc", b"T", b"qXfer:features:read:", b"qXfer:threads:read::", b"qXfer:auxv:read::",
-    b"qXfer:libraries-svr4:read::", b"qXfer:siginfo:read::", b"qXfer:siginfo:write::", b"qXfer:exec-file:read:",
-    b"qXfer:bogus:read::", b"vFile:open:", b"vFile:pread:", b"vFile:close:", b"vFile:fstat:", b"vFile:setfs:",
-    b"vFile:readlink:", b"qSupported:", b"QPassSignals:", b"QProgramSignals:", b"qGetTLSAddr:", b"qCRC:",
-    b"qSearch:memory:", b"qThreadExtraInfo,", b"qAttached:", b"QEnvironmentHexEncoded:", b"QSetWorkingDir:",
-    b"QCatchSyscalls:", b"qSymbol:", b"?", b"qC", b"qfThreadInfo", b"qsThreadInfo", b"vCont?", b"QNonStop:",
-    b"qRcmd,", b"vMustReplyEmpty", b"",
+    b"m",
+    b"M",
+    b"X",
+    b"g",
+    b"G",
+    b"p",
+    b"P",
+    b"Z0,",
+    b"z0,",
+    b"Z1,",
+    b"Z2,",
+    b"Z3,",
+    b"Z4,",
+    b"z2,",
+    b"H",
+    b"Hg",
+    b"Hc",
+    b"T",
+    b"qXfer:features:read:",
+    b"qXfer:threads:read::",
+    b"qXfer:auxv:read::",
+    b"qXfer:libraries-svr4:read::",
+    b"qXfer:siginfo:read::",
+    b"qXfer:siginfo:write::",
+    b"qXfer:exec-file:read:",
+    b"qXfer:bogus:read::",
+    b"vFile:open:",
+    b"vFile:pread:",
+    b"vFile:close:",
+    b"vFile:fstat:",
+    b"vFile:setfs:",
+    b"vFile:readlink:",
+    b"qSupported:",
+    b"QPassSignals:",
+    b"QProgramSignals:",
+    b"qGetTLSAddr:",
+    b"qCRC:",
+    b"qSearch:memory:",
+    b"qThreadExtraInfo,",
+    b"qAttached:",
+    b"QEnvironmentHexEncoded:",
+    b"QSetWorkingDir:",
+    b"QCatchSyscalls:",
+    b"qSymbol:",
+    b"?",
+    b"qC",
+    b"qfThreadInfo",
+    b"qsThreadInfo",
+    b"vCont?",
+    b"QNonStop:",
+    b"qRcmd,",
+    b"vMustReplyEmpty",
+    b"",
 ]
 ALPHABET = b"0123456789abcdefABCDEFpx,:;.-=+#$}*\x00\xff\x03 lm"
 RESUMING = (b"c", b"C", b"s", b"S", b"vCont;", b"k", b"vKill", b"D", b"R", b"vRun", b"vAttach", b"!", b"vCtrlC")
@@ -102,8 +147,9 @@ def test_fuzzed_packets_are_answered_and_the_session_survives(fixture_path) -> N
             conn.close()
         assert answered > 2000
         # The same server, a new client: a normal debugging session still works end to end.
-        result = run_gdb(server.port, program, ["set sysroot /", "break work", "continue", "print i",
-                                                "delete", "continue"])
+        result = run_gdb(
+            server.port, program, ["set sysroot /", "break work", "continue", "print i", "delete", "continue"]
+        )
         assert "Breakpoint 1, work (i=0)" in result.output, result.output[-3000:]
         assert "exited normally" in result.output, result.output[-3000:]
         stderr = server.read_stderr(1)
@@ -130,8 +176,12 @@ def test_client_disconnect_with_multi_waits_for_the_next(fixture_path) -> None:
             conn.sendall(encode_packet(b"qSupported:multiprocess+"))
             read_reply(conn, bytearray(), time.monotonic() + 10)
         server.read_stderr(10, until="Remote side has terminated connection")
-        result = run_gdb(server.port, program, ["set sysroot /", f"set remote exec-file {program}", "run",
-                                                "monitor exit"], extended=True)
+        result = run_gdb(
+            server.port,
+            program,
+            ["set sysroot /", f"set remote exec-file {program}", "run", "monitor exit"],
+            extended=True,
+        )
         assert "exited normally" in result.output, result.output[-3000:]
         assert server.proc.wait(timeout=20) == 0
 

@@ -211,7 +211,7 @@ _NT_X86_XSTATE = 0x202
 # then write(1, "x", 1) and loop on pause().
 _X87 = bytes.fromhex("d9e8d9eedef9d9ebd9ee")
 _AVX = bytes.fromhex("c5f4c2c90f")
-_TAIL = bytes.fromhex("b801000000" "bf01000000" "488d3510000000" "ba01000000" "0f05" "b822000000" "0f05" "ebf7") + b"x"
+_TAIL = bytes.fromhex("b801000000bf01000000488d3510000000ba010000000f05b8220000000f05ebf7") + b"x"
 _CHILD = """
 import ctypes, mmap, sys
 code = bytes.fromhex(sys.argv[1])

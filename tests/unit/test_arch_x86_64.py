@@ -10,9 +10,7 @@ import pytest
 
 from ptstub.arch import x86_64 as arch
 
-GDB_GPR_ORDER = (
-    "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags cs ss ds es fs gs".split()
-)
+GDB_GPR_ORDER = "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags cs ss ds es fs gs".split()
 ST_VALID_PI = bytes.fromhex("35c26821a2da0fc90040")  # pi: integer bit set, normal exponent
 ST_ZERO = bytes(10)
 ST_INF = bytes.fromhex("0000000000000080ff7f")
