@@ -13,6 +13,7 @@ import contextlib
 import errno as errno_mod
 import logging
 import os
+import select
 import struct
 import sys
 from collections.abc import Callable
@@ -145,6 +146,7 @@ class Session:
         self._conditions: dict[tuple[int, BreakpointKind, int], tuple[AgentExpression, ...]] = {}
         self.non_stop = False
         self._ctrl_c_tids: set[int] = set()
+        self._stop_asked: set[int] = set()  # non-stop: threads GDB stopped with vCont;t, not reported yet
         self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
         self._thread_stops: dict[int, bytes] = {}  # non-stop: stop reply of each thread GDB knows stopped
         self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
@@ -670,10 +672,14 @@ class Session:
             self._invalidate()
             for tid in actions:
                 self._thread_stops.pop(tid, None)
+                self._stop_asked.discard(tid)
             self._last_resume.update(actions)
             target.resume_threads(actions)
         for tid in stops:
+            # Also a thread already stopped with an event not handed over yet: if that event is a hit
+            # nobody hears of, the stop GDB asked for is what it reports (see _collect_event).
             target.stop_thread(tid)
+            self._stop_asked.add(tid)
         return replies.ok()
 
     def next_notification(self, wake_fd: int) -> bytes | None:
@@ -694,10 +700,18 @@ class Session:
         if event is None:
             return False
         uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
+        tid = getattr(event, "tid", None)
         if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
-            target.resume_threads({event.tid: self._last_resume.get(event.tid, ResumeAction(ResumeKind.CONTINUE))})
-            return True
-        self.stops.push(self.report(event), getattr(event, "tid", None))
+            if tid not in self._stop_asked:
+                target.resume_threads({tid: self._last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
+                # A stream of hits nobody hears of (a condition that is always false, in many threads)
+                # always has the next event ready: GDB's packets go first (interrupt-while-step-over.exp).
+                return not _input_waiting(wake_fd)
+            # GDB asked this thread to stop (vCont;t) and the hit answered it: report the stop it asked
+            # for, as gdbserver does for a thread whose last resume kind is resume_stop.
+            event = Interrupted(tid, event.pc)
+        self._stop_asked.discard(tid)
+        self.stops.push(self.report(event), tid)
         return True
 
     # ------------------------------------------------------------------------------------- run control
@@ -825,11 +839,15 @@ class Session:
             uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
             if isinstance(event, SyscallStop) and uncaught:
                 target.resume(self._last_resume)
+                if _input_waiting(wake_fd):
+                    return None  # as below: GDB's packet (a Ctrl-C) before the next unreported stop
                 continue
             if not self._should_report(event):
                 # Every condition false: resume exactly as GDB last did; the engine steps the thread
                 # over the breakpoint it stands on (it is resumed unmoved), GDB never hears of the hit.
                 target.resume(self._last_resume)
+                if _input_waiting(wake_fd):
+                    return None  # the world runs again; GDB's packet (a Ctrl-C) is read first
                 continue
             break
         self.running = False
@@ -1411,6 +1429,7 @@ class Session:
         self.stops.discard()
         self._thread_stops.clear()
         self._ctrl_c_tids.clear()
+        self._stop_asked.clear()
         self.features = NegotiatedFeatures()
         self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
         self._invalidate()
@@ -1437,3 +1456,8 @@ def _thread_db_findable(search_path: str | None) -> bool:
         if entry in ("$pdir", "$sdir") or os.path.exists(os.path.join(entry, "libthread_db.so.1")):
             return True
     return False
+
+
+def _input_waiting(fd: int) -> bool:
+    """Whether GDB has sent something on `fd` (a poll that does not wait)."""
+    return bool(select.select([fd], [], [], 0)[0])

@@ -160,3 +160,26 @@ def test_leader_that_exited_is_not_listed(stub: str, fixture_path) -> None:
             gdb.run("delete")
             gdb.run(SELECT_STOPPED)
             gdb.run("continue -a", until=r"exited normally")
+
+
+@pytest.mark.timeout(120)
+def test_always_false_condition_in_running_threads_leaves_gdb_in_charge(stub: str, fixture_path) -> None:
+    """gdb.threads/interrupt-while-step-over.exp: a breakpoint whose condition (evaluated by the stub,
+    ConditionalBreakpoints) never holds, in the loop of every worker. The stream of hits nobody hears
+    of starved GDB's packets (no reply to `info threads`), and a hit that came in answer to
+    `interrupt -a` was resumed instead of reported as the stop GDB asked for."""
+    program = fixture_path("nonstop")
+    workers = 4
+    with running_stub(
+        stub, ["--once", "127.0.0.1:0", program, "--threads", str(workers), "--hits", "1000", "--spin"]
+    ) as server:
+        with interactive_gdb(program, ["set non-stop on"]) as gdb:
+            first_hit(gdb, server.port)
+            gdb.run("break nonstop.c:28 if hits == -1")  # counters[i]++ in every worker: never true
+            gdb.run("continue -a &")
+            info = gdb.run("info threads")
+            assert running_threads(info) == workers + 2, info  # main, the workers, the hitter
+            gdb.run("interrupt -a", until=rf"(?s)(stopped\..*){{{workers + 2}}}")
+            info = gdb.run("info threads")
+            assert running_threads(info) == 0, info
+            gdb.run("kill")
