@@ -1032,10 +1032,13 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
 {
     if (!(e->options & PT_OPT_EINTR_FIXUP) || (long)r->rax != -EINTR || (long)r->orig_rax < 0 ||
         !returns_eintr_when_stopped((long)r->orig_rax)) {
-        /* No longer in a restarted timed wait, unless stopped on its way back in: pc rewound onto
-         * the syscall instruction (forgetting the deadline there made the next stop start it anew,
-         * a whole timeout from then: a 1 s epoll_wait took 1.45 s at 4,000 stops/s). */
-        if (!t->restart_pc || r->rip + 2 != t->restart_pc)
+        /* No longer in a restarted timed wait, unless stopped on its way back in: our restart still
+         * pending (rax -ERESTARTNOHAND, an interrupt that came first) or pc rewound onto the syscall
+         * instruction.  Forgetting the deadline there made the next stop start it anew, a whole
+         * timeout from then: a 1 s epoll_wait took 1.5 s at 4,000 stops/s. */
+        int on_way_back = r->rip + 2 == t->restart_pc ||
+                          (r->rip == t->restart_pc && (long)r->rax == -ERESTARTNOHAND);
+        if (!t->restart_pc || !on_way_back)
             t->restart_pc = 0;
         return;
     }
