@@ -345,14 +345,21 @@ static uint64_t status_mask(const char *status, const char *field)
     return p ? hexmask(p + strlen(field)) : 0;
 }
 
+/* /proc/PID/task/TID/status into buf (4096 bytes); 0 or -errno. */
+static int read_task_status(int pid, int tid, char *buf)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
+    return read_proc_file(path, buf, 4096);
+}
+
 /* True when the thread has a signal pending that it does not block (signal(7)): then an -EINTR
  * return is what a run without the debugger would see too, so we must not hide it.  One read of
  * /proc/PID/task/TID/status gives all three masks. */
 static int has_deliverable_signal(int pid, int tid)
 {
-    char path[64], buf[4096];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
-    if (read_proc_file(path, buf, sizeof buf) < 0)
+    char buf[4096];
+    if (read_task_status(pid, tid, buf) < 0)
         return 1; /* cannot tell: be conservative, leave the EINTR alone */
     uint64_t pending = status_mask(buf, "\nSigPnd:") | status_mask(buf, "\nShdPnd:");
     return (pending & ~status_mask(buf, "\nSigBlk:")) != 0;
@@ -373,9 +380,8 @@ static int queued_trap(int pid, int tid)
                 return queue[i].si_code;
         return 0;
     }
-    char path[64], buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
-    snprintf(path, sizeof path, "/proc/%d/task/%d/status", pid, tid);
-    if (read_proc_file(path, buf, sizeof buf) < 0)
+    char buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
+    if (read_task_status(pid, tid, buf) < 0)
         return 0;
     return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1 ? -1 : 0;
 }
@@ -812,6 +818,12 @@ static void boost_end(int previous)
         (void)setpriority(PRIO_PROCESS, (id_t)self_tid(), previous);
 }
 
+/* A stop whose PTRACE_CONT can deliver a signal: neither a PTRACE_EVENT stop nor a syscall stop. */
+static int is_signal_delivery_stop(int event, int sig)
+{
+    return event == 0 && sig != (SIGTRAP | 0x80);
+}
+
 /* Queue a signal GDB gave a thread where no signal-delivery-stop can take it; on_signal passes it
  * through when it arrives. */
 static void queue_signal(pt_engine *e, pt_thread *t, int sig)
@@ -838,16 +850,9 @@ static int take_resume_signal(pt_engine *e, pt_thread *t)
  * gdbserver keeps them (enqueue_pending_signal), for the resume that does run the thread. */
 static void keep_action_signals(pt_engine *e)
 {
-    for (int32_t i = 0; i < e->nthreads; i++) {
-        pt_thread *t = e->threads[i];
-        if (!t->action_sig)
-            continue;
-        if (!t->deliver_sig)
-            t->deliver_sig = t->action_sig;
-        else if (t->deliver_sig != t->action_sig)
-            queue_signal(e, t, t->action_sig);
-        t->action_sig = 0;
-    }
+    for (int32_t i = 0; i < e->nthreads; i++)
+        if (e->threads[i]->action_sig)
+            e->threads[i]->deliver_sig = take_resume_signal(e, e->threads[i]);
 }
 
 static int resume_thread(pt_engine *e, pt_thread *t, int sig)
@@ -1064,8 +1069,9 @@ static int at_interrupt_stop(pt_engine *e, pt_thread *t)
         return 0;
     /* A trap already counted (stale_trap) is the one queued: no instruction ran since, so no new hit
      * (and pc - 1 on a breakpoint is then a pass by emulate_over, not an int3 executed). */
-    int code = !t->stale_trap && ((e->nbps && bp_at(e, r.rip - 1)) || e->dr7) ? queued_trap(e->pid, t->tid) : 0;
-    if ((code == SI_KERNEL || code == -1) && e->nbps && bp_at(e, r.rip - 1)) {
+    int after_bp = e->nbps && bp_at(e, r.rip - 1);
+    int code = !t->stale_trap && (after_bp || e->dr7) ? queued_trap(e->pid, t->tid) : 0;
+    if ((code == SI_KERNEL || code == -1) && after_bp) {
         r.rip -= 1;
         if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
             t->stale_trap = SI_KERNEL;
@@ -1386,7 +1392,7 @@ static int on_status(pt_engine *e, int tid, int status)
         t->state = PT_STOPPED;
     int event = (unsigned)status >> 16;
     int sig = WSTOPSIG(status);
-    t->at_signal_stop = event == 0 && sig != (SIGTRAP | 0x80);
+    t->at_signal_stop = is_signal_delivery_stop(event, sig);
     switch (event) {
     case PTRACE_EVENT_STOP:
         return on_event_stop(e, t, sig);
@@ -1642,7 +1648,7 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             break;
         }
         int event = (unsigned)st >> 16, sig = WSTOPSIG(st);
-        t->at_signal_stop = event == 0 && sig != (SIGTRAP | 0x80);
+        t->at_signal_stop = is_signal_delivery_stop(event, sig);
         if (event == PTRACE_EVENT_STOP) { /* the echo of an old interrupt, in place of the step trap */
             t->interrupt_pending = 0;
             e->n_stale_stops++;
@@ -2433,8 +2439,7 @@ static int resume_some_masked(pt_engine *e)
         pt_thread *t = e->threads[i];
         if (!needs_step_over(e, t))
             continue;
-        struct user_regs_struct r;
-        if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 && emulate_over(e, t, r.rip))
+        if (emulate_over(e, t, t->bp_pc)) /* on_breakpoint: pc is bp_pc, emulate_over checks it */
             continue; /* past the breakpoint without a step: nothing need stop */
         need = 1;
     }
