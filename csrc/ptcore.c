@@ -2211,12 +2211,42 @@ static void flush_stale_trap(pt_engine *e, pt_thread *t)
     (void)e;
 }
 
+/* The child of a fork event still pending (GDB never heard of it) when the parent is let go: it must
+ * not stay stopped under us.  Detached without our int3s (a vfork child shares the parent's memory,
+ * whose breakpoints the caller lifts), or killed.  gdb.threads/pending-fork-event-detach.exp. */
+static void settle_unreported_children(pt_engine *e, int kill_them)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (!has_event(t) || (t->ev_kind != PT_EV_FORK && t->ev_kind != PT_EV_VFORK))
+            continue;
+        int child = (int)t->ev_data;
+        if (kill_them) {
+            kill(child, SIGKILL);
+            ptrace(PTRACE_CONT, child, 0, 0);
+        } else {
+            if (t->ev_kind == PT_EV_FORK && e->nbps) {
+                char path[64];
+                snprintf(path, sizeof path, "/proc/%d/mem", child);
+                int fd = open(path, O_RDWR | O_CLOEXEC);
+                if (fd >= 0) {
+                    write_all_breakpoints(e, fd, 1);
+                    close(fd);
+                }
+            }
+            ptrace(PTRACE_DETACH, child, 0, 0);
+        }
+        t->ev_kind = PT_EV_NONE;
+    }
+}
+
 int pt_detach(pt_engine *e)
 {
     if (e->exited)
         return 0;
     if (!e->world_stopped)
         stop_all_masked(e);
+    settle_unreported_children(e, 0);
     write_all_breakpoints(e, e->memfd, 1);
     e->nbps = 0;
     if (e->dr7) {
@@ -2250,6 +2280,7 @@ int pt_kill(pt_engine *e)
 {
     if (e->exited)
         return 0;
+    settle_unreported_children(e, 1);
     kill(e->pid, SIGKILL);
     /* Threads in a ptrace-stop (an exit stop, or stopped by us) are let go so that they can die; a
      * wait that never blocks for long keeps a vanished status from hanging us (DESIGN.md §2.8). */
