@@ -1340,7 +1340,11 @@ static int on_signal(pt_engine *e, pt_thread *t, int sig)
     }
     if (sig == SIGTRAP)
         return on_sigtrap(e, t);
-    if (sig < 65 && ((e->pass_signals >> (sig - 1)) & 1)) { /* QPassSignals: deliver without a stop */
+    /* QPassSignals: deliver without a stop, except to a thread GDB steps: GDB must see the signal
+     * to step over its handler (a step-resume breakpoint) rather than into it, as gdbserver's
+     * wait_1 reports it when last_resume_kind is resume_step (gdb.base/sigstep.exp). */
+    if (sig < 65 && ((e->pass_signals >> (sig - 1)) & 1) && t->action != PT_ACT_STEP &&
+        t->action != PT_ACT_RANGE) {
         t->deliver_sig = sig;
         return keep_or_resume(e, t);
     }

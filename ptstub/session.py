@@ -115,6 +115,8 @@ class Session:
         self.last_stop: bytes | None = None
         self.last_event: StopEvent | None = None
         self.program_signals: frozenset[int] | None = None
+        self._pass_signals: frozenset[int] = frozenset()
+        self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
         self.catch_syscalls: frozenset[int] | None = None
         self.catching = False
         self.thread_db_search_path: str | None = None  # `monitor set libthread-db-search-path`
@@ -169,7 +171,7 @@ class Session:
             cmd.IsThreadAlive: self.handle_thread_alive,
             cmd.QueryCurrentThread: self.handle_current_thread,
             cmd.ListThreads: self.handle_list_threads,
-            cmd.QueryAttached: lambda c: replies.attached(self.attached),
+            cmd.QueryAttached: self.handle_query_attached,
             cmd.QuerySectionOffsets: lambda c: replies.unsupported(),
             cmd.SymbolLookup: lambda c: replies.ok(),
             cmd.GetTlsAddress: self.handle_tls_address,
@@ -989,6 +991,8 @@ class Session:
             link(child)  # one ring of engines: each hands the other's wait statuses over
         self.processes[child_pid] = child
         self._software_breakpoints[child_pid] = set(self._software_breakpoints.get(parent.pid, ()))
+        if parent.pid in self._attached_pids:  # as gdbserver: a child inherits how its parent came
+            self._attached_pids.add(child_pid)
 
     def _forget_target(self) -> None:
         """The target ended: out of the session; another process (if any) becomes the target."""
@@ -1002,6 +1006,7 @@ class Session:
 
     def _forget_process(self, process: Any) -> None:
         self.processes.pop(process.pid, None)
+        self._attached_pids.discard(process.pid)
         self._software_breakpoints.pop(process.pid, None)
         self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != process.pid}
         self._conditions = {k: v for k, v in self._conditions.items() if k[0] != process.pid}
@@ -1018,6 +1023,7 @@ class Session:
 
     # ------------------------------------------------------------------------------------- signals
     def handle_pass_signals(self, c: cmd.PassSignals) -> bytes:
+        self._pass_signals = frozenset(c.signals)
         for process in self._served():
             process.set_pass_signals(set(c.signals))
         return replies.ok()
@@ -1188,7 +1194,7 @@ class Session:
         if not argv:
             return replies.error(errno_mod.ENOENT)
         try:
-            self._replace_target(lambda: launcher(argv, self.settings), attached=False)
+            self._start_target(lambda: launcher(argv, self.settings), attached=False)
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.ENOENT)
@@ -1210,7 +1216,7 @@ class Session:
             self.announce(f"Cannot attach to process {c.pid}: Operation not permitted (1)")
             return replies.error(errno_mod.EPERM)
         try:
-            self._replace_target(lambda: attacher(c.pid), attached=True)
+            self._start_target(lambda: attacher(c.pid), attached=True)
         except PtstubError as err:
             self.announce(str(err))
             return replies.error(errno_mod.EPERM)
@@ -1223,6 +1229,11 @@ class Session:
         if self.non_stop:
             return self._attached_non_stop()
         return self.last_stop
+
+    def handle_query_attached(self, c: cmd.QueryAttached) -> bytes:
+        if c.pid is not None and c.pid in self.processes:
+            return replies.attached(c.pid in self._attached_pids)
+        return replies.attached(self.attached)
 
     def _attached_non_stop(self) -> bytes:
         """Non-stop attach (gdbserver): `OK`, the leader's SIGSTOP stop as a notification, and every
@@ -1241,6 +1252,32 @@ class Session:
             self._replace_target(lambda: launcher(list(self.settings.program), self.settings), attached=False)
         return None
 
+    def _start_target(self, start: Callable[[], Any], attached: bool) -> None:
+        """vRun / vAttach: with the multiprocess extensions in extended mode the new process joins the
+        ones served (GDB's `add-inferior` then `run` or `attach`; gdbserver refuses a second process
+        only without them), otherwise it replaces the target."""
+        if not (self.extended and self.features.multiprocess and self._served()):
+            self._replace_target(start, attached)
+            return
+        process = start()
+        link = getattr(self.target, "link", None)
+        if link is not None:
+            link(process)  # one ring of engines: each hands the other's wait statuses over
+        self.processes[process.pid] = process
+        self.target = process
+        self._apply_target_options()
+        if self._pass_signals:
+            process.set_pass_signals(set(self._pass_signals))
+        self._attached_pids.discard(process.pid)
+        if attached:
+            self._attached_pids.add(process.pid)
+        self.attached = attached
+        self.g_pid, self.g_thread = process.pid, process.pid  # gdbserver: the new process is current
+        self.last_event = None
+        self.last_stop = None
+        self._layout = None
+        self._invalidate()
+
     def _replace_target(self, start: Callable[[], Any], attached: bool) -> None:
         """End the current process (if any) and serve the one `start` gives, with fresh stop state."""
         self._drop_target()
@@ -1250,6 +1287,7 @@ class Session:
         self.target = start()
         self.processes = {self.target.pid: self.target}
         self._apply_target_options()
+        self._attached_pids = {self.target.pid} if attached else set()
         self.attached = attached
         self.last_event = None
         self.last_stop = None

@@ -14,7 +14,7 @@ import threading
 import pytest
 from helpers import launched, time_limit, unstopped_threads
 
-from ptstub.events import BreakpointHit, Exited, SignalReceived
+from ptstub.events import BreakpointHit, Exited, SignalReceived, StepDone
 
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
 
@@ -137,3 +137,25 @@ def test_program_that_stops_itself(fixture_path, tmp_path) -> None:
             sender.stop()
         assert event == Exited(pid, 0), event
     assert out_path.read_text() == "ready\ncontinued\n"
+
+
+@time_limit(30)
+def test_passed_signal_is_reported_to_a_stepping_thread(fixture_path, tmp_path) -> None:
+    """A passed signal (QPassSignals) goes to a running thread without a stop, but a thread GDB
+    single-steps must stop with it: GDB then steps over the handler with a step-resume breakpoint.
+    Passed silently, the step ends at the handler's first instruction (gdb.base/sigstep.exp,
+    "stepi over handler"; gdbserver reports it when the thread's last resume was a step)."""
+    argv = [fixture_path("signals"), "--wait-cont"]
+    with open(tmp_path / "signals.out", "wb") as out, launched(argv, stdout=out) as inf:
+        pid = inf.pid
+        hit_target = inf.symbol("hit_target")
+        inf.insert_breakpoint(hit_target)
+        event = inf.cont()
+        assert event == BreakpointHit(pid, hit_target), event
+        inf.remove_breakpoint(hit_target)
+        inf.set_pass_signals({signal.SIGUSR1})
+        os.kill(pid, signal.SIGUSR1)  # pending for the stopped main thread (the only one)
+        event = inf.step(pid)
+        assert event == SignalReceived(pid, hit_target, signal.SIGUSR1), f"{event!r}: the step ran into the handler"
+        event = inf.step(pid)  # delivered now (GDB resumes with it): into the handler
+        assert isinstance(event, StepDone) and event.pc == inf.symbol("on_usr1"), event

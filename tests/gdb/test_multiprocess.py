@@ -8,6 +8,7 @@ gdb.server/extended-remote-restart.exp (a restart with a fork child kept).
 from __future__ import annotations
 
 import re
+import subprocess
 
 import pytest
 
@@ -133,3 +134,48 @@ def test_detach_one_of_two_processes_keeps_the_other(stub: str, fixture_path) ->
     output, program_output = _run(stub, program, ["--fork", "--iterations", "1"], commands)
     assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
     assert "child-status: 7" in program_output, program_output
+
+
+@pytest.mark.timeout(120)
+def test_attach_a_second_process_beside_a_running_one(stub: str, fixture_path) -> None:
+    """Extended mode with the multiprocess extensions: `add-inferior`, then `attach` in it while the
+    first process (started with `run`) stays. The attach adds a process; it must not end the first
+    one (gdb.threads/detach-step-over.exp attaches beside a process it ran)."""
+    simple, spin = fixture_path("simple"), fixture_path("spin")
+    victim = subprocess.Popen([spin, "--threads", "3"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == b"ready"
+        commands = [
+            "set sysroot /",
+            f"set remote exec-file {simple}",
+            "break work",
+            "run --iterations 2",
+            "add-inferior",
+            "inferior 2",
+            f"attach {victim.pid}",
+            "info threads",
+            "inferior 1",
+            "print global_counter",
+            "continue",
+            "inferior 2",
+            "detach",
+            "inferior 1",
+            "delete",
+            "continue",
+            "monitor exit",
+        ]
+        with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+            output = run_gdb(server.port, simple, commands, extended=True).output
+        assert len(re.findall(r"Breakpoint 1, work", output)) == 2, output[-3000:]
+        assert len(re.findall(r"2\.\d+\s+Thread \d+\.\d+ \"spin\"", output)) == 4, output[-3000:]
+        assert re.search(r"1\.1\s+Thread \d+\.\d+ \"simple\"", output), output[-3000:]  # the first one stayed
+        assert "$1 = 0" in output, output[-3000:]  # its memory, read after the attach
+        assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+        assert victim.poll() is None, "the attached program must survive the detach"
+        with open(f"/proc/{victim.pid}/stat") as f:
+            assert f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"), "left stopped after the detach"
+    finally:
+        victim.kill()
+        victim.wait(timeout=10)
+        victim.stdout.close()
