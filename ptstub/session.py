@@ -116,6 +116,7 @@ class Session:
         self.last_event: StopEvent | None = None
         self.program_signals: frozenset[int] | None = None
         self._pass_signals: frozenset[int] = frozenset()
+        self._signal_pid = target.pid if target is not None else 0  # gdbserver's signal_pid: Ctrl-C goes there
         self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
         self.catch_syscalls: frozenset[int] | None = None
         self.catching = False
@@ -801,6 +802,9 @@ class Session:
         from ptstub.linux.processes import resume_processes
 
         self._invalidate()
+        # The process last started or attached first: the wait sleeps in it, so a Ctrl-C stops it
+        # and is reported there, as gdbserver's kill(-signal_pid, SIGINT) (detach-step-over.exp).
+        plans = sorted(plans, key=lambda plan: plan[0].pid != self._signal_pid)
         ended = [p for p in self.processes.values() if p.ended]
         if ended:
             # A process ended while held and GDB was not told yet: that comes first, nothing runs.
@@ -1265,6 +1269,7 @@ class Session:
             link(process)  # one ring of engines: each hands the other's wait statuses over
         self.processes[process.pid] = process
         self.target = process
+        self._signal_pid = process.pid
         self._apply_target_options()
         if self._pass_signals:
             process.set_pass_signals(set(self._pass_signals))
@@ -1286,6 +1291,7 @@ class Session:
         self._running, self._ended_first = [], None
         self.target = start()
         self.processes = {self.target.pid: self.target}
+        self._signal_pid = self.target.pid
         self._apply_target_options()
         self._attached_pids = {self.target.pid} if attached else set()
         self.attached = attached

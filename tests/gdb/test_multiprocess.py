@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from tests.gdb.stubs import run_gdb, running_stub
+from tests.gdb.stubs import interactive_gdb, run_gdb, running_stub
 
 
 def _run(stub: str, program: str, args: list[str], commands: list[str]) -> tuple[str, str]:
@@ -175,6 +175,46 @@ def test_attach_a_second_process_beside_a_running_one(stub: str, fixture_path) -
         assert victim.poll() is None, "the attached program must survive the detach"
         with open(f"/proc/{victim.pid}/stat") as f:
             assert f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"), "left stopped after the detach"
+    finally:
+        victim.kill()
+        victim.wait(timeout=10)
+        victim.stdout.close()
+
+
+@pytest.mark.timeout(120)
+def test_interrupt_stops_the_process_attached_last(stub: str, fixture_path) -> None:
+    """Two processes run (`schedule-multiple on`); `interrupt` reports the SIGINT in the process
+    started or attached last, as gdbserver's kill(-signal_pid, SIGINT) does, so a `detach` that
+    follows lets that one go (gdb.threads/detach-step-over.exp re-attaches to it)."""
+    spin = fixture_path("spin")
+    # its own process group, as expect spawns it: gdbserver's SIGINT goes to the group
+    victim = subprocess.Popen(
+        [spin, "--threads", "3"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    try:
+        assert victim.stdout is not None
+        assert victim.stdout.readline().strip() == b"ready"
+        with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+            with interactive_gdb(spin, ["set sysroot /", "set schedule-multiple on"]) as gdb:
+                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
+                gdb.run("add-inferior")
+                gdb.run("inferior 2")
+                gdb.run(f"set remote exec-file {spin}")
+                gdb.run("break hit_target")
+                gdb.run("run --threads 2 --busy 1", until=r"Breakpoint 1\S*, hit_target")
+                gdb.run("delete")
+                gdb.run("inferior 1")
+                gdb.run(f"attach {victim.pid}")
+                gdb.run("inferior 2")
+                gdb.run("stepi")  # the last stop reported is in inferior 2
+                gdb.run("continue &")
+                stop = gdb.run("interrupt", until=r"received signal SIGINT")
+                assert re.search(r"Thread 1\.\d+ .*received signal SIGINT", stop), stop
+                detach = gdb.run("detach")
+                assert f"process {victim.pid}" in detach, detach
+                inferiors = gdb.run("info inferiors")
+                assert re.search(r"\s2\s+process \d+", inferiors), inferiors  # the one run is still there
+        assert victim.poll() is None, "the attached program must survive the detach"
     finally:
         victim.kill()
         victim.wait(timeout=10)
