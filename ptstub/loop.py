@@ -205,6 +205,8 @@ class ServerSession(Protocol):
 
     def interrupt(self) -> None: ...
 
+    def cancel_interrupt(self) -> None: ...
+
     @property
     def finished(self) -> bool: ...
 
@@ -227,6 +229,7 @@ def serve_connection(
     recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
     take_packet = reader.take_packet
     next_refusal_check = 0.0
+    session.cancel_interrupt()  # a Ctrl-C the last client left due is not this one's
     while not session.finished:
         if session.running:
             if listener is not None and (now := time.monotonic()) >= next_refusal_check:
@@ -264,8 +267,8 @@ def serve_connection(
                     remote_debug("getpkt", frame.body)
                 queued.append(frame.body)
             elif type(frame) is InterruptRequest:
-                if session.running:
-                    session.interrupt()
+                if not session.non_stop:
+                    session.interrupt()  # kept for the next resume when nothing runs yet
             elif type(frame) is BadPacket:
                 log.debug("bad packet %r", frame)
                 if not session.no_ack:

@@ -117,6 +117,7 @@ class Session:
         self.program_signals: frozenset[int] | None = None
         self._pass_signals: frozenset[int] = frozenset()
         self._signal_pid = target.pid if target is not None else 0  # gdbserver's signal_pid: Ctrl-C goes there
+        self._interrupt_due = False  # a Ctrl-C for a process not running yet: applied when it runs
         self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
         self.catch_syscalls: frozenset[int] | None = None
         self.catching = False
@@ -795,6 +796,8 @@ class Session:
         target.resume(actions)
         self._running = [target]
         self.running = True
+        if self._interrupt_due:
+            self.interrupt()
         return None
 
     def _resume_plans_of(self, plans: list[tuple[Any, dict[int, ResumeAction]]]) -> list[bytes] | None:
@@ -816,12 +819,25 @@ class Session:
         self._last_resume = {tid: action for _, actions in plans for tid, action in actions.items()}
         self._running = resume_processes(plans)
         self.running = True
+        if self._interrupt_due:
+            self.interrupt()
         return None
 
     def interrupt(self) -> None:
-        running = self._running or ([self.target] if self.target is not None else [])
-        if running:
+        """All-stop Ctrl-C. It stops the process started or attached last (gdbserver sends SIGINT to
+        its group); if that one is not running now (GDB sent `\x03` while stepping a thread of
+        another over a breakpoint, or between a stop and its resume), the interrupt waits for the
+        resume that runs it, as the SIGINT gdbserver queues does. Dropping it left GDB waiting for a
+        stop that never came (detach-step-over.exp)."""
+        running = self._running if self.running else []
+        if running and (running[0].pid == self._signal_pid or self._signal_pid not in self.processes):
+            self._interrupt_due = False
             running[0].interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
+        else:
+            self._interrupt_due = True
+
+    def cancel_interrupt(self) -> None:
+        self._interrupt_due = False
 
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
@@ -1328,6 +1344,7 @@ class Session:
         self._running = [p for p in self._running if p is self.target]
 
     def handle_kill(self, c: cmd.KillProcess) -> bytes | None:
+        self._interrupt_due = False
         if c.pid is not None and len(self.processes) > 1:
             process = self.processes.get(c.pid)
             if process is None:
@@ -1359,6 +1376,7 @@ class Session:
         return replies.ok() if c.pid is not None else None
 
     def handle_detach(self, c: cmd.Detach) -> bytes:
+        self._interrupt_due = False
         process = self.processes.get(c.pid) if c.pid is not None else None
         if c.pid is not None and process is None:
             return replies.error(errno_mod.ESRCH)

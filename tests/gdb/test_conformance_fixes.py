@@ -17,6 +17,7 @@ import pytest
 
 from tests.gdb.stubs import run_gdb, running_stub, stub_command
 from tests.gdb.test_control import wait_for_line
+from tests.gdb.test_nonstop_rsp import RawClient
 
 
 @pytest.mark.timeout(120)
@@ -293,3 +294,24 @@ def test_leader_exits_alone_under_scheduler_locking(stub: str, fixture_path) -> 
         result = run_gdb(server.port, program, commands, timeout=60)
     assert "No unwaited-for children left" in result.output, result.output[-3000:]
     assert "The current thread <Thread ID 1> has terminated" in result.output, result.output[-3000:]
+
+
+@pytest.mark.timeout(60)
+def test_ctrl_c_sent_while_stopped_stops_the_next_resume(stub: str, fixture_path) -> None:
+    """All-stop: GDB sends `\\x03` when the user interrupts, even if the stub is between a stop and
+    the next resume (GDB was stepping a thread over a breakpoint). The interrupt must not be lost:
+    the next resume stops at once with SIGINT, as gdbserver's queued SIGINT does; dropped, GDB waits
+    for ever (gdb.threads/detach-step-over.exp)."""
+    spin = fixture_path("spin")
+    with running_stub(stub, ["--once", "127.0.0.1:0", spin, "--threads", "2", "--busy", "1"]) as server:
+        client = RawClient(server.port)
+        try:
+            for request in (b"qSupported:multiprocess+;swbreak+", b"QStartNoAckMode"):
+                client.ask(request)
+                client.sock.sendall(b"+")  # gdbserver resends a reply until it is acknowledged
+            assert client.ask(b"?").startswith(b"T")
+            client.sock.sendall(b"\x03")  # stopped: nothing runs yet
+            reply = client.ask(b"vCont;c")  # spin runs for ever: only the interrupt can answer
+            assert reply.startswith(b"T02"), reply
+        finally:
+            client.close()

@@ -205,8 +205,9 @@ def test_interrupt_stops_the_process_attached_last(stub: str, fixture_path) -> N
                 gdb.run("delete")
                 gdb.run("inferior 1")
                 gdb.run(f"attach {victim.pid}")
-                gdb.run("inferior 2")
-                gdb.run("stepi")  # the last stop reported is in inferior 2
+                gdb.run("break hit_target")  # only inferior 2 has a busy thread that calls it
+                gdb.run("continue", until=r"Breakpoint 2\S*, hit_target")  # the last stop is in inferior 2
+                gdb.run("delete")
                 gdb.run("continue &")
                 stop = gdb.run("interrupt", until=r"received signal SIGINT")
                 assert re.search(r"Thread 1\.\d+ .*received signal SIGINT", stop), stop
