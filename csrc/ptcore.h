@@ -112,6 +112,7 @@ typedef struct pt_engine {
     uint64_t n_interrupts;
     uint64_t n_eintr_fixups;
     uint64_t n_emulated;       /* breakpoints passed by emulating the instruction, not stepping */
+    uint64_t n_strays;         /* threads traced but missing from the table, let go at detach */
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */

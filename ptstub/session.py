@@ -118,6 +118,7 @@ class Session:
         self._pass_signals: frozenset[int] = frozenset()
         self._signal_pid = target.pid if target is not None else 0  # gdbserver's signal_pid: Ctrl-C goes there
         self._interrupt_due = False  # a Ctrl-C for a process not running yet: applied when it runs
+        self._interrupt_sent = False  # the engine was asked to stop; cleared by the next report
         self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
         self.catch_syscalls: frozenset[int] | None = None
         self.catching = False
@@ -832,12 +833,13 @@ class Session:
         running = self._running if self.running else []
         if running and (running[0].pid == self._signal_pid or self._signal_pid not in self.processes):
             self._interrupt_due = False
+            self._interrupt_sent = True
             running[0].interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
         else:
             self._interrupt_due = True
 
     def cancel_interrupt(self) -> None:
-        self._interrupt_due = False
+        self._interrupt_due = self._interrupt_sent = False
 
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
@@ -911,6 +913,11 @@ class Session:
         for `?`); the process of the event becomes the target, as gdbserver's current thread."""
         self.last_event = event
         self._invalidate()
+        if self._interrupt_sent:
+            # Another event came first (the thread GDB stepped finished): the Ctrl-C stays due, as
+            # the SIGINT gdbserver queues stays pending in the kernel.
+            self._interrupt_sent = False
+            self._interrupt_due = not isinstance(event, Interrupted | Exited | Killed)
         if process is not None and process is not self.target and process.pid in self.processes:
             self.target = process
         if isinstance(event, Exited):

@@ -724,6 +724,7 @@ class Inferior:
             "interrupts": e.n_interrupts,
             "eintr_fixups": e.n_eintr_fixups,
             "emulated_step_overs": e.n_emulated,
+            "stray_detaches": e.n_strays,
             "stale_stops": e.n_stale_stops,
             "last_stop_ns": e.last_stop_ns,
         }

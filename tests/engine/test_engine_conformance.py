@@ -18,7 +18,8 @@
 - A signal caught while attaching was reported only after the next resume, and a signal reported
   just before a detach was dropped by it (gdb.threads/attach-into-signal.exp).
 - An interrupt was reported on the leader even when only another thread had been resumed
-  (gdb.threads/schedlock.exp with scheduler-locking on).
+  (gdb.threads/schedlock.exp with scheduler-locking on), and also when the one resumed thread's step
+  ended as the interrupt came (gdb.threads/detach-step-over.exp).
 """
 
 from __future__ import annotations
@@ -193,6 +194,24 @@ def test_interrupt_is_reported_on_a_thread_that_was_resumed(fixture_path) -> Non
         inf.resume({hit.tid: ResumeAction(ResumeKind.CONTINUE)})
         event = inf.stop()
         assert isinstance(event, Interrupted) and event.tid == hit.tid, event
+
+
+def test_interrupt_racing_the_only_resumed_threads_step_reports_the_step(fixture_path) -> None:
+    """gdb.threads/detach-step-over.exp: GDB steps one thread over a breakpoint, everything else held,
+    and a Ctrl-C comes at the same moment. The step ends before the stop request is seen; the
+    interrupt was then reported on the leader, a thread GDB held, and GDB's step-over asserted
+    (finish_step_over: trap_expected). The step is what is reported."""
+    with ptstub.launch([fixture_path("spin"), "--threads", "2", "--busy", "1"]) as inf:
+        target = inf.symbol("hit_target")
+        inf.insert_breakpoint(target)
+        hit = inf.cont()
+        assert isinstance(hit, BreakpointHit) and hit.tid != inf.pid
+        inf.remove_breakpoint(target)  # a plain step: it ends while the wait looks at the request
+        for _ in range(20):
+            inf.resume({hit.tid: ResumeAction(ResumeKind.STEP)})
+            inf.interrupt()  # before the wait: the step has ended by the time the request is taken
+            event = inf.wait(10.0)
+            assert event is not None and event.tid == hit.tid, f"{event!r}: reported on a thread GDB held"
 
 
 @pytest.mark.timeout(120, method="thread")
