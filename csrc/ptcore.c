@@ -1156,6 +1156,20 @@ static int on_clone(pt_engine *e, pt_thread *t)
     return keep_or_resume(e, find(e, parent));
 }
 
+/* A fork child has a copy of the parent's memory, int3s included: put the original bytes back. */
+static void remove_breakpoints_from_child(pt_engine *e, int child)
+{
+    if (!e->nbps)
+        return;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/mem", child);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd >= 0) {
+        write_all_breakpoints(e, fd, 1);
+        close(fd);
+    }
+}
+
 /* A fork the caller did not ask to see: take every int3 out of the child and let it go.  For a vfork
  * the memory is shared, so the breakpoints are lifted until PTRACE_EVENT_VFORK_DONE. */
 static void release_child(pt_engine *e, pt_thread *parent, int child, int is_vfork)
@@ -1167,14 +1181,8 @@ static void release_child(pt_engine *e, pt_thread *parent, int child, int is_vfo
     if (is_vfork) {
         write_all_breakpoints(e, e->memfd, 1);
         e->vfork_parent_tid = parent->tid;
-    } else if (e->nbps) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/mem", child);
-        int fd = open(path, O_RDWR | O_CLOEXEC);
-        if (fd >= 0) {
-            write_all_breakpoints(e, fd, 1);
-            close(fd);
-        }
+    } else {
+        remove_breakpoints_from_child(e, child);
     }
     ptrace(PTRACE_DETACH, child, 0, 0);
 }
@@ -2236,15 +2244,8 @@ static void settle_unreported_children(pt_engine *e, int kill_them)
             kill(child, SIGKILL);
             ptrace(PTRACE_CONT, child, 0, 0);
         } else {
-            if (t->ev_kind == PT_EV_FORK && e->nbps) {
-                char path[64];
-                snprintf(path, sizeof path, "/proc/%d/mem", child);
-                int fd = open(path, O_RDWR | O_CLOEXEC);
-                if (fd >= 0) {
-                    write_all_breakpoints(e, fd, 1);
-                    close(fd);
-                }
-            }
+            if (t->ev_kind == PT_EV_FORK)
+                remove_breakpoints_from_child(e, child);
             ptrace(PTRACE_DETACH, child, 0, 0);
         }
         t->ev_kind = PT_EV_NONE;
