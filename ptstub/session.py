@@ -101,7 +101,6 @@ class Session:
         self.launcher = launcher
         self.attacher = attacher
         self.extended = extended
-        self.attached = attached
         self.announce = announce or (lambda line: print(line, file=sys.stderr, flush=True))
         self.settings = LaunchSettings(program=list(program or []))
         self.features = NegotiatedFeatures()
@@ -119,6 +118,8 @@ class Session:
         self._signal_pid = target.pid if target is not None else 0  # gdbserver's signal_pid: Ctrl-C goes there
         self._interrupt_due = False  # a Ctrl-C for a process not running yet: applied when it runs
         self._interrupt_sent = False  # the engine was asked to stop; cleared by the next report
+        # Processes ptstub attached to (detached at the end), not started (killed): gdbserver's
+        # process->attached, which a fork child inherits.
         self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
         self.catch_syscalls: frozenset[int] | None = None
         self.catching = False
@@ -278,6 +279,12 @@ class Session:
             if owner is not None:
                 return owner
         return self._current()
+
+    @property
+    def attached(self) -> bool:
+        """ptstub attached to the target (rather than started it): detach it at the end, not kill."""
+        target = self.target
+        return target is not None and target.pid in self._attached_pids
 
     def _served(self) -> list[Any]:
         """Live processes, the target first."""
@@ -1299,7 +1306,6 @@ class Session:
         self._attached_pids.discard(process.pid)
         if attached:
             self._attached_pids.add(process.pid)
-        self.attached = attached
         self.g_pid, self.g_thread = process.pid, process.pid  # gdbserver: the new process is current
         self.last_event = None
         self.last_stop = None
@@ -1317,7 +1323,6 @@ class Session:
         self._signal_pid = self.target.pid
         self._apply_target_options()
         self._attached_pids = {self.target.pid} if attached else set()
-        self.attached = attached
         self.last_event = None
         self.last_stop = None
         self._layout = None
@@ -1337,16 +1342,21 @@ class Session:
         self._invalidate()
 
     def _release_others(self) -> None:
-        """Let every process but the target go (fork children GDB kept): detached, as gdbserver does at
-        a disconnect only for attached ones, but a child nobody debugs must not stay stopped."""
+        """Let every process but the target go (fork children GDB kept, processes run or attached
+        beside it): attached ones are detached, the ones ptstub started are killed, as gdbserver's
+        detach_or_kill_for_exit does; detached, a started program ran on after ptstub had gone."""
         for process in list(self.processes.values()):
             if process is self.target:
                 continue
             self.processes.pop(process.pid, None)
             self._software_breakpoints.pop(process.pid, None)
             try:
-                process.detach()
+                if process.pid in self._attached_pids:
+                    process.detach()
+                else:
+                    process.kill()
             finally:
+                self._attached_pids.discard(process.pid)
                 process.close()
         self._running = [p for p in self._running if p is self.target]
 

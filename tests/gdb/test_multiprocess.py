@@ -7,6 +7,7 @@ gdb.server/extended-remote-restart.exp (a restart with a fork child kept).
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -220,3 +221,35 @@ def test_interrupt_stops_the_process_attached_last(stub: str, fixture_path) -> N
         victim.kill()
         victim.wait(timeout=10)
         victim.stdout.close()
+
+
+@pytest.mark.timeout(120)
+def test_programs_run_beside_each_other_die_with_the_session(stub: str, fixture_path) -> None:
+    """Two programs started with `run` in one extended session: when GDB goes (`--once`), both are
+    killed, as gdbserver kills what it started. The second was detached and ran on, orphaned (GDB's
+    own testsuite then ran with a growing crowd of busy detach-step-over programs)."""
+    spin = fixture_path("spin")
+    commands = [
+        "set sysroot /",
+        f"set remote exec-file {spin}",
+        "break hit_target",
+        "run --threads 2 --busy 1",
+        "add-inferior",
+        "inferior 2",
+        "run --threads 2 --busy 1",
+        "info inferiors",
+        "disconnect",  # GDB leaves without killing them (its testsuite's clean_restart closes GDB)
+    ]
+    with running_stub(stub, ["--once", "--multi", "127.0.0.1:0"]) as server:
+        output = run_gdb(server.port, spin, commands, extended=True).output
+        server.proc.wait(timeout=30)
+    pids = [int(p) for p in re.findall(r"\n\*?\s+\d+\s+process (\d+)", output)]
+    assert len(pids) == 2, output[-3000:]
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        assert state in ("Z", "X"), f"process {pid} outlived the session (state {state})"
