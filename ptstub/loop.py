@@ -29,6 +29,7 @@ from ptstub.rsp.framing import (
     PacketReader,
     encode_notification,
     encode_packet,
+    framed_reply,
 )
 
 log = logging.getLogger("ptstub.rsp")
@@ -255,6 +256,16 @@ def serve_connection(
                 send(b"+")
             if remote_debug:
                 remote_debug("getpkt", body)
+            if not queued and not session.running:
+                # Answered at once: GDB waits for each reply before it sends the next request.
+                for reply in handle_packet(body):
+                    framed = framed_reply(reply) if type(reply) is bytes else None
+                    if remote_debug or framed is None:
+                        last_reply = _send(conn, reply, remote_debug)
+                    else:
+                        send(framed)
+                        last_reply = reply
+                continue
             queued.append(body)
         for frame in feed(data) if body is None else ():
             if type(frame) is Packet:  # first: nearly every frame is a packet

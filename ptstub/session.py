@@ -277,6 +277,9 @@ class Session:
     def _served(self) -> list[Any]:
         """Live processes, the target first."""
         target = self.target
+        processes = self.processes
+        if len(processes) == 1 and target is not None and processes.get(target.pid) is target:
+            return [target] if target.alive else []  # the common case: one process, the target
         first = [target] if target is not None and target.alive else []
         return first + [p for p in self.processes.values() if p is not target and p.alive]
 
@@ -513,7 +516,7 @@ class Session:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
         # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
-        conditions = tuple(parse_agent_expression(code) for code in c.conditions)
+        conditions = tuple(parse_agent_expression(code) for code in c.conditions) if c.conditions else ()
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
@@ -529,7 +532,8 @@ class Session:
             if key not in self._hardware_breakpoints:
                 target.insert_breakpoint(c.address, c.kind, c.length)
                 self._hardware_breakpoints.add(key)
-        self._set_conditions((target.pid, c.kind, c.address), conditions)
+        if conditions or self._conditions:
+            self._set_conditions((target.pid, c.kind, c.address), conditions)
         return replies.ok()
 
     def _set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
@@ -554,7 +558,8 @@ class Session:
             if key not in self._hardware_breakpoints:
                 return replies.ok()
             self._hardware_breakpoints.discard(key)
-        self._conditions.pop((target.pid, c.kind, c.address), None)
+        if self._conditions:
+            self._conditions.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
@@ -1019,7 +1024,7 @@ class Session:
     # ------------------------------------------------------------------------------------- signals
     def handle_pass_signals(self, c: cmd.PassSignals) -> bytes:
         for process in self._served():
-            process.set_pass_signals(set(c.signals))
+            process.set_pass_signals(c.signals)
         return replies.ok()
 
     def handle_program_signals(self, c: cmd.ProgramSignals) -> bytes:
