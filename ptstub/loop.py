@@ -21,17 +21,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ptstub.rsp.framing import (
-    BadPacket,
-    InterruptRequest,
-    Nack,
-    Packet,
-    PacketReader,
-    encode_notification,
-    encode_packet,
-    framed_reply,
-)
-
 log = logging.getLogger("ptstub.rsp")
 
 
@@ -174,7 +163,7 @@ class Listener:
                 except BlockingIOError:
                     return
                 try:
-                    extra.sendall(encode_packet(b"E.ptstub is already serving another GDB connection"))
+                    extra.sendall(b"$E.ptstub is already serving another GDB connection#%02x" % _REFUSAL_SUM)
                 except OSError:
                     pass
                 extra.close()
@@ -222,7 +211,21 @@ def serve_connection(
     listener: Listener | None = None,
 ) -> None:
     """Serve one GDB until it detaches, kills, disconnects or the session finishes."""
+    # Imported here, not at the top: `Listener` is all the CLI needs before `Listening on port`, and the
+    # framing module (its values and tables) then loads while GDB starts.
+    from ptstub.rsp.framing import (
+        BadPacket,
+        InterruptRequest,
+        Nack,
+        Packet,
+        PacketReader,
+        encode_notification,
+        encode_packet,
+        framed_reply,
+    )
+
     reader = PacketReader()
+    send_reply = _sender(conn, remote_debug, encode_packet)
     last_reply = b""
     queued: deque[bytes] = deque()
     recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
@@ -237,7 +240,7 @@ def serve_connection(
                 next_refusal_check = now + REFUSAL_CHECK_INTERVAL
             reply = session.wait_for_stop(conn.fileno())
             if reply is not None:
-                last_reply = _send(conn, reply, remote_debug)
+                last_reply = send_reply(reply)
                 continue
         elif session.non_stop:
             # Non-stop: threads run while GDB talks to us; their stops go out as `%Stop` notifications.
@@ -261,7 +264,7 @@ def serve_connection(
                 for reply in handle_packet(body):
                     framed = framed_reply(reply) if type(reply) is bytes else None
                     if remote_debug or framed is None:
-                        last_reply = _send(conn, reply, remote_debug)
+                        last_reply = send_reply(reply)
                     else:
                         send(framed)
                         last_reply = reply
@@ -285,7 +288,7 @@ def serve_connection(
                 send(encode_packet(last_reply))
         while queued and not session.running and not session.finished:
             for reply in handle_packet(queued.popleft()):
-                last_reply = _send(conn, reply, remote_debug)
+                last_reply = send_reply(reply)
 
 
 REFUSAL_CHECK_INTERVAL = 0.05  # seconds between checks for a second client while the program runs
@@ -295,8 +298,18 @@ REFUSAL_CHECK_INTERVAL = 0.05  # seconds between checks for a second client whil
 RUN_LENGTH_LIMIT = 4096
 
 
-def _send(conn: Connection, body: bytes, remote_debug: Callable[[str, bytes], None] | None) -> bytes:
-    if remote_debug:
-        remote_debug("putpkt", body)
-    conn.send(encode_packet(body, run_length=len(body) <= RUN_LENGTH_LIMIT))
-    return body
+def _sender(
+    conn: Connection, remote_debug: Callable[[str, bytes], None] | None, encode_packet: Callable[..., bytes]
+) -> Callable[[bytes], bytes]:
+    """`send(body)`: frame a reply body, log it for --remote-debug, send it; returns the body."""
+
+    def send(body: bytes) -> bytes:
+        if remote_debug:
+            remote_debug("putpkt", body)
+        conn.send(encode_packet(body, run_length=len(body) <= RUN_LENGTH_LIMIT))
+        return body
+
+    return send
+
+
+_REFUSAL_SUM = sum(b"E.ptstub is already serving another GDB connection") & 0xFF
