@@ -17,14 +17,13 @@ import select
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import BreakpointHit, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
+from ptstub.events import BreakpointHit, Exec, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
-from ptstub.rsp.agentexpr import AgentExpression, AgentExpressionError, evaluate, parse_agent_expression
 from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.features import (
     ClientFeatures,
@@ -38,6 +37,9 @@ from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadState
+
+if TYPE_CHECKING:
+    from ptstub.rsp.agentexpr import AgentExpression
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -516,7 +518,11 @@ class Session:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
         # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
-        conditions = tuple(parse_agent_expression(code) for code in c.conditions) if c.conditions else ()
+        conditions: tuple[AgentExpression, ...] = ()
+        if c.conditions:  # agent expressions are rare: their module loads with the first one
+            from ptstub.rsp.agentexpr import parse_agent_expression
+
+            conditions = tuple(parse_agent_expression(code) for code in c.conditions)
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
@@ -581,6 +587,8 @@ class Session:
         return any(self._condition_holds(expression, event.tid) for conditions in lists for expression in conditions)
 
     def _condition_holds(self, expression: AgentExpression, tid: int) -> bool:
+        from ptstub.rsp.agentexpr import AgentExpressionError, evaluate
+
         target = self._process_for(tid)
         registers: dict[str, tuple[bytes, bytes]] = {}
 
@@ -911,7 +919,7 @@ class Session:
             self._ctrl_c_tids.discard(event.tid)
             if reason is not None and not self._reason_negotiated(reason):
                 reason = None
-            if getattr(event, "path", None) is not None:  # exec: a new image, no breakpoints left in it
+            if type(event) is Exec:  # a new image, no breakpoints left in it
                 self._layout = None
                 self._software_breakpoints.pop(self.pid, None)
                 self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != self.pid}
