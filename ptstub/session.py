@@ -965,10 +965,19 @@ class Session:
         # A breakpoint loop stops the same thread at the same place again and again: keep those replies
         # (only for the constant reasons, whose identity stands for their value).
         memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
-        thread = self._thread_id(tid)
-        key = (signal, thread.pid, tid, id(reason), self.features.multiprocess, registers)
+        thread = self._thread_id(tid) if len(self.processes) > 1 else None  # else the target's, made on a miss
+        key = (
+            signal,
+            self.pid if thread is None else thread.pid,
+            tid,
+            id(reason),
+            self.features.multiprocess,
+            registers,
+        )
         reply = self._stop_replies.get(key) if memo else None
         if reply is None:
+            if thread is None:
+                thread = self._thread_id(tid)
             reply = replies.stop_reply_signal(
                 signal, thread, registers, reason, multiprocess=self.features.multiprocess
             )

@@ -397,8 +397,10 @@ def encode_packet(body: bytes, *, run_length: bool = True) -> bytes:
     return framed
 
 
-_MEMO_MAX_BODY = 256
-_MEMO_MAX_ENTRIES = 1024
+# 1 KiB: the `qXfer:threads:read` reply of ~10 threads (read at every stop, unchanged while the thread
+# list is) is framed once too; at most 512 KiB are kept.
+_MEMO_MAX_BODY = 1024
+_MEMO_MAX_ENTRIES = 512
 _frame_memo: dict[bytes, bytes] = {}
 
 framed_reply = _frame_memo.get
