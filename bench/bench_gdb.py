@@ -10,8 +10,8 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
 
 `--cpu` measures instead what a loaded machine cannot blur, for both stubs in the same run:
   stub CPU/stop   the stub process's own CPU time (its CPU-time clock: user + system, not its children's) per
-                  breakpoint stop, 1 and 8 threads: read by GDB itself at a breakpoint after the last hit,
-                  minus a run with no hits
+                  breakpoint stop, 1 and 8 threads: read after it exits (before it is reaped), minus a run
+                  with no hits
   packets/stop    requests GDB sends per stop (`set debug remote 1`, "Sending packet" lines), likewise
   start-up        wall ms and stub CPU ms from exec to `Listening on port`, and stub CPU ms to GDB's
                   first prompt after `target remote`
@@ -184,12 +184,6 @@ def gdb_cpu_probe(pid: int, path: str) -> str:
     return f"python import time; open({path!r}, 'w').write(repr(time.clock_gettime({cpu_clock(pid)}) * 1000))"
 
 
-def end_line(program_source: Path) -> int:
-    """The line of fixtures/stress.c after every worker was joined: GDB stops there, the stub still alive."""
-    lines = program_source.read_text().splitlines()
-    return next(i for i, line in enumerate(lines, 1) if "pthread_join(counter_thread" in line) + 1
-
-
 def launch_stub(stub: str, args: list[str]) -> tuple[subprocess.Popen[bytes], int, float, float]:
     """Start a stub; (process, port, wall ms to `Listening on port`, stub CPU ms at that line)."""
     command = [sys.executable, "-m", "ptstub", *args] if stub == "ptstub" else [GDBSERVER, *args]
@@ -217,28 +211,33 @@ def stop_stub(proc: subprocess.Popen[bytes]) -> None:
 
 
 def cpu_run(stub: str, program: str, threads: int, hits: int, count_packets: bool) -> tuple[float, int]:
-    """One GDB breakpoint loop of `hits` stops: (stub CPU ms at the end, packets GDB sent)."""
+    """The plain GDB breakpoint loop (HITS_SCRIPT) of `hits` stops: (the stub's CPU ms from exec to exit,
+    requests GDB sent). The stub's CPU-time clock is read once it has exited and before it is reaped
+    (waitid with WNOWAIT): a zombie keeps its final count, and nothing is added to GDB's loop."""
     calls = hits // threads
     args = ["--once", "127.0.0.1:0", program, "--threads", str(threads), "--calls", str(calls), "--syscall", "none"]
     proc, port, _, _ = launch_stub(stub, args)
-    out = tempfile.NamedTemporaryFile("r", suffix=".cpu", delete=False)
-    line = end_line(ROOT / "fixtures" / "stress.c")
-    script = HITS_SCRIPT.replace("break hit_target", f"break stress.c:{line}\nbreak hit_target")
-    script += gdb_cpu_probe(proc.pid, out.name) + "\nkill\n"
     try:
         commands = ["set debug remote 1"] if count_packets else []
         args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", *sum((["-ex", c] for c in commands), [])]
         with tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False) as f:
-            f.write(script)
+            f.write(HITS_SCRIPT)
         args += ["-ex", f"target remote 127.0.0.1:{port}", "-x", f.name, program]
         result = subprocess.run(args, capture_output=True, timeout=600, check=False)
         os.unlink(f.name)
-        cpu = float(Path(out.name).read_text())
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its clock still reads
+        cpu = stub_cpu_ms(proc.pid)
         packets = len(re.findall(rb"Sending packet: ", result.stdout + result.stderr))
     finally:
-        os.unlink(out.name)
         stop_stub(proc)
     return cpu, packets
+
+
+def per_stop(stub: str, program: str, threads: int, hits: int, count_packets: bool = False) -> tuple[float, float]:
+    """(stub CPU us, requests) per stop: a loop of `hits` stops minus one of none (start-up, connection, exit)."""
+    base_cpu, base_packets = cpu_run(stub, program, threads, 0, count_packets)
+    cpu, packets = cpu_run(stub, program, threads, hits, count_packets)
+    return (cpu - base_cpu) * 1000 / hits, (packets - base_packets) / hits
 
 
 def startup(stub: str, program: str) -> tuple[float, float, float]:
@@ -265,18 +264,14 @@ def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
     for repeat in range(opts.repeats):
         for stub in stubs if repeat % 2 == 0 else stubs[::-1]:  # alternate, so drifting load hits both alike
             for threads in (1, 8):
-                base, _ = cpu_run(stub, stress, threads, 0, False)
-                total, _ = cpu_run(stub, stress, threads, opts.hits, False)
-                record(f"CPU us/stop {threads} thr", stub, (total - base) * 1000 / opts.hits)
+                record(f"CPU us/stop {threads} thr", stub, per_stop(stub, stress, threads, opts.hits)[0])
             wall, cpu, connected = startup(stub, simple)
             record("exec->Listening wall ms", stub, wall)
             record("exec->Listening CPU ms", stub, cpu)
             record("exec->1st prompt CPU ms", stub, connected)
     for stub in stubs:
         for threads in (1, 8):
-            _, base = cpu_run(stub, stress, threads, 0, True)
-            _, total = cpu_run(stub, stress, threads, 200, True)
-            record(f"packets/stop {threads} thr", stub, (total - base) / 200)
+            record(f"packets/stop {threads} thr", stub, per_stop(stub, stress, threads, 200, True)[1])
     print(f"{'figure':<26} {'ptstub min/med/max':>24} {'gdbserver min/med/max':>24} {'ratio':>7}")
     table = {}
     for name, by_stub in results.items():
