@@ -9,6 +9,7 @@ packets. Framing and acks follow the GDB manual, "Overview", "Interrupts" and "N
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import select
@@ -211,6 +212,27 @@ def serve_connection(
     listener: Listener | None = None,
 ) -> None:
     """Serve one GDB until it detaches, kills, disconnects or the session finishes."""
+    recv, send = conn.recv, conn.send
+    if type(conn) is SocketConnection:
+        # The socket's own methods, with no Python frame per request: the errors the wrappers catch
+        # (ConnectionResetError, BrokenPipeError) are ConnectionErrors already, which end the loop too,
+        # and a TimeoutError (ETIMEDOUT on a dead peer) becomes one here.
+        recv, send = functools.partial(conn.sock.recv, 65536), conn.sock.sendall
+    try:
+        _serve(session, conn, recv, send, remote_debug, listener)
+    except TimeoutError as err:
+        raise ConnectionError("GDB's connection timed out") from err
+
+
+def _serve(
+    session: ServerSession,
+    conn: Connection,
+    recv: Callable[[], bytes],
+    send: Callable[[bytes], None],
+    remote_debug: Callable[[str, bytes], None] | None,
+    listener: Listener | None,
+) -> None:
+    """The loop of `serve_connection`: each request answered in order, each stop sent as it comes."""
     # Imported here, not at the top: `Listener` is all the CLI needs before `Listening on port`, and the
     # framing module (its values and tables) then loads while GDB starts.
     from ptstub.rsp.framing import (
@@ -228,8 +250,7 @@ def serve_connection(
     send_reply = _sender(conn, remote_debug, encode_packet)
     last_reply = b""
     queued: deque[bytes] = deque()
-    recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
-    take_packet = reader.take_packet
+    feed, take_packet, handle_packet = reader.feed, reader.take_packet, session.handle_packet
     next_refusal_check = 0.0
     while not session.finished:
         if session.running:

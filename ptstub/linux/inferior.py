@@ -91,7 +91,7 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._names: dict[int, tuple[str, int]] = {}  # tid -> (comm, self._resumes when read)
+        self._names: dict[int, tuple[str, int, ThreadInfo | None]] = {}  # tid -> (comm, _resumes when read, info)
         self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
@@ -142,8 +142,13 @@ class Inferior:
             # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp).
             cached = names.get(tid)
             if cached is None or cached[1] != resumes:
-                cached = names[tid] = (self._read_comm(tid), resumes)
-            result.append(ThreadInfo(tid, cached[0], -1, STATES[state]))
+                cached = names[tid] = (self._read_comm(tid), resumes, cached[2] if cached is not None else None)
+            name, info, thread_state = cached[0], cached[2], STATES[state]
+            if info is None or info.state is not thread_state or info.name != name:
+                # A new value only when something changed: GDB lists the threads at every stop.
+                info = ThreadInfo(tid, name, -1, thread_state)
+                names[tid] = (name, resumes, info)
+            result.append(info)
         if len(names) != len(result):  # a thread exited (one born since was added above)
             self._forget_names({info.tid for info in result})
         return result
