@@ -8,7 +8,15 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
   read 1 MiB  `dump binary memory` of 1 MiB of the program's stack/heap through the stub, MB/s
   packets     requests GDB sends per multi-thread breakpoint stop (from `--remote-debug` counts)
 
-Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--json FILE]
+`--cpu` measures instead what a loaded machine cannot blur, for both stubs in the same run:
+  stub CPU/stop   the stub process's own CPU time (its CPU-time clock: user + system, not its children's) per
+                  breakpoint stop, 1 and 8 threads: read after it exits (before it is reaped), minus a run
+                  with no hits
+  packets/stop    requests GDB sends per stop (`set debug remote 1`, "Sending packet" lines), likewise
+  start-up        wall ms and stub CPU ms from exec to `Listening on port`, and stub CPU ms to GDB's
+                  first prompt after `target remote`
+
+Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
 
@@ -28,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.gdb.stubs import GDB, running_stub  # noqa: E402
+from tests.gdb.stubs import GDB, GDBSERVER, running_stub  # noqa: E402
 
 HITS_SCRIPT = """break hit_target
 commands
@@ -161,6 +169,123 @@ def packets_per_stop(program: str) -> float:
     return (counts[1] - counts[0]) / 200
 
 
+def cpu_clock(pid: int) -> int:
+    """The process CPU-time clock of `pid` (clock_getcpuclockid(3): CPUCLOCK_SCHED of the whole process),
+    in ns, not ticks: all its threads, user + system, not its children (the traced program)."""
+    return ((~pid) << 3) | 2
+
+
+def stub_cpu_ms(pid: int) -> float:
+    return time.clock_gettime(cpu_clock(pid)) * 1000
+
+
+def gdb_cpu_probe(pid: int, path: str) -> str:
+    """A GDB command that writes the stub's CPU ms to `path` (GDB runs it while the stub is alive)."""
+    return f"python import time; open({path!r}, 'w').write(repr(time.clock_gettime({cpu_clock(pid)}) * 1000))"
+
+
+def launch_stub(stub: str, args: list[str]) -> tuple[subprocess.Popen[bytes], int, float, float]:
+    """Start a stub; (process, port, wall ms to `Listening on port`, stub CPU ms at that line)."""
+    command = [sys.executable, "-m", "ptstub", *args] if stub == "ptstub" else [GDBSERVER, *args]
+    start = time.perf_counter()
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    text = b""
+    while b"Listening on port" not in text or not text.endswith(b"\n"):
+        chunk = os.read(proc.stderr.fileno(), 4096)
+        if not chunk:
+            raise RuntimeError(f"{stub} did not start: {text.decode(errors='replace')}")
+        text += chunk
+    wall = (time.perf_counter() - start) * 1000
+    cpu = stub_cpu_ms(proc.pid)
+    port = int(re.search(rb"Listening on port (\d+)", text).group(1))
+    return proc, port, wall, cpu
+
+
+def stop_stub(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait()
+    if proc.stderr is not None:
+        proc.stderr.close()
+
+
+def cpu_run(stub: str, program: str, threads: int, hits: int, count_packets: bool) -> tuple[float, int]:
+    """The plain GDB breakpoint loop (HITS_SCRIPT) of `hits` stops: (the stub's CPU ms from exec to exit,
+    requests GDB sent). The stub's CPU-time clock is read once it has exited and before it is reaped
+    (waitid with WNOWAIT): a zombie keeps its final count, and nothing is added to GDB's loop."""
+    calls = hits // threads
+    args = ["--once", "127.0.0.1:0", program, "--threads", str(threads), "--calls", str(calls), "--syscall", "none"]
+    proc, port, _, _ = launch_stub(stub, args)
+    try:
+        commands = ["set debug remote 1"] if count_packets else []
+        args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", *sum((["-ex", c] for c in commands), [])]
+        with tempfile.NamedTemporaryFile("w", suffix=".gdb", delete=False) as f:
+            f.write(HITS_SCRIPT)
+        args += ["-ex", f"target remote 127.0.0.1:{port}", "-x", f.name, program]
+        result = subprocess.run(args, capture_output=True, timeout=600, check=False)
+        os.unlink(f.name)
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its clock still reads
+        cpu = stub_cpu_ms(proc.pid)
+        packets = len(re.findall(rb"Sending packet: ", result.stdout + result.stderr))
+    finally:
+        stop_stub(proc)
+    return cpu, packets
+
+
+def per_stop(stub: str, program: str, threads: int, hits: int, count_packets: bool = False) -> tuple[float, float]:
+    """(stub CPU us, requests) per stop: a loop of `hits` stops minus one of none (start-up, connection, exit)."""
+    base_cpu, base_packets = cpu_run(stub, program, threads, 0, count_packets)
+    cpu, packets = cpu_run(stub, program, threads, hits, count_packets)
+    return (cpu - base_cpu) * 1000 / hits, (packets - base_packets) / hits
+
+
+def startup(stub: str, program: str) -> tuple[float, float, float]:
+    """(wall ms exec -> Listening, stub CPU ms exec -> Listening, stub CPU ms to GDB's first prompt)."""
+    proc, port, wall, cpu = launch_stub(stub, ["--once", "127.0.0.1:0", program])
+    try:
+        with tempfile.NamedTemporaryFile("w", suffix=".cpu", delete=False) as out:
+            pass
+        gdb_batch(port, program, [gdb_cpu_probe(proc.pid, out.name), "kill"])
+        connected = float(Path(out.name).read_text())
+        os.unlink(out.name)
+    finally:
+        stop_stub(proc)
+    return wall, cpu, connected
+
+
+def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def record(name: str, stub: str, value: float) -> None:
+        results.setdefault(name, {}).setdefault(stub, []).append(value)
+
+    stubs = ("ptstub", "gdbserver")
+    for repeat in range(opts.repeats):
+        for stub in stubs if repeat % 2 == 0 else stubs[::-1]:  # alternate, so drifting load hits both alike
+            for threads in (1, 8):
+                record(f"CPU us/stop {threads} thr", stub, per_stop(stub, stress, threads, opts.hits)[0])
+            wall, cpu, connected = startup(stub, simple)
+            record("exec->Listening wall ms", stub, wall)
+            record("exec->Listening CPU ms", stub, cpu)
+            record("exec->1st prompt CPU ms", stub, connected)
+    for stub in stubs:
+        for threads in (1, 8):
+            record(f"packets/stop {threads} thr", stub, per_stop(stub, stress, threads, 200, True)[1])
+    print(f"{'figure':<26} {'ptstub min/med/max':>24} {'gdbserver min/med/max':>24} {'ratio':>7}")
+    table = {}
+    for name, by_stub in results.items():
+        p, g = summary(by_stub["ptstub"]), summary(by_stub["gdbserver"])
+        ratio = p[1] / g[1] if g[1] else float("nan")
+        table[name] = {"ptstub": p, "gdbserver": g, "ratio": ratio}
+        fmt = "{:.4g}/{:.4g}/{:.4g}"
+        print(f"{name:<26} {fmt.format(*p):>24} {fmt.format(*g):>24} {ratio:>6.2f}x")
+    print(f"# {opts.repeats} repeats x {opts.hits} hits; load {os.getloadavg()[0]:.1f}")
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(table, indent=2))
+    return 0
+
+
 def summary(values: list[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
 
@@ -170,12 +295,15 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hits", type=int, default=2000)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--cpu", action="store_true", help="stub CPU per stop, packets per stop, start-up")
     parser.add_argument("--json")
     opts = parser.parse_args()
     if opts.quick:
         opts.repeats, opts.hits = 1, 400
     build = build_fixtures()
     stress, simple = str(build / "stress"), str(build / "simple")
+    if opts.cpu:
+        return cpu_main(opts, stress, simple)
     results: dict[str, dict[str, list[float]]] = {}
 
     def record(name: str, stub: str, value: float) -> None:

@@ -6,8 +6,8 @@ A small RSP client replays, per breakpoint stop, the 9 requests GDB 13 sends for
 `vCont;s`, `Z0`, `QPassSignals:...`; see docs/design-notes.md) against `fixtures/stress`. Without
 GDB's ~1 ms per stop the figure is the stub's own latency per request: recv, parse, handle, ptrace,
 reply. Prints stops/s (min/median/max over --repeats) and the ratio of medians, ptstub / gdbserver,
-and the stub process's own CPU time per stop (utime + stime from /proc/PID/stat around the timed loop,
-10 ms ticks): on a loaded machine the wall-clock rate mostly measures the scheduler, the CPU time less so.
+and the stub process's own CPU time per stop (its CPU-time clock around the timed loop): on a loaded
+machine the wall-clock rate mostly measures the scheduler, the CPU time less so.
 
 Usage: bench/bench_rsp.py [--repeats N] [--stops N] [--threads N]
 The machine is shared and noisy: compare within one run only.
@@ -16,7 +16,6 @@ The machine is shared and noisy: compare within one run only.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import socket
 import statistics
@@ -67,10 +66,9 @@ def symbol(program: str, name: str) -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of process `pid` itself (proc(5): fields 14 and 15, in clock ticks)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of process `pid` itself, all threads, not its children: its CPU-time clock
+    (clock_getcpuclockid(3), CPUCLOCK_SCHED), in ns rather than the 10 ms ticks of /proc/PID/stat."""
+    return time.clock_gettime(((~pid) << 3) | 2)
 
 
 def stops_per_second(stub: str, program: str, threads: int, stops: int) -> tuple[float, float]:

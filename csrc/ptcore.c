@@ -1956,6 +1956,25 @@ int pt_set_actions(pt_engine *e, int action)
     return 0;
 }
 
+/* Every thread's action for the next resume in one call: tids[i] gets actions[i] and sigs[i], every
+   thread not named PT_ACT_NONE (its signal left as it is), a named tid we do not trace is skipped.
+   Returns how many named threads were found. A resume of all threads wrote two fields per thread
+   through cffi, one Python call each, at every resume of GDB's breakpoint loop. */
+int pt_set_thread_actions(pt_engine *e, const int32_t *tids, const int32_t *actions, const int32_t *sigs, int32_t n)
+{
+    int found = 0;
+    pt_set_actions(e, PT_ACT_NONE);
+    for (int32_t i = 0; i < n; i++) {
+        pt_thread *t = find(e, tids[i]);
+        if (!t)
+            continue;
+        t->action = actions[i];
+        t->action_sig = sigs[i];
+        found++;
+    }
+    return found;
+}
+
 /* The hot path of `Inferior.cont()`: resume every thread and wait, in one call. */
 static int cont_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {

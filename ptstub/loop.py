@@ -9,6 +9,7 @@ packets. Framing and acks follow the GDB manual, "Overview", "Interrupts" and "N
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import select
@@ -20,16 +21,6 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
-
-from ptstub.rsp.framing import (
-    BadPacket,
-    InterruptRequest,
-    Nack,
-    Packet,
-    PacketReader,
-    encode_notification,
-    encode_packet,
-)
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -173,7 +164,7 @@ class Listener:
                 except BlockingIOError:
                     return
                 try:
-                    extra.sendall(encode_packet(b"E.ptstub is already serving another GDB connection"))
+                    extra.sendall(b"$E.ptstub is already serving another GDB connection#%02x" % _REFUSAL_SUM)
                 except OSError:
                     pass
                 extra.close()
@@ -223,11 +214,45 @@ def serve_connection(
     listener: Listener | None = None,
 ) -> None:
     """Serve one GDB until it detaches, kills, disconnects or the session finishes."""
+    recv, send = conn.recv, conn.send
+    if type(conn) is SocketConnection:
+        # The socket's own methods, with no Python frame per request: the errors the wrappers catch
+        # (ConnectionResetError, BrokenPipeError) are ConnectionErrors already, which end the loop too,
+        # and a TimeoutError (ETIMEDOUT on a dead peer) becomes one here.
+        recv, send = functools.partial(conn.sock.recv, 65536), conn.sock.sendall
+    try:
+        _serve(session, conn, recv, send, remote_debug, listener)
+    except TimeoutError as err:
+        raise ConnectionError("GDB's connection timed out") from err
+
+
+def _serve(
+    session: ServerSession,
+    conn: Connection,
+    recv: Callable[[], bytes],
+    send: Callable[[bytes], None],
+    remote_debug: Callable[[str, bytes], None] | None,
+    listener: Listener | None,
+) -> None:
+    """The loop of `serve_connection`: each request answered in order, each stop sent as it comes."""
+    # Imported here, not at the top: `Listener` is all the CLI needs before `Listening on port`, and the
+    # framing module (its values and tables) then loads while GDB starts.
+    from ptstub.rsp.framing import (
+        BadPacket,
+        InterruptRequest,
+        Nack,
+        Packet,
+        PacketReader,
+        encode_notification,
+        encode_packet,
+        framed_reply,
+    )
+
     reader = PacketReader()
+    send_reply = _sender(conn, remote_debug, encode_packet)
     last_reply = b""
     queued: deque[bytes] = deque()
-    recv, send, feed, handle_packet = conn.recv, conn.send, reader.feed, session.handle_packet
-    take_packet = reader.take_packet
+    feed, take_packet, handle_packet = reader.feed, reader.take_packet, session.handle_packet
     next_refusal_check = 0.0
     session.cancel_interrupt()  # a Ctrl-C the last client left due is not this one's
     while not session.finished:
@@ -239,7 +264,7 @@ def serve_connection(
                 next_refusal_check = now + REFUSAL_CHECK_INTERVAL
             reply = session.wait_for_stop(conn.fileno())
             if reply is not None:
-                last_reply = _send(conn, reply, remote_debug)
+                last_reply = send_reply(reply)
                 continue
         elif session.non_stop:
             # Non-stop: threads run while GDB talks to us; their stops go out as `%Stop` notifications.
@@ -258,6 +283,16 @@ def serve_connection(
                 send(b"+")
             if remote_debug:
                 remote_debug("getpkt", body)
+            if not queued and not session.running:
+                # Answered at once: GDB waits for each reply before it sends the next request.
+                for reply in handle_packet(body):
+                    framed = framed_reply(reply) if type(reply) is bytes else None
+                    if remote_debug or framed is None:
+                        last_reply = send_reply(reply)
+                    else:
+                        send(framed)
+                        last_reply = reply
+                continue
             queued.append(body)
         for frame in feed(data) if body is None else ():
             if type(frame) is Packet:  # first: nearly every frame is a packet
@@ -277,7 +312,7 @@ def serve_connection(
                 send(encode_packet(last_reply))
         while queued and not session.running and not session.finished:
             for reply in handle_packet(queued.popleft()):
-                last_reply = _send(conn, reply, remote_debug)
+                last_reply = send_reply(reply)
 
 
 REFUSAL_CHECK_INTERVAL = 0.05  # seconds between checks for a second client while the program runs
@@ -287,8 +322,18 @@ REFUSAL_CHECK_INTERVAL = 0.05  # seconds between checks for a second client whil
 RUN_LENGTH_LIMIT = 4096
 
 
-def _send(conn: Connection, body: bytes, remote_debug: Callable[[str, bytes], None] | None) -> bytes:
-    if remote_debug:
-        remote_debug("putpkt", body)
-    conn.send(encode_packet(body, run_length=len(body) <= RUN_LENGTH_LIMIT))
-    return body
+def _sender(
+    conn: Connection, remote_debug: Callable[[str, bytes], None] | None, encode_packet: Callable[..., bytes]
+) -> Callable[[bytes], bytes]:
+    """`send(body)`: frame a reply body, log it for --remote-debug, send it; returns the body."""
+
+    def send(body: bytes) -> bytes:
+        if remote_debug:
+            remote_debug("putpkt", body)
+        conn.send(encode_packet(body, run_length=len(body) <= RUN_LENGTH_LIMIT))
+        return body
+
+    return send
+
+
+_REFUSAL_SUM = sum(b"E.ptstub is already serving another GDB connection") & 0xFF

@@ -17,14 +17,13 @@ import select
 import struct
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import BreakpointHit, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
+from ptstub.events import BreakpointHit, Exec, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
 from ptstub.hostio import HostFiles
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
-from ptstub.rsp.agentexpr import AgentExpression, AgentExpressionError, evaluate, parse_agent_expression
 from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.features import (
     ClientFeatures,
@@ -38,6 +37,9 @@ from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadState
+
+if TYPE_CHECKING:
+    from ptstub.rsp.agentexpr import AgentExpression
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -289,6 +291,9 @@ class Session:
     def _served(self) -> list[Any]:
         """Live processes, the target first."""
         target = self.target
+        processes = self.processes
+        if len(processes) == 1 and target is not None and processes.get(target.pid) is target:
+            return [target] if target.alive else []  # the common case: one process, the target
         first = [target] if target is not None and target.alive else []
         return first + [p for p in self.processes.values() if p is not target and p.alive]
 
@@ -525,7 +530,11 @@ class Session:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
         # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
-        conditions = tuple(parse_agent_expression(code) for code in c.conditions)
+        conditions: tuple[AgentExpression, ...] = ()
+        if c.conditions:  # agent expressions are rare: their module loads with the first one
+            from ptstub.rsp.agentexpr import parse_agent_expression
+
+            conditions = tuple(parse_agent_expression(code) for code in c.conditions)
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
@@ -541,7 +550,8 @@ class Session:
             if key not in self._hardware_breakpoints:
                 target.insert_breakpoint(c.address, c.kind, c.length)
                 self._hardware_breakpoints.add(key)
-        self._set_conditions((target.pid, c.kind, c.address), conditions)
+        if conditions or self._conditions:
+            self._set_conditions((target.pid, c.kind, c.address), conditions)
         return replies.ok()
 
     def _set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
@@ -566,7 +576,8 @@ class Session:
             if key not in self._hardware_breakpoints:
                 return replies.ok()
             self._hardware_breakpoints.discard(key)
-        self._conditions.pop((target.pid, c.kind, c.address), None)
+        if self._conditions:
+            self._conditions.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
@@ -588,6 +599,8 @@ class Session:
         return any(self._condition_holds(expression, event.tid) for conditions in lists for expression in conditions)
 
     def _condition_holds(self, expression: AgentExpression, tid: int) -> bool:
+        from ptstub.rsp.agentexpr import AgentExpressionError, evaluate
+
         target = self._process_for(tid)
         registers: dict[str, tuple[bytes, bytes]] = {}
 
@@ -942,7 +955,7 @@ class Session:
             self._ctrl_c_tids.discard(event.tid)
             if reason is not None and not self._reason_negotiated(reason):
                 reason = None
-            if getattr(event, "path", None) is not None:  # exec: a new image, no breakpoints left in it
+            if type(event) is Exec:  # a new image, no breakpoints left in it
                 self._layout = None
                 self._software_breakpoints.pop(self.pid, None)
                 self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != self.pid}
@@ -988,10 +1001,19 @@ class Session:
         # A breakpoint loop stops the same thread at the same place again and again: keep those replies
         # (only for the constant reasons, whose identity stands for their value).
         memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
-        thread = self._thread_id(tid)
-        key = (signal, thread.pid, tid, id(reason), self.features.multiprocess, registers)
+        thread = self._thread_id(tid) if len(self.processes) > 1 else None  # else the target's, made on a miss
+        key = (
+            signal,
+            self.pid if thread is None else thread.pid,
+            tid,
+            id(reason),
+            self.features.multiprocess,
+            registers,
+        )
         reply = self._stop_replies.get(key) if memo else None
         if reply is None:
+            if thread is None:
+                thread = self._thread_id(tid)
             reply = replies.stop_reply_signal(
                 signal, thread, registers, reason, multiprocess=self.features.multiprocess
             )
@@ -1059,7 +1081,7 @@ class Session:
     def handle_pass_signals(self, c: cmd.PassSignals) -> bytes:
         self._pass_signals = frozenset(c.signals)
         for process in self._served():
-            process.set_pass_signals(set(c.signals))
+            process.set_pass_signals(c.signals)
         return replies.ok()
 
     def handle_program_signals(self, c: cmd.ProgramSignals) -> bytes:

@@ -38,17 +38,14 @@ default 0x55555554 survives a register write; gdbserver would reset it to 0).
 
 from __future__ import annotations
 
-import ctypes
 import functools
-import mmap
-import platform
+import os
 import re
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from importlib import resources
 from operator import itemgetter
 from typing import Any
 
@@ -168,13 +165,12 @@ def xcr0_from_cpuinfo(text: str | None = None) -> int:
 # push rbx; mov r8,rdx; mov eax,edi; mov ecx,esi; cpuid; mov [r8],eax; mov [r8+4],ebx;
 # mov [r8+8],ecx; mov [r8+12],edx; pop rbx; ret   -- void stub(u32 leaf, u32 subleaf, u32 out[4])
 _CPUID_CODE = bytes.fromhex("534989d089f889f10fa241890041895804418948084189500c5bc3")
-_CPUID_FUNC = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32 * 4))
 
 
 @functools.cache
 def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int] | None:
     """EAX, EBX, ECX, EDX of CPUID(`leaf`, `subleaf`), or None where the stub cannot run."""
-    if platform.machine() not in ("x86_64", "AMD64"):
+    if os.uname().machine not in ("x86_64", "AMD64"):
         return None
     try:
         return _run_cpuid(leaf, subleaf)
@@ -183,12 +179,16 @@ def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int] | None:
 
 
 def _run_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
+    import ctypes  # here, not at the top: ~10 ms of imports on the way to GDB's first reply
+    import mmap
+
+    stub_type = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32 * 4))
     page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
     try:
         page.write(_CPUID_CODE)
         anchor = ctypes.c_char.from_buffer(page)
         out = (ctypes.c_uint32 * 4)()
-        _CPUID_FUNC(ctypes.addressof(anchor))(leaf, subleaf, ctypes.byref(out))
+        stub_type(ctypes.addressof(anchor))(leaf, subleaf, ctypes.byref(out))
         del anchor
         eax, ebx, ecx, edx = out
         return eax, ebx, ecx, edx
@@ -356,13 +356,17 @@ _XML_HEAD = (
     "  <architecture>i386:x86-64</architecture>\n  <osabi>GNU/Linux</osabi>\n"
 )
 _XML_TAIL = "</target>\n"
+_XML_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xml")
 _REG_HEAD_RE = re.compile(r'(<reg name="[^"]*" bitsize="\d+" type="[^"]*")')
 
 
 @functools.cache
 def feature_text(filename: str) -> str:
     """The text of one feature file in `ptstub/arch/xml` (a `<feature>` element without regnums)."""
-    return (resources.files("ptstub.arch") / "xml" / filename).read_text(encoding="utf-8")
+    # A plain path beside this module (ptstub is never imported from a zip: it carries a C extension);
+    # importlib.resources pulled in pathlib, tempfile, shutil and more on the way to GDB's first reply.
+    with open(os.path.join(_XML_DIR, filename), encoding="utf-8") as f:
+        return f.read()
 
 
 def _number_feature(text: str, first: int) -> tuple[str, list[ET.Element]]:

@@ -16,7 +16,7 @@ import logging
 import os
 import signal as signal_mod
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import IO, Any
 
 from ptstub.errors import AttachError, LaunchError, ProcessGoneError, StopTimeout, TargetError
@@ -58,6 +58,7 @@ WAIT_FOREVER = -1
 PEER = 4  # wait_in_group: another process of the session has the event
 NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
 COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
+_PASS_MASKS: dict[frozenset[int], int] = {}  # QPassSignals lists seen -> the engine's signal mask
 
 
 def _fd_of(stream: IO[Any] | int | None) -> int:
@@ -90,9 +91,10 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._names: dict[int, tuple[str, int]] = {}  # tid -> (comm, self._resumes when read)
+        self._names: dict[int, tuple[str, int, ThreadInfo | None]] = {}  # tid -> (comm, _resumes when read, info)
         self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
+        self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -140,8 +142,13 @@ class Inferior:
             # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp).
             cached = names.get(tid)
             if cached is None or cached[1] != resumes:
-                cached = names[tid] = (self._read_comm(tid), resumes)
-            result.append(ThreadInfo(tid, cached[0], -1, STATES[state]))
+                cached = names[tid] = (self._read_comm(tid), resumes, cached[2] if cached is not None else None)
+            name, info, thread_state = cached[0], cached[2], STATES[state]
+            if info is None or info.state is not thread_state or info.name != name:
+                # A new value only when something changed: GDB lists the threads at every stop.
+                info = ThreadInfo(tid, name, -1, thread_state)
+                names[tid] = (name, resumes, info)
+            result.append(info)
         if len(names) != len(result):  # a thread exited (one born since was added above)
             self._forget_names({info.tid for info in result})
         return result
@@ -268,7 +275,15 @@ class Inferior:
         e = self._e
         actions = actions or {}
         threads, set_action = e.threads, self._set_action
-        if default is None and 2 * len(actions) < e.nthreads:
+        prepared = self._prepared_actions(actions) if default is None else None
+        if prepared is not None:
+            # The plan GDB's last vCont gave (the session hands over the same actions at every stop of
+            # a breakpoint loop): every thread's action in one C call.
+            lib.pt_set_thread_actions(e, *prepared[1:])
+            if self._held_signals:
+                for tid in actions:
+                    self._held_signals.pop(tid, None)
+        elif default is None and 2 * len(actions) < e.nthreads:
             # A few named threads (GDB's vCont;s of one thread): every action cleared in one C call,
             # then only the named threads' records touched.
             lib.pt_set_actions(e, ACT_NONE)
@@ -283,6 +298,37 @@ class Inferior:
                 set_action(t, tid, actions.get(tid, default))
         self._resumes += 1
         self._after_resume(lib.pt_resume(e))
+
+    def _prepared_actions(self, actions: Mapping[int, ResumeAction]) -> tuple[Any, ...] | None:
+        """`actions` as the C arrays of `pt_set_thread_actions` (tids, actions, signals, count), kept for
+        the next resume with equal actions; None for a few named threads (cheaper one by one) or a
+        range step (its range is not in the arrays)."""
+        cached = self._prepared
+        if cached is not None and cached[0] == actions:  # same ResumeAction objects: compared by identity
+            return cached
+        if 2 * len(actions) < self._e.nthreads:
+            return None
+        tids, kinds, sigs = [], [], []
+        for tid, action in actions.items():
+            kind = action.kind
+            if kind is ResumeKind.CONTINUE:
+                kinds.append(ACT_CONT)
+            elif kind is ResumeKind.STEP:
+                kinds.append(ACT_STEP)
+            else:
+                return None
+            tids.append(tid)
+            sigs.append(action.signal)
+        n = len(tids)
+        cached = (
+            dict(actions),  # a copy: a caller may change its mapping after the resume
+            ffi.new("int32_t[]", tids),
+            ffi.new("int32_t[]", kinds),
+            ffi.new("int32_t[]", sigs),
+            n,
+        )
+        self._prepared = cached
+        return cached
 
     def _after_resume(self, rc: int) -> None:
         if rc == -errno_mod.EDEADLK:
@@ -438,12 +484,18 @@ class Inferior:
     def any_running(self) -> bool:
         return not self._closed and self._e.nrunning > 0
 
-    def set_pass_signals(self, signals: set[int]) -> None:
+    def set_pass_signals(self, signals: Collection[int]) -> None:
         """Signals delivered to the program without a stop (GDB's QPassSignals)."""
-        mask = 0
-        for sig in signals:
-            if 0 < sig <= 64:
-                mask |= 1 << (sig - 1)
+        mask = _PASS_MASKS.get(signals) if isinstance(signals, frozenset) else None
+        if mask is None:
+            mask = 0
+            for sig in signals:
+                if 0 < sig <= 64:
+                    mask |= 1 << (sig - 1)
+            if isinstance(signals, frozenset) and len(_PASS_MASKS) < 64:
+                # GDB sends the same two lists at every stop of a breakpoint loop (empty while it steps
+                # over a breakpoint, its pass list after): one lookup instead of a loop over the list.
+                _PASS_MASKS[signals] = mask
         self._e.pass_signals = mask
 
     def set_options(

@@ -35,6 +35,8 @@ MAX_PACKET = 1 << 20
 _DOLLAR, _HASH, _ESCAPE, _STAR = 0x24, 0x23, 0x7D, 0x2A
 _PLUS, _MINUS, _CTRL_C, _PERCENT = 0x2B, 0x2D, 0x03, 0x25
 _HEX_VALUE = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
+# The two checksum characters of a frame, as one slice, to their value: one dict lookup per request.
+_CHECKSUM_VALUE = {bytes((hi, lo)): _HEX_VALUE[hi] << 4 | _HEX_VALUE[lo] for hi in _HEX_VALUE for lo in _HEX_VALUE}
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,22 +166,15 @@ class PacketReader:
         """The body of `data` when it is exactly one well-formed packet and nothing is buffered (GDB in
         no-ack mode writes each request at once); None otherwise, and then `feed(data)` must be called.
 
-        The connection loop's fast path: no frame list and no `Packet` value per request."""
-        if self._buffer or self._state is not _State.IDLE or self._skip:
+        The connection loop's fast path: no frame list and no `Packet` value per request, and as few
+        bytecodes as the checks allow (it runs for every request GDB sends)."""
+        if self._buffer or self._skip or self._state is not _State.IDLE or data[:1] != b"$":
             return None
-        hash_at = len(data) - 3
-        if (
-            hash_at < 1
-            or data[0] != _DOLLAR
-            or data.find(b"#", 1) != hash_at
-            or data.find(b"$", 1) >= 0
-            or hash_at > self._max_packet + 1
-        ):
+        body = data[1:-3]
+        if data[-3:-2] != b"#" or b"#" in body or b"$" in body or len(body) > self._max_packet:
             return None
-        body = data[1:hash_at]
-        high = _HEX_VALUE.get(data[hash_at + 1])
-        low = _HEX_VALUE.get(data[hash_at + 2])
-        if high is None or low is None or checksum(body) != high << 4 | low:
+        expected = _CHECKSUM_VALUE.get(data[-2:])
+        if expected is None or (sum(body) & 0xFF if len(body) <= 512 else checksum(body)) != expected:
             return None  # `feed` reports it as a BadPacket
         return body
 
@@ -402,9 +397,16 @@ def encode_packet(body: bytes, *, run_length: bool = True) -> bytes:
     return framed
 
 
-_MEMO_MAX_BODY = 256
-_MEMO_MAX_ENTRIES = 1024
+# 1 KiB: the `qXfer:threads:read` reply of ~10 threads (read at every stop, unchanged while the thread
+# list is) is framed once too; at most 512 KiB are kept.
+_MEMO_MAX_BODY = 1024
+_MEMO_MAX_ENTRIES = 512
 _frame_memo: dict[bytes, bytes] = {}
+
+framed_reply = _frame_memo.get
+"""`framed_reply(body)`: the frame `encode_packet(body)` returned for a plain `bytes` reply body before,
+or None. The connection loop's fast path (`OK`, empty and repeated stop replies); only for bodies of
+type `bytes` exactly (an `Encoded` body is framed differently)."""
 
 
 def encode_notification(body: bytes) -> bytes:

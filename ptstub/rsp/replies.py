@@ -252,6 +252,8 @@ def stop_reason_for(event: ThreadStop) -> tuple[int, StopReason | None]:
     """
     if isinstance(event, BreakpointHit):
         return _SIGTRAP, HARDWARE_BREAKPOINT if event.hardware else SOFTWARE_BREAKPOINT
+    if type(event) is StepDone:  # second: GDB steps over its breakpoint after every hit
+        return _SIGTRAP, None
     if isinstance(event, WatchpointHit):
         return _SIGTRAP, StopReason(_WATCH_KINDS[event.kind], address=event.address)
     if isinstance(event, SignalReceived):

@@ -255,6 +255,19 @@ def test_thread_names_are_read_again_after_the_program_ran(fixture_path) -> None
 
 
 @pytest.mark.timeout(60, method="thread")
+def test_thread_info_is_kept_only_while_name_and_state_are_unchanged(fixture_path) -> None:
+    """`threads()` hands out the same ThreadInfo while nothing changed (GDB lists the threads at every
+    stop) and a new one once the thread renamed itself."""
+    with ptstub.launch([fixture_path("simple"), "--name", "renamed", "--iterations", "1"]) as inf:
+        first = inf.threads()
+        assert inf.threads()[0] is first[0]
+        inf.insert_breakpoint(inf.symbol("work"))
+        assert isinstance(inf.cont(), BreakpointHit)
+        renamed = inf.threads()
+        assert renamed[0] is not first[0] and (renamed[0].tid, renamed[0].name) == (first[0].tid, "renamed")
+
+
+@pytest.mark.timeout(60, method="thread")
 def test_a_leader_that_called_pthread_exit_is_not_listed(fixture_path) -> None:
     """gdb.threads/non-ldr-exc-2.exp "single thread left": the zombie leader stayed in the thread
     list, and GDB could not read its registers (E03)."""
