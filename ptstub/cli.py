@@ -415,9 +415,9 @@ def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
 
 def _end_target(session: Any) -> None:
     """ptstub is leaving: kill what it launched, detach from what it attached to."""
-    target = session.target
+    target, attached = session.target, session.attached
     session.target = None
-    _end_inferior(target, session.attached)
+    _end_inferior(target, attached)
 
 
 def _end_inferior(target: Any, attached: bool) -> None:
@@ -426,7 +426,7 @@ def _end_inferior(target: Any, attached: bool) -> None:
     try:
         if target.alive:
             if attached:
-                print(f"Detaching from process {target.pid}", file=sys.stderr, flush=True)
+                print(f"Detaching process(es): {target.pid}", file=sys.stderr, flush=True)
                 target.detach()
             else:
                 print(f"Killing process(es): {target.pid}", file=sys.stderr, flush=True)

@@ -195,3 +195,26 @@ def test_ptstub_attach_subcommand(fixture_path) -> None:
             proc.wait(timeout=10)
         victim.stdout.close()
         stub.stderr.close()
+
+
+@pytest.mark.timeout(120)
+def test_monitor_exit_detaches_an_attached_program(stub: str, fixture_path) -> None:
+    """`monitor exit` with an attached program: the stub detaches it (and kills only what it
+    started), as gdbserver's detach_or_kill_for_exit. gdb.base/attach.exp found ptstub killing it."""
+    spin = fixture_path("spin")
+    victim = subprocess.Popen([spin, "--threads", "2"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        assert victim.stdout is not None
+        wait_for_line(victim.stdout, "ready")
+        with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+            run_gdb(server.port, spin, ["set sysroot /", f"attach {victim.pid}", "monitor exit"], extended=True)
+            stderr = server.read_stderr(timeout=30, until="Detaching process(es)")
+            server.proc.wait(timeout=30)
+            assert f"Detaching process(es): {victim.pid}" in stderr, stderr  # gdbserver's line
+        assert victim.poll() is None, "monitor exit killed the attached program"
+        assert _state(victim.pid) not in ("T", "t"), "left stopped"
+    finally:
+        victim.kill()
+        victim.wait(timeout=10)
+        if victim.stdout:
+            victim.stdout.close()
