@@ -1061,6 +1061,7 @@ class Session:
             self.exit_requested = True
 
     def _forget_process(self, process: Any) -> None:
+        self._invalidate()  # its threads leave the thread list (threadapply.exp "kill-and-remove")
         self.processes.pop(process.pid, None)
         self._attached_pids.discard(process.pid)
         self._software_breakpoints.pop(process.pid, None)

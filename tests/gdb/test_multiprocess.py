@@ -253,3 +253,21 @@ def test_programs_run_beside_each_other_die_with_the_session(stub: str, fixture_
         with open(f"/proc/{pid}/stat") as f:
             state = f.read().rsplit(")", 1)[1].split()[0]
         assert state in ("Z", "X"), f"process {pid} outlived the session (state {state})"
+
+
+@pytest.mark.timeout(120)
+def test_killing_one_of_three_processes_drops_its_threads(stub: str, fixture_path) -> None:
+    """`kill inferiors 2` with three programs run in one extended session: the thread list GDB reads
+    next no longer has the killed one's thread (ptstub served a cached list; GDB then showed it as a
+    new thread of the removed inferior: gdb.threads/threadapply.exp "kill-and-remove")."""
+    simple = fixture_path("simple")
+    commands = ["set sysroot /", f"set remote exec-file {simple}", "break work", "run"]
+    commands += ["add-inferior", "inferior 2", "run", "add-inferior", "inferior 3", "run"]
+    commands += ["info inferiors", "kill inferiors 2", "info threads", "kill"]
+    with running_stub(stub, ["--once", "--multi", "127.0.0.1:0"]) as server:
+        output = run_gdb(server.port, simple, commands, extended=True).output
+    pids = re.findall(r"\n\*?\s+2\s+process (\d+)", output)
+    assert pids, output[-3000:]
+    threads = output[output.rindex("Target Id") :]
+    assert f"Thread {pids[0]}." not in threads, threads
+    assert len(re.findall(r"Thread \d+\.\d+ \"simple\"", threads)) == 2, threads
