@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -272,14 +273,7 @@ def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
     for stub in stubs:
         for threads in (1, 8):
             record(f"packets/stop {threads} thr", stub, per_stop(stub, stress, threads, 200, True)[1])
-    print(f"{'figure':<26} {'ptstub min/med/max':>24} {'gdbserver min/med/max':>24} {'ratio':>7}")
-    table = {}
-    for name, by_stub in results.items():
-        p, g = summary(by_stub["ptstub"]), summary(by_stub["gdbserver"])
-        ratio = p[1] / g[1] if g[1] else float("nan")
-        table[name] = {"ptstub": p, "gdbserver": g, "ratio": ratio}
-        fmt = "{:.4g}/{:.4g}/{:.4g}"
-        print(f"{name:<26} {fmt.format(*p):>24} {fmt.format(*g):>24} {ratio:>6.2f}x")
+    table = print_table(results, 26, 24, "{:.4g}/{:.4g}/{:.4g}")
     print(f"# {opts.repeats} repeats x {opts.hits} hits; load {os.getloadavg()[0]:.1f}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(table, indent=2))
@@ -288,6 +282,18 @@ def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
 
 def summary(values: list[float]) -> tuple[float, float, float]:
     return min(values), statistics.median(values), max(values)
+
+
+def print_table(results: dict[str, dict[str, list[float]]], name_width: int, width: int, fmt: str) -> dict[str, Any]:
+    """One line per figure: min/median/max per stub and the ratio of the medians (ptstub / gdbserver)."""
+    print(f"{'figure':<{name_width}} {'ptstub min/med/max':>{width}} {'gdbserver min/med/max':>{width}} {'ratio':>7}")
+    table: dict[str, Any] = {}
+    for name, by_stub in results.items():
+        p, g = summary(by_stub["ptstub"]), summary(by_stub["gdbserver"])
+        ratio = p[1] / g[1] if g[1] else float("nan")
+        table[name] = {"ptstub": p, "gdbserver": g, "ratio": ratio}
+        print(f"{name:<{name_width}} {fmt.format(*p):>{width}} {fmt.format(*g):>{width}} {ratio:>6.2f}x")
+    return table
 
 
 def main() -> int:
@@ -315,14 +321,7 @@ def main() -> int:
                 record(f"hits/s {threads} thread(s)", stub, hits_per_second(stub, stress, threads, opts.hits))
             record("connect s", stub, connect_time(stub, simple))
             record("read 1 MiB MB/s", stub, read_mib(stub, simple))
-    print(f"{'figure':<22} {'ptstub min/med/max':>28} {'gdbserver min/med/max':>28} {'ratio':>7}")
-    table = {}
-    for name, by_stub in results.items():
-        p, g = summary(by_stub["ptstub"]), summary(by_stub["gdbserver"])
-        ratio = p[1] / g[1] if g[1] else float("nan")
-        table[name] = {"ptstub": p, "gdbserver": g, "ratio": ratio}
-        fmt = "{:.3g}/{:.3g}/{:.3g}"
-        print(f"{name:<22} {fmt.format(*p):>28} {fmt.format(*g):>28} {ratio:>6.2f}x")
+    table = print_table(results, 22, 28, "{:.3g}/{:.3g}/{:.3g}")
     per_stop = packets_per_stop(stress)
     print(f"requests per 8-thread breakpoint stop (ptstub): {per_stop:.1f}")
     table["requests per stop"] = {"ptstub": per_stop}

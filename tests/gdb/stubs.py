@@ -220,3 +220,29 @@ def interactive_gdb(program: str, setup: list[str] | None = None) -> Iterator[In
             with contextlib.suppress(OSError):
                 proc.stdin.close()
         _kill_group(proc)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def untraced_program(argv: list[str], own_session: bool = False) -> Iterator[subprocess.Popen[bytes]]:
+    """A program started without any debugger (to be attached to), yielded once it printed `ready`;
+    killed and reaped at the end. `own_session`: its own process group, as expect spawns programs
+    (gdbserver's Ctrl-C is a SIGINT to that group)."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=own_session)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == b"ready", f"{argv[0]} did not start"
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+        if proc.stdout:
+            proc.stdout.close()
+
+
+def process_state(pid: int) -> str:
+    """The state letter of /proc/PID/stat (`T`/`t` stopped), `Z` when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return "Z"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.gdb.stubs import GDB, PTSTUB, run_gdb, running_stub
+from tests.gdb.stubs import GDB, PTSTUB, run_gdb, running_stub, untraced_program
 
 
 @pytest.mark.timeout(120)
@@ -202,10 +202,7 @@ def test_monitor_exit_detaches_an_attached_program(stub: str, fixture_path) -> N
     """`monitor exit` with an attached program: the stub detaches it (and kills only what it
     started), as gdbserver's detach_or_kill_for_exit. gdb.base/attach.exp found ptstub killing it."""
     spin = fixture_path("spin")
-    victim = subprocess.Popen([spin, "--threads", "2"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        assert victim.stdout is not None
-        wait_for_line(victim.stdout, "ready")
+    with untraced_program([spin, "--threads", "2"]) as victim:
         with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
             run_gdb(server.port, spin, ["set sysroot /", f"attach {victim.pid}", "monitor exit"], extended=True)
             stderr = server.read_stderr(timeout=30, until="Detaching process(es)")
@@ -213,8 +210,3 @@ def test_monitor_exit_detaches_an_attached_program(stub: str, fixture_path) -> N
             assert f"Detaching process(es): {victim.pid}" in stderr, stderr  # gdbserver's line
         assert victim.poll() is None, "monitor exit killed the attached program"
         assert _state(victim.pid) not in ("T", "t"), "left stopped"
-    finally:
-        victim.kill()
-        victim.wait(timeout=10)
-        if victim.stdout:
-            victim.stdout.close()

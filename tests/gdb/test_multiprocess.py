@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 
 import pytest
 
-from tests.gdb.stubs import interactive_gdb, run_gdb, running_stub
+from tests.gdb.stubs import interactive_gdb, process_state, run_gdb, running_stub, untraced_program
 
 
 def _run(stub: str, program: str, args: list[str], commands: list[str]) -> tuple[str, str]:
@@ -143,10 +142,7 @@ def test_attach_a_second_process_beside_a_running_one(stub: str, fixture_path) -
     first process (started with `run`) stays. The attach adds a process; it must not end the first
     one (gdb.threads/detach-step-over.exp attaches beside a process it ran)."""
     simple, spin = fixture_path("simple"), fixture_path("spin")
-    victim = subprocess.Popen([spin, "--threads", "3"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
-    try:
-        assert victim.stdout is not None
-        assert victim.stdout.readline().strip() == b"ready"
+    with untraced_program([spin, "--threads", "3"]) as victim:
         commands = [
             "set sysroot /",
             f"set remote exec-file {simple}",
@@ -174,12 +170,7 @@ def test_attach_a_second_process_beside_a_running_one(stub: str, fixture_path) -
         assert "$1 = 0" in output, output[-3000:]  # its memory, read after the attach
         assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
         assert victim.poll() is None, "the attached program must survive the detach"
-        with open(f"/proc/{victim.pid}/stat") as f:
-            assert f.read().rsplit(")", 1)[1].split()[0] not in ("T", "t"), "left stopped after the detach"
-    finally:
-        victim.kill()
-        victim.wait(timeout=10)
-        victim.stdout.close()
+        assert process_state(victim.pid) not in ("T", "t"), "left stopped after the detach"
 
 
 @pytest.mark.timeout(120)
@@ -189,12 +180,7 @@ def test_interrupt_stops_the_process_attached_last(stub: str, fixture_path) -> N
     follows lets that one go (gdb.threads/detach-step-over.exp re-attaches to it)."""
     spin = fixture_path("spin")
     # its own process group, as expect spawns it: gdbserver's SIGINT goes to the group
-    victim = subprocess.Popen(
-        [spin, "--threads", "3"], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True
-    )
-    try:
-        assert victim.stdout is not None
-        assert victim.stdout.readline().strip() == b"ready"
+    with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
         with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
             with interactive_gdb(spin, ["set sysroot /", "set schedule-multiple on"]) as gdb:
                 gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
@@ -217,10 +203,6 @@ def test_interrupt_stops_the_process_attached_last(stub: str, fixture_path) -> N
                 inferiors = gdb.run("info inferiors")
                 assert re.search(r"\s2\s+process \d+", inferiors), inferiors  # the one run is still there
         assert victim.poll() is None, "the attached program must survive the detach"
-    finally:
-        victim.kill()
-        victim.wait(timeout=10)
-        victim.stdout.close()
 
 
 @pytest.mark.timeout(120)
