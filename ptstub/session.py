@@ -846,17 +846,28 @@ class Session:
 
     def interrupt(self) -> None:
         """All-stop Ctrl-C. It stops the process started or attached last (gdbserver sends SIGINT to
-        its group); if that one is not running now (GDB sent `\x03` while stepping a thread of
-        another over a breakpoint, or between a stop and its resume), the interrupt waits for the
-        resume that runs it, as the SIGINT gdbserver queues does. Dropping it left GDB waiting for a
-        stop that never came (detach-step-over.exp)."""
+        its group). It waits for a resume when nothing runs (GDB sent `\x03` between a stop and its
+        resume) or when GDB is only stepping one thread of another process over a breakpoint (its
+        resume of everything comes next), as the SIGINT gdbserver queues does; dropping it left GDB
+        waiting for a stop that never came (detach-step-over.exp). Any other time it stops what runs,
+        so it cannot wait for ever on a process GDB keeps stopped (schedule-multiple off)."""
         running = self._running if self.running else []
-        if running and (running[0].pid == self._signal_pid or self._signal_pid not in self.processes):
-            self._interrupt_due = False
-            self._interrupt_sent = True
-            running[0].interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
-        else:
+        first = running[0] if running else None
+        if first is None or (
+            first.pid != self._signal_pid and self._signal_pid in self.processes and self._stepping_one_thread()
+        ):
             self._interrupt_due = True
+            return
+        self._interrupt_due = False
+        self._interrupt_sent = True
+        first.interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
+
+    def _stepping_one_thread(self) -> bool:
+        """The last resume was a single step (or range step) of one thread: GDB's in-line step-over."""
+        resume = self._last_resume
+        if len(resume) != 1:
+            return False
+        return next(iter(resume.values())).kind in (ResumeKind.STEP, ResumeKind.RANGE_STEP)
 
     def cancel_interrupt(self) -> None:
         self._interrupt_due = self._interrupt_sent = False

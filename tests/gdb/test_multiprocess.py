@@ -253,3 +253,26 @@ def test_killing_one_of_three_processes_drops_its_threads(stub: str, fixture_pat
     threads = output[output.rindex("Target Id") :]
     assert f"Thread {pids[0]}." not in threads, threads
     assert len(re.findall(r"Thread \d+\.\d+ \"simple\"", threads)) == 2, threads
+
+
+@pytest.mark.timeout(120)
+def test_interrupt_stops_the_running_process_when_the_last_attached_is_held(fixture_path) -> None:
+    """`schedule-multiple off` (GDB's default): only inferior 1 runs while the process attached last
+    stays stopped. `interrupt` must stop inferior 1, not wait for a process GDB never resumes.
+    gdbserver hangs here (its SIGINT goes to the held process's group), so this runs against ptstub."""
+    spin = fixture_path("spin")
+    with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
+        with running_stub("ptstub", ["--multi", "127.0.0.1:0"]) as server:
+            with interactive_gdb(spin, ["set sysroot /"]) as gdb:
+                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
+                gdb.run(f"set remote exec-file {spin}")
+                gdb.run("break hit_target")
+                gdb.run("run --threads 2 --busy 1", until=r"Breakpoint 1\S*, hit_target")
+                gdb.run("delete")
+                gdb.run("add-inferior")
+                gdb.run("inferior 2")
+                gdb.run(f"attach {victim.pid}")
+                gdb.run("inferior 1")
+                gdb.run("continue &")
+                stop = gdb.run("interrupt", until=r"received signal SIGINT")
+                assert re.search(r"Thread 1\.\d+ .*received signal SIGINT", stop), stop
