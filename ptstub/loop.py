@@ -196,8 +196,6 @@ class ServerSession(Protocol):
 
     def interrupt(self) -> None: ...
 
-    def cancel_interrupt(self) -> None: ...
-
     @property
     def finished(self) -> bool: ...
 
@@ -254,7 +252,6 @@ def _serve(
     queued: deque[bytes] = deque()
     feed, take_packet, handle_packet = reader.feed, reader.take_packet, session.handle_packet
     next_refusal_check = 0.0
-    session.cancel_interrupt()  # a Ctrl-C the last client left due is not this one's
     while not session.finished:
         if session.running:
             if listener is not None and (now := time.monotonic()) >= next_refusal_check:

@@ -869,9 +869,6 @@ class Session:
             return False
         return next(iter(resume.values())).kind in (ResumeKind.STEP, ResumeKind.RANGE_STEP)
 
-    def cancel_interrupt(self) -> None:
-        self._interrupt_due = self._interrupt_sent = False
-
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
         """Wait for the running target; the stop reply, or None when GDB sent something first."""
         if len(self.processes) > 1 or self._ended_first is not None:
@@ -1053,13 +1050,18 @@ class Session:
         it (`D;pid`, detach-on-fork on) or debugs it beside the parent."""
         parent = self._alive()
         child = parent.adopt_fork_child(child_pid)
-        link = getattr(parent, "link", None)
-        if link is not None:
-            link(child)  # one ring of engines: each hands the other's wait statuses over
-        self.processes[child_pid] = child
+        self._join(parent, child)
         self._software_breakpoints[child_pid] = set(self._software_breakpoints.get(parent.pid, ()))
         if parent.pid in self._attached_pids:  # as gdbserver: a child inherits how its parent came
             self._attached_pids.add(child_pid)
+
+    def _join(self, served: Any, process: Any) -> None:
+        """`process` is served beside `served`: one ring of engines, each handing the other's wait
+        statuses over (ptstub.linux.processes)."""
+        link = getattr(served, "link", None)
+        if link is not None:
+            link(process)
+        self.processes[process.pid] = process
 
     def _forget_target(self) -> None:
         """The target ended: out of the session; another process (if any) becomes the target."""
@@ -1328,18 +1330,16 @@ class Session:
             self._replace_target(start, attached)
             return
         process = start()
-        link = getattr(self.target, "link", None)
-        if link is not None:
-            link(process)  # one ring of engines: each hands the other's wait statuses over
-        self.processes[process.pid] = process
+        self._join(self.target, process)
         self.target = process
         self._signal_pid = process.pid
         self._apply_target_options()
         if self._pass_signals:
-            process.set_pass_signals(set(self._pass_signals))
-        self._attached_pids.discard(process.pid)
+            process.set_pass_signals(self._pass_signals)
         if attached:
             self._attached_pids.add(process.pid)
+        else:
+            self._attached_pids.discard(process.pid)
         self.g_pid, self.g_thread = process.pid, process.pid  # gdbserver: the new process is current
         self.last_event = None
         self.last_stop = None
@@ -1529,10 +1529,12 @@ class Session:
                 with contextlib.suppress(PtstubError):
                     target.remove_breakpoint(address, kind, length)
             target.set_options(catch_syscalls=False)
-            target.set_pass_signals(set())
+            target.set_pass_signals(frozenset())
         self._software_breakpoints.clear()
         self._hardware_breakpoints.clear()
         self._conditions.clear()
+        self._pass_signals = frozenset()  # a process run later must not get the last client's
+        self._interrupt_due = self._interrupt_sent = False  # a Ctrl-C left due is not the next client's
         self.catching = False
         self.catch_syscalls = None
         self.program_signals = None
