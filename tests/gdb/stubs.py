@@ -239,10 +239,11 @@ def untraced_program(argv: list[str], own_session: bool = False) -> Iterator[sub
             proc.stdout.close()
 
 
-def process_state(pid: int) -> str:
-    """The state letter of /proc/PID/stat (`T`/`t` stopped), `Z` when gone."""
+def process_state(pid: int, tid: int | None = None) -> str:
+    """The state letter of /proc/PID/stat, or of one thread's (`T`/`t` stopped), `Z` when gone."""
+    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     try:
-        with open(f"/proc/{pid}/stat") as f:
+        with open(path) as f:
             return f.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return "Z"

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.gdb.stubs import GDB, PTSTUB, run_gdb, running_stub, untraced_program
+from tests.gdb.stubs import GDB, PTSTUB, process_state, run_gdb, running_stub, untraced_program
 
 
 @pytest.mark.timeout(120)
@@ -108,7 +108,7 @@ def test_ctrl_c_after_attaching_to_a_process_whose_leader_exited(tmp_path) -> No
         text = out.decode(errors="replace")
         assert "detached" in text, text[-3000:]
         assert victim.poll() is None, "the program must survive the detach"
-        assert _state(victim.pid) not in ("T", "t"), "the program must not be left stopped"
+        assert process_state(victim.pid) not in ("T", "t"), "the program must not be left stopped"
     finally:
         victim.kill()
         victim.wait(timeout=10)
@@ -119,23 +119,14 @@ def test_ctrl_c_after_attaching_to_a_process_whose_leader_exited(tmp_path) -> No
 def _interrupt_when_running(gdb: subprocess.Popen[bytes], pid: int) -> None:
     """One SIGINT to GDB once the program really runs (its threads leave the ptrace stop)."""
     deadline = time.monotonic() + 30
-    while all(_state(pid, tid) == "t" for tid in _live_tasks(pid)):
+    while all(process_state(pid, tid) == "t" for tid in _live_tasks(pid)):
         assert time.monotonic() < deadline, "GDB never resumed the program"
         time.sleep(0.01)  # polling for a state change, bounded by the deadline
     gdb.send_signal(signal.SIGINT)
 
 
 def _live_tasks(pid: int) -> list[int]:
-    return [int(t) for t in os.listdir(f"/proc/{pid}/task") if _state(pid, int(t)) != "Z"]
-
-
-def _state(pid: int, tid: int | None = None) -> str:
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    try:
-        with open(path) as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "Z"
+    return [int(t) for t in os.listdir(f"/proc/{pid}/task") if process_state(pid, int(t)) != "Z"]
 
 
 @pytest.mark.timeout(120)
@@ -161,7 +152,7 @@ def test_extended_remote_run_twice_and_attach(stub: str, fixture_path) -> None:
         assert "exited normally" in result.output, result.output[-3000:]
         assert len(re.findall(r"Thread \d+\.\d+ \"spin\"", result.output)) == 4, result.output[-3000:]
         assert "Detaching from program" in result.output or "detached" in result.output
-        assert victim.poll() is None and _state(victim.pid) not in ("T", "t")
+        assert victim.poll() is None and process_state(victim.pid) not in ("T", "t")
     finally:
         victim.kill()
         victim.wait(timeout=10)
@@ -187,7 +178,7 @@ def test_ptstub_attach_subcommand(fixture_path) -> None:
         result = run_gdb(int(match.group(2)), spin, ["info threads", "detach"])
         assert len(re.findall(r"Thread \d+\.\d+ \"spin\"", result.output)) == 4, result.output[-3000:]
         stub.wait(timeout=30)
-        assert victim.poll() is None and _state(victim.pid) not in ("T", "t")
+        assert victim.poll() is None and process_state(victim.pid) not in ("T", "t")
     finally:
         for proc in (stub, victim):
             if proc.poll() is None:
@@ -209,4 +200,4 @@ def test_monitor_exit_detaches_an_attached_program(stub: str, fixture_path) -> N
             server.proc.wait(timeout=30)
             assert f"Detaching process(es): {victim.pid}" in stderr, stderr  # gdbserver's line
         assert victim.poll() is None, "monitor exit killed the attached program"
-        assert _state(victim.pid) not in ("T", "t"), "left stopped"
+        assert process_state(victim.pid) not in ("T", "t"), "left stopped"
