@@ -2285,7 +2285,8 @@ static void detach_strays(pt_engine *e)
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         int tid = atoi(de->d_name);
-        if (tid <= 0 || read_task_status(e->pid, tid, buf) < 0)
+        /* a thread of the table was just detached above: only the others cost a status read */
+        if (tid <= 0 || find(e, tid) || read_task_status(e->pid, tid, buf) < 0)
             continue;
         const char *tracer = strstr(buf, "\nTracerPid:");
         if (!tracer || atoi(tracer + 11) != getpid())
