@@ -157,6 +157,7 @@ class Session:
         self._stop_asked: set[int] = set()  # non-stop: threads GDB stopped with vCont;t, not reported yet
         self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
         self._thread_stops: dict[int, bytes] = {}  # non-stop: stop reply of each thread GDB knows stopped
+        self._rotation = 0  # non-stop over several processes: which one is looked at first
         self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
             cmd.QuerySupported: self.handle_query_supported,
             cmd.StartNoAckMode: self.handle_start_no_ack,
@@ -626,9 +627,10 @@ class Session:
     # ------------------------------------------------------------------------------------- non-stop
     def handle_set_non_stop(self, c: cmd.SetNonStop) -> bytes:
         """`QNonStop:1|0`. GDB switches with no thread running; leaving non-stop stops any that still runs."""
-        target = self.target
-        if not c.enabled and self.non_stop and target is not None and target.alive and target.any_running():
-            self.report(target.stop())
+        if not c.enabled and self.non_stop:
+            for process in self._served():
+                if process.any_running():
+                    self.report(process.stop(), process)
         self.non_stop = c.enabled
         self.stops.discard()
         self._thread_stops.clear()
@@ -638,15 +640,19 @@ class Session:
         return self.stops.acknowledge()
 
     def handle_ctrl_c(self, c: cmd.InterruptTarget) -> bytes:
-        """`vCtrlC` (non-stop's Ctrl-C): stop one running thread, reported as SIGINT like gdbserver's."""
+        """`vCtrlC` (non-stop's Ctrl-C): stop one running thread, reported as SIGINT like gdbserver's,
+        of the process started or attached last (gdbserver's `kill (-signal_pid, SIGINT)`) if one of
+        its threads runs."""
         if not self.non_stop:
             return replies.unsupported()
-        target = self._alive()
-        ids = target.thread_ids()
-        for tid in sorted(ids, key=lambda t: t != target.pid):
-            if target.is_running(tid) and target.stop_thread(tid):
-                self._ctrl_c_tids.add(tid)
-                break
+        self._alive()
+        processes = self._served()
+        processes.sort(key=lambda p: p.pid != self._signal_pid)
+        for process in processes:
+            for tid in sorted(process.thread_ids(), key=lambda t: t != process.pid):
+                if process.is_running(tid) and process.stop_thread(tid):
+                    self._ctrl_c_tids.add(tid)
+                    return replies.ok()
         return replies.ok()
 
     def _query_stop_reason_non_stop(self) -> bytes:
@@ -655,6 +661,9 @@ class Session:
         if target is None or not target.alive:
             return self.stops.restart([])
         stopped = [t.tid for t in target.threads() if t.state is ThreadState.STOPPED]
+        elsewhere = [
+            t.tid for p in self._served() if p is not target for t in p.threads() if t.state is ThreadState.STOPPED
+        ]
         if stopped and not self._thread_stops:
             # GDB has been told of no stop yet (a new connection): like gdbserver after an attach or a
             # launch, report one thread stopped and let the others run; GDB takes them as running
@@ -665,7 +674,9 @@ class Session:
                 self._invalidate()
                 target.resume_threads(others)
             stopped = [main]
-        return self.stops.restart([(tid, self._thread_stops.get(tid) or self._initial_stop(tid)) for tid in stopped])
+        return self.stops.restart(
+            [(tid, self._thread_stops.get(tid) or self._initial_stop(tid)) for tid in stopped + elsewhere]
+        )
 
     def _initial_stop(self, tid: int) -> bytes:
         """A stopped thread GDB was never told about: SIGTRAP for the leader of a launched process
@@ -676,35 +687,37 @@ class Session:
         return reply
 
     def _resume_non_stop(self, c: cmd.Resume) -> bytes:
-        """vCont in non-stop: each action applies to the threads it names, the rest keep their state."""
-        target = self._alive()
-        actions: dict[int, ResumeAction] = {}
-        stops: list[int] = []
-        for tid in target.thread_ids():
-            action = c.action_for(self.pid, tid)
-            if action is None:
-                continue
-            if action.kind is cmd.ThreadActionKind.STOP:
-                stops.append(tid)
-                continue
-            resume = action.to_resume_action()
-            # As gdbserver (linux_set_resume_request): a running thread keeps running as it is, and a
-            # thread whose stop GDB has not pulled out of the vStopped queue yet stays stopped.
-            # (`resume_threads` leaves running threads alone.)
-            if resume is not None and not self.stops.holds(tid):
-                actions[tid] = resume
-        if actions:
-            self._invalidate()
-            for tid in actions:
-                self._thread_stops.pop(tid, None)
-                self._stop_asked.discard(tid)
-            self._last_resume.update(actions)
-            target.resume_threads(actions)
-        for tid in stops:
-            # Also a thread already stopped with an event not handed over yet: if that event is a hit
-            # nobody hears of, the stop GDB asked for is what it reports (see _collect_event).
-            target.stop_thread(tid)
-            self._stop_asked.add(tid)
+        """vCont in non-stop: each action applies to the threads it names (of any process served), the
+        rest keep their state."""
+        self._alive()
+        for process in self._served():
+            actions: dict[int, ResumeAction] = {}
+            stops: list[int] = []
+            for tid in process.thread_ids():
+                action = c.action_for(process.pid, tid)
+                if action is None:
+                    continue
+                if action.kind is cmd.ThreadActionKind.STOP:
+                    stops.append(tid)
+                    continue
+                resume = action.to_resume_action()
+                # As gdbserver (linux_set_resume_request): a running thread keeps running as it is, and
+                # a thread whose stop GDB has not pulled out of the vStopped queue yet stays stopped.
+                # (`resume_threads` leaves running threads alone.)
+                if resume is not None and not self.stops.holds(tid):
+                    actions[tid] = resume
+            if actions:
+                self._invalidate()
+                for tid in actions:
+                    self._thread_stops.pop(tid, None)
+                    self._stop_asked.discard(tid)
+                self._last_resume.update(actions)
+                process.resume_threads(actions)
+            for tid in stops:
+                # Also a thread already stopped with an event not handed over yet: if that event is a
+                # hit nobody hears of, the stop GDB asked for is what it reports (see _collect_event).
+                process.stop_thread(tid)
+                self._stop_asked.add(tid)
         return replies.ok()
 
     def next_notification(self, wake_fd: int) -> bytes | None:
@@ -721,14 +734,24 @@ class Session:
         target = self.target
         if not self.non_stop or target is None or not target.alive:
             return False
-        event = target.wait_event(None, wake_fd)
-        if event is None:
-            return False
+        if len(self.processes) == 1:
+            process, event = target, target.wait_event(None, wake_fd)
+            if event is None:
+                return False
+        else:
+            from ptstub.linux.processes import next_event_non_stop
+
+            ended = [p for p in self.processes.values() if getattr(p, "ended", False)]
+            self._rotation += 1
+            found = next_event_non_stop(self._served() + ended, wake_fd, self._rotation)
+            if found is None:
+                return False
+            process, event = found
         uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
         tid = getattr(event, "tid", None)
         if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
             if tid not in self._stop_asked:
-                target.resume_threads({tid: self._last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
+                process.resume_threads({tid: self._last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
                 # A stream of hits nobody hears of (a condition that is always false, in many threads)
                 # always has the next event ready: GDB's packets go first (interrupt-while-step-over.exp).
                 return not _input_waiting(wake_fd)
@@ -736,7 +759,7 @@ class Session:
             # for, as gdbserver does for a thread whose last resume kind is resume_stop.
             event = Interrupted(tid, event.pc)
         self._stop_asked.discard(tid)
-        self.stops.push(self.report(event), tid)
+        self.stops.push(self.report(event, process), tid)
         return True
 
     # ------------------------------------------------------------------------------------- run control
@@ -938,7 +961,22 @@ class Session:
 
     def report(self, event: StopEvent, process: Any | None = None) -> bytes:
         """Turn a stop event of `process` (default: the target) into the stop reply (and remember it
-        for `?`); the process of the event becomes the target, as gdbserver's current thread."""
+        for `?`); in all-stop the process of the event becomes the target, as gdbserver's current
+        thread (in non-stop gdbserver keeps the thread GDB selected)."""
+        if process is None or process is self.target or process.pid not in self.processes:
+            return self._report(event)
+        if not self.non_stop:
+            self.target = process
+            return self._report(event)
+        target, self.target = self.target, process
+        try:
+            return self._report(event)
+        finally:
+            if target is not None and target.pid in self.processes:
+                self.target = target
+
+    def _report(self, event: StopEvent) -> bytes:
+        """`report` of an event of the target."""
         self.last_event = event
         self._invalidate()
         if self._interrupt_sent:
@@ -946,8 +984,6 @@ class Session:
             # the SIGINT gdbserver queues stays pending in the kernel.
             self._interrupt_sent = False
             self._interrupt_due = not isinstance(event, Interrupted | Exited | Killed)
-        if process is not None and process is not self.target and process.pid in self.processes:
-            self.target = process
         if isinstance(event, Exited):
             self.announce(f"\nChild exited with status {event.code}")
             reply = replies.exited(event.code, event.pid if self.features.multiprocess else None)
@@ -1067,11 +1103,25 @@ class Session:
         """The target ended: out of the session; another process (if any) becomes the target."""
         target = self.target
         self.running = False
-        self._thread_stops.clear()
         if target is not None:
             self._forget_process(target)
+        self._forget_thread_stops()
         if self.target is None and not self.extended:
             self.exit_requested = True
+
+    def _discard_stops_of(self, process: Any) -> None:
+        """Non-stop: drop the queued stops of one process of several (it is detached or killed)."""
+        tids = set(process.thread_ids()) if process.alive else set()
+        self.stops.discard(lambda key, reply: key in tids)
+        for tid in tids:
+            self._thread_stops.pop(tid, None)
+
+    def _forget_thread_stops(self) -> None:
+        """Non-stop: forget the stops of threads no process served has any more."""
+        if len(self.processes) <= 1 and (self.target is None or not self.target.alive):
+            self._thread_stops.clear()
+            return
+        self._thread_stops = {tid: reply for tid, reply in self._thread_stops.items() if self._owner(tid)}
 
     def _forget_process(self, process: Any) -> None:
         self._invalidate()  # its threads leave the thread list (threadapply.exp "kill-and-remove")
@@ -1401,6 +1451,8 @@ class Session:
             if process is None:
                 return replies.error(errno_mod.ESRCH)
             # One of several processes (`vKill;pid`): the others stay (GDB's `kill inferiors N`).
+            if self.non_stop:
+                self._discard_stops_of(process)
             if process.alive:
                 process.kill()
             self._forget_process(process)
@@ -1433,7 +1485,9 @@ class Session:
             return replies.error(errno_mod.ESRCH)
         target = process or self._alive()
         self.announce(f"Detaching from process {target.pid}")
-        if target is self.target or self.non_stop:
+        if self.non_stop and len(self.processes) > 1:
+            self._discard_stops_of(target)
+        elif target is self.target or self.non_stop:
             self.stops.discard()
             self._thread_stops.clear()
         allowed = self.program_signals

@@ -465,6 +465,21 @@ class Inferior:
         rc = check(lib.pt_wait_one(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
         return self._take_event() if rc == 1 else None
 
+    def next_event_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
+        """`wait_event` for a process served with others in non-stop: its own event, PEER (a status
+        collected here gave another process of the ring an event), NOTHING_RUNNING, or None when
+        `wake_fd` is readable. `wake_fd` None: do not wait, only look at what is pending."""
+        self._require_alive()
+        timeout = WAIT_FOREVER if wake_fd is not None else 0
+        rc = check(lib.pt_wait_one(self._e, timeout, -1 if wake_fd is None else wake_fd), "wait")
+        if rc == 1:
+            return self._take_event()
+        if rc == 4:
+            return PEER
+        if rc == 3:
+            return NOTHING_RUNNING
+        return None
+
     def stop_thread(self, tid: int) -> bool:
         """Non-stop: ask a running thread to stop (reported as `Interrupted` by `wait_event`).
 

@@ -1,9 +1,10 @@
-"""All-stop over several traced processes of one session (a fork child GDB keeps, detach-on-fork off).
+"""Several traced processes of one session (a fork child GDB keeps, a second `run` or `attach`).
 
 Each process has its own engine (`Inferior`); the engines of one session are linked in a ring, so a
-wait status one engine's `waitpid(-1)` collects for another's thread is handled by its owner. These
-two functions give GDB's all-stop contract across processes: nothing runs while an event is
-pending anywhere it may be reported, and before a stop is reported every process is stopped.
+wait status one engine's `waitpid(-1)` collects for another's thread is handled by its owner. The
+first two functions give GDB's all-stop contract across processes: nothing runs while an event is
+pending anywhere it may be reported, and before a stop is reported every process is stopped. The
+third is non-stop's wait: one thread's event from any process, every other thread left as it is.
 Design: docs/design-notes.md, "Several processes"; GDB manual, "Forks" and "Inferiors".
 """
 
@@ -77,3 +78,33 @@ def wait_processes(running: list[Any], served: Sequence[Any], wake_fd: int | Non
 def _clear(processes: list[Any]) -> None:
     for process in processes:
         process.clear_peer_event()
+
+
+def next_event_non_stop(processes: Sequence[Any], wake_fd: int, first: int = 0) -> tuple[Any, StopEvent] | None:
+    """Non-stop over several processes (live ones and ones ended but not yet reported): the next event
+    of any thread of `processes`, the others left running or stopped as they are.
+
+    Pending events are looked at from `processes[first]` on, so that a caller rotating `first` serves
+    the processes fairly. None when `wake_fd` is readable first or when no thread runs anywhere and
+    nothing is pending."""
+    count = len(processes)
+    while True:
+        for process in processes:
+            process.clear_peer_event()
+        for index in range(count):
+            process = processes[(first + index) % count]
+            if process.ended:  # its exit status came to another engine's waitpid
+                return process, process.take_event()
+            outcome = process.next_event_in_group(None)
+            if isinstance(outcome, StopEvent):
+                return process, outcome
+        waiter = next((process for process in processes if process.any_running()), None)
+        if waiter is None:
+            return None
+        outcome = waiter.next_event_in_group(wake_fd)
+        if outcome is None:
+            return None
+        if isinstance(outcome, StopEvent):
+            return waiter, outcome
+        # PEER: a status collected here was another process's event; NOTHING_RUNNING: the waiter's
+        # last running thread stopped for nothing to report. Look at every process again.

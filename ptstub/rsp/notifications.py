@@ -63,8 +63,8 @@ class StopQueue:
         self._notify = False
         return self._queue[0][1] if self._queue else OK
 
-    def discard(self, drop: Callable[[bytes], bool] | None = None) -> None:
-        """Drop queued replies (all, or those `drop` selects), e.g. on detach or kill.
+    def discard(self, drop: Callable[[Hashable, bytes], bool] | None = None) -> None:
+        """Drop queued replies (all, or those `drop(key, reply)` selects), e.g. on detach or kill.
 
         A head GDB was already sent stays: its `vStopped` is still to come, and dropping it would make
         that `vStopped` acknowledge a reply GDB never saw (gdbserver's discard_queued_stop_replies).
@@ -73,7 +73,7 @@ class StopQueue:
         kept = deque(
             entry
             for index, entry in enumerate(self._queue)
-            if (index == 0 and sent) or (drop is not None and not drop(entry[1]))
+            if (index == 0 and sent) or (drop is not None and not drop(*entry))
         )
         if kept and not sent:
             self._notify = True

@@ -73,7 +73,7 @@ def test_discard_selected() -> None:
     q.take_notification()
     q.push(b"W00;process:10")
     q.push(b"T05c")
-    q.discard(lambda reply: reply.startswith(b"W"))
+    q.discard(lambda key, reply: reply.startswith(b"W"))
     assert q.acknowledge() == b"T05c"
 
 
