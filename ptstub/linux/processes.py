@@ -98,13 +98,18 @@ def next_event_non_stop(processes: Sequence[Any], wake_fd: int, first: int = 0) 
             outcome = process.next_event_in_group(None)
             if isinstance(outcome, StopEvent):
                 return process, outcome
-        waiter = next((process for process in processes if process.any_running()), None)
-        if waiter is None:
+        # Wait in the first process that can report (one with a running thread, or an exit status
+        # due): the others answer NOTHING_RUNNING at once. None of them: nothing can happen.
+        for waiter in processes:
+            if waiter.ended:  # ended while the ones before it were looked at
+                return waiter, waiter.take_event()
+            outcome = waiter.next_event_in_group(wake_fd)
+            if outcome != NOTHING_RUNNING:
+                break
+        else:
             return None
-        outcome = waiter.next_event_in_group(wake_fd)
         if outcome is None:
             return None
         if isinstance(outcome, StopEvent):
             return waiter, outcome
-        # PEER: a status collected here was another process's event; NOTHING_RUNNING: the waiter's
-        # last running thread stopped for nothing to report. Look at every process again.
+        # PEER: a status collected here was another process's event. Look at every process again.

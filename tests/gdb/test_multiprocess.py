@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 
 import pytest
 
@@ -276,3 +277,78 @@ def test_interrupt_stops_the_running_process_when_the_last_attached_is_held(fixt
                 gdb.run("continue &")
                 stop = gdb.run("interrupt", until=r"received signal SIGINT")
                 assert re.search(r"Thread 1\.\d+ .*received signal SIGINT", stop), stop
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("mode", ["maint set target-non-stop on", "set non-stop on"])
+def test_fork_child_kept_in_non_stop(stub: str, fixture_path, mode: str) -> None:
+    """The fork child GDB keeps is served through the non-stop protocol (GDB's target-non-stop, or
+    non-stop itself): it runs to its exit when GDB resumes it, and the parent after it
+    (gdb.threads/fork-plus-threads.exp keeps 11 processes in non-stop mode)."""
+    program = fixture_path("simple")
+    commands = [
+        "set sysroot /",
+        "set detach-on-fork off",
+        "catch fork",
+        "continue",
+        "stepi",
+        "info inferiors",
+        "inferior 2",
+        "print global_counter",
+        "continue",
+        "inferior 1",
+        "continue",
+    ]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--fork", "--iterations", "1"]) as server:
+        output = run_gdb(server.port, program, commands, setup=[mode]).output
+        assert server.proc.stdout is not None
+        server.proc.wait(timeout=30)
+        program_output = server.proc.stdout.read().decode(errors="replace")
+    assert re.search(r"\n\s+2\s+process \d+\s", output), output[-3000:]
+    assert "$1 = 1" in output, output[-3000:]
+    assert re.search(r"\[Inferior 2 \(process \d+\) exited with code 07\]", output), output[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+    assert "child-status: 7" in program_output, program_output
+
+
+@pytest.mark.timeout(120)
+def test_two_processes_run_and_stop_apart_in_non_stop(stub: str, fixture_path) -> None:
+    """gdb.threads/detach-step-over.exp's non-stop variants: one process run, one attached, all their
+    threads resumed with `continue -a &`. A signal in the process run first stops its thread while
+    the one attached last runs on; `detach` of the attached one leaves the first one served, and
+    `interrupt -a` then stops its threads. ptstub's non-stop used to serve the target process alone:
+    the other's threads were never resumed, nor its events collected."""
+    spin = fixture_path("spin")
+    setup = ["set sysroot /", "maint set target-non-stop on", "set non-stop on", "set schedule-multiple on"]
+    with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
+        with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+            with interactive_gdb(spin, setup) as gdb:
+                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
+                gdb.run("add-inferior")
+                gdb.run("inferior 2")
+                gdb.run(f"set remote exec-file {spin}")
+                gdb.run("break hit_target")
+                gdb.run("run --threads 2 --busy 1", until=r"Breakpoint 1\S*, hit_target")
+                gdb.run("delete")
+                inferiors = gdb.run("info inferiors")
+                first = re.search(r"\*\s+2\s+process (\d+)", inferiors)
+                assert first, inferiors
+                gdb.run("inferior 1")
+                # the leader's stop is the attach's own; the 3 others are reported apart
+                gdb.run(f"attach {victim.pid}", until=r"(?s)(Thread 1\.\d+ .*stopped.*){3}")
+                gdb.run("continue -a &")
+                threads = gdb.run("info threads")
+                assert len(re.findall(r"\(running\)", threads)) == 7, threads  # 3 run + 4 attached
+                os.kill(int(first.group(1)), signal.SIGUSR1)
+                stop = gdb.expect(r"Thread 2\.\d+ .*received signal SIGUSR1")
+                assert "Thread 1." not in stop, stop
+                threads = gdb.run("info threads")
+                assert len(re.findall(r"1\.\d+\s+Thread .*\(running\)", threads)) == 4, threads
+                detach = gdb.run("detach")
+                assert f"process {victim.pid}" in detach, detach
+                gdb.run("inferior 2")
+                gdb.run("interrupt -a", until=r"(?s)(Thread 2\.\d+ .*stopped.*){2}")  # the third got SIGUSR1
+                threads = gdb.run("info threads")
+                assert "(running)" not in threads, threads
+        assert victim.poll() is None, "the attached program must survive the detach"
+        assert process_state(victim.pid) not in ("T", "t"), "left stopped after the detach"
