@@ -677,6 +677,7 @@ int pt_remove_breakpoint(pt_engine *e, uint64_t addr)
         return -ENOENT;
     int rc = e->vfork_parent_tid ? 0 : poke_byte(e->memfd, addr, b->orig);
     *b = e->bps[--e->nbps];
+    e->removed_bps[e->removed_next++ % 16] = addr;
     return rc == -EIO || rc == -ESRCH ? 0 : rc; /* the mapping may be gone: nothing left to restore */
 }
 
@@ -1292,6 +1293,15 @@ static uint64_t step_hit_debugreg(pt_engine *e, int32_t tid)
     return dr6;
 }
 
+/* Whether one of our int3s was at addr until lately (and is not there now). */
+static int removed_lately(pt_engine *e, uint64_t addr)
+{
+    for (int i = 0; i < 16; i++)
+        if (e->removed_bps[i] == addr && addr)
+            return !bp_at(e, addr);
+    return 0;
+}
+
 static int on_sigtrap(pt_engine *e, pt_thread *t)
 {
     siginfo_t si;
@@ -1308,6 +1318,15 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
         t->on_breakpoint = 1;
         t->bp_pc = r.rip;
         return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
+    }
+    if (si.si_code == SI_KERNEL && removed_lately(e, r.rip - 1)) {
+        /* An int3 of ours, hit just before it was removed (in non-stop threads run while GDB edits
+         * breakpoints): the original instruction is back, so rewind to it and go on with no hit to
+         * report, as gdbserver discards a pending breakpoint stop whose breakpoint is gone. */
+        r.rip -= 1;
+        ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        e->n_stale_stops++;
+        return keep_or_resume(e, t);
     }
     int stepping = t->action == PT_ACT_STEP || t->action == PT_ACT_RANGE;
     if (si.si_code == TRAP_HWBKPT) {

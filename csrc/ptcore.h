@@ -128,6 +128,9 @@ typedef struct pt_engine {
     /* several processes in one session (docs/design-notes.md, "Several processes") */
     struct pt_engine *peer;    /* next engine of the ring of processes served together (NULL: alone) */
     int32_t peer_event;        /* a status routed to a peer gave it an event to report */
+    /* int3s removed lately: a trap one of them caused just before it went is known as ours */
+    uint64_t removed_bps[16];
+    uint32_t removed_next;
 } pt_engine;
 
 /* Launch flags. */

@@ -582,6 +582,12 @@ class Session:
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
+    def _breakpoint_at(self, pid: int, pc: int) -> bool:
+        """Whether GDB has a software or hardware breakpoint at `pc` in process `pid`."""
+        if pc in self._software_breakpoints.get(pid, ()):
+            return True
+        return any(key[0] == pid and key[1] == pc for key in self._hardware_breakpoints)
+
     def _should_report(self, event: StopEvent) -> bool:
         """Whether a stop goes to GDB: a breakpoint hit does only if a GDB breakpoint at its address is
         unconditional or has a condition that holds (gdbserver's `gdb_condition_true_at_breakpoint`, which
@@ -749,7 +755,10 @@ class Session:
             process, event = found
         uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
         tid = getattr(event, "tid", None)
-        if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
+        # A hit whose breakpoint GDB removed while the event waited (threads run while GDB edits
+        # breakpoints) is reported to nobody, as gdbserver discards it: the thread goes on.
+        stale = type(event) is BreakpointHit and not self._breakpoint_at(process.pid, event.pc)
+        if (isinstance(event, SyscallStop) and uncaught) or stale or not self._should_report(event):
             if tid not in self._stop_asked:
                 process.resume_threads({tid: self._last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
                 # A stream of hits nobody hears of (a condition that is always false, in many threads)

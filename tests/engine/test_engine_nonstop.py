@@ -8,9 +8,10 @@ one thread and is reported as `Interrupted`; a thread already stopped reports no
 from __future__ import annotations
 
 import subprocess
+import time
 
 import pytest
-from helpers import launched, task_state, time_limit
+from helpers import launched, task_ids, task_state, time_limit
 
 from ptstub.events import BreakpointHit, Exited, Interrupted
 from ptstub.target import BreakpointKind, ResumeAction, ThreadState
@@ -21,6 +22,19 @@ CONT = ResumeAction()
 
 def counter(inf, address: int) -> int:
     return int.from_bytes(inf.read_memory(address, 8), "little")
+
+
+def stopped_past(pid: int, pc: int) -> bool:
+    """Whether a thread of `pid` sits in a stop, out of any system call, at `pc` (/proc's view)."""
+    for tid in task_ids(pid):
+        try:
+            with open(f"/proc/{pid}/task/{tid}/syscall") as f:
+                fields = f.read().split()
+        except OSError:
+            continue
+        if (task_state(pid, tid) or ("",))[0] == "t" and fields[:1] == ["-1"] and int(fields[2], 16) == pc:
+            return True
+    return False
 
 
 def running(inf) -> set[int]:
@@ -88,3 +102,27 @@ def test_interrupt_stops_each_running_thread(fixture_path) -> None:
             seen.add(event.tid)
         assert running(inf) == set()
         assert inf.wait_event(timeout=0) is None  # nothing runs, nothing pending
+
+
+@time_limit(60)
+def test_hit_of_a_breakpoint_removed_before_its_trap_is_collected_is_not_reported(fixture_path) -> None:
+    """Non-stop: a thread runs into an int3 and the breakpoint is removed before the engine collects
+    the trap (GDB deletes breakpoints while threads run). The thread goes on from the original
+    instruction and nothing is reported; it used to be reported as a SIGTRAP one byte past the
+    breakpoint (gdb.threads/detach-step-over.exp, non-stop: "Thread 2.11 received signal SIGTRAP"
+    after `delete breakpoints`)."""
+    with launched([fixture_path("nonstop"), "--threads", "2", "--hits", "3"], stdout=subprocess.DEVNULL) as inf:
+        hit_me = inf.symbol("hit_me")
+        inf.insert_breakpoint(hit_me)
+        inf.resume_threads({inf.pid: CONT})
+        first = inf.wait_event(timeout=20)  # every thread has started by the first hit
+        assert first == BreakpointHit(first.tid, hit_me), first
+        inf.resume_threads({first.tid: CONT})  # its second call traps with no engine call to collect it
+        deadline = time.monotonic() + 20
+        while not stopped_past(inf.pid, hit_me + 1) and time.monotonic() < deadline:
+            time.sleep(0.001)  # polled in /proc: the engine must not collect the trap meanwhile
+        assert stopped_past(inf.pid, hit_me + 1), "no thread stopped at the breakpoint"
+        inf.remove_breakpoint(hit_me)
+        event = inf.wait_event(timeout=20)
+        assert event == Exited(inf.pid, 0), event  # the hitter went on, its three calls done
+        assert inf.stats["stale_stops"] >= 1
