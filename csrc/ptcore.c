@@ -2016,6 +2016,12 @@ int pt_request_stop(pt_engine *e)
     return 0;
 }
 
+/* Withdraw a pt_request_stop that no wait has acted on yet (another event was reported first). */
+int pt_cancel_stop(pt_engine *e)
+{
+    return take_stop_request(e);
+}
+
 int pt_set_options(pt_engine *e, int options)
 {
     e->options = options;

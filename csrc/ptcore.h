@@ -151,6 +151,7 @@ int pt_set_actions(pt_engine *e, int action);
 int pt_set_thread_actions(pt_engine *e, const int32_t *tids, const int32_t *actions, const int32_t *sigs, int32_t n);
 int pt_stop_all(pt_engine *e);
 int pt_request_stop(pt_engine *e);
+int pt_cancel_stop(pt_engine *e);
 int pt_find_thread(pt_engine *e, int32_t tid);
 int pt_prune(pt_engine *e);
 int pt_set_options(pt_engine *e, int options);

@@ -119,7 +119,7 @@ class Session:
         self._pass_signals: frozenset[int] = frozenset()
         self._signal_pid = target.pid if target is not None else 0  # gdbserver's signal_pid: Ctrl-C goes there
         self._interrupt_due = False  # a Ctrl-C for a process not running yet: applied when it runs
-        self._interrupt_sent = False  # the engine was asked to stop; cleared by the next report
+        self._interrupted: Any | None = None  # the process asked to stop by a Ctrl-C; cleared by the next report
         # Processes ptstub attached to (detached at the end), not started (killed): gdbserver's
         # process->attached, which a fork child inherits.
         self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
@@ -885,13 +885,15 @@ class Session:
         so it cannot wait for ever on a process GDB keeps stopped (schedule-multiple off)."""
         running = self._running if self.running else []
         first = running[0] if running else None
-        if first is None or (
-            first.pid != self._signal_pid and self._signal_pid in self.processes and self._stepping_one_thread()
+        if (
+            first is None
+            or getattr(first, "ready", False)  # it reports an event it had already, and runs nothing
+            or (first.pid != self._signal_pid and self._signal_pid in self.processes and self._stepping_one_thread())
         ):
             self._interrupt_due = True
             return
         self._interrupt_due = False
-        self._interrupt_sent = True
+        self._interrupted = first
         first.interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
 
     def _stepping_one_thread(self) -> bool:
@@ -959,9 +961,14 @@ class Session:
                 return None
             process, event = found
             uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
-            if isinstance(event, SyscallStop) and uncaught:
-                plans = [(p, {t: a for t, a in self._last_resume.items() if p.has_thread(t)}) for p in self._running]
+            if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
+                # As for one process (wait_for_stop): every process resumed as GDB last did. A hit whose
+                # conditions are all false was reported to GDB here (one stop per false condition).
+                plans = [(p, {t: a for t, a in self._last_resume.items() if p.has_thread(t)}) for p in self._served()]
+                plans.sort(key=lambda plan: plan[0].pid != self._signal_pid)
                 self._running = resume_processes([(p, a) for p, a in plans if a])
+                if _input_waiting(wake_fd):
+                    return None
                 continue
             break
         self.running = False
@@ -988,11 +995,15 @@ class Session:
         """`report` of an event of the target."""
         self.last_event = event
         self._invalidate()
-        if self._interrupt_sent:
+        if self._interrupted is not None:
             # Another event came first (the thread GDB stepped finished): the Ctrl-C stays due, as
-            # the SIGINT gdbserver queues stays pending in the kernel.
-            self._interrupt_sent = False
-            self._interrupt_due = not isinstance(event, Interrupted | Exited | Killed)
+            # the SIGINT gdbserver queues stays pending in the kernel, and is asked for again at the
+            # next resume, of the process that is then the one to stop (the request made now is
+            # withdrawn: left in its engine, it stopped that process later, and a second time).
+            interrupted, self._interrupted = self._interrupted, None
+            if not isinstance(event, Interrupted):
+                interrupted.cancel_interrupt()
+                self._interrupt_due = bool(interrupted.alive)
         if isinstance(event, Exited):
             self.announce(f"\nChild exited with status {event.code}")
             reply = replies.exited(event.code, event.pid if self.features.multiprocess else None)
@@ -1597,7 +1608,7 @@ class Session:
         self._hardware_breakpoints.clear()
         self._conditions.clear()
         self._pass_signals = frozenset()  # a process run later must not get the last client's
-        self._interrupt_due = self._interrupt_sent = False  # a Ctrl-C left due is not the next client's
+        self._interrupt_due, self._interrupted = False, None  # a Ctrl-C left due is not the next client's
         self.catching = False
         self.catch_syscalls = None
         self.program_signals = None

@@ -85,6 +85,10 @@ class Target(Protocol):
         """Ask for a stop of the whole process; the next `wait` reports it as `Interrupted`."""
         ...
 
+    def cancel_interrupt(self) -> None:
+        """Withdraw an `interrupt()` that no `wait` has acted on yet."""
+        ...
+
     # Non-stop mode (GDB's `QNonStop:1`): threads run and stop one by one.
     def resume_threads(self, actions: Mapping[int, ResumeAction]) -> None:
         """Start the stopped threads named in `actions`; running threads keep running, others stay stopped."""

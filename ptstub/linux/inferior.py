@@ -392,6 +392,11 @@ class Inferior:
         if not self._closed:
             lib.pt_request_stop(self._e)
 
+    def cancel_interrupt(self) -> None:
+        """Withdraw an `interrupt()` no wait has acted on (another event was reported first)."""
+        if not self._closed:
+            lib.pt_cancel_stop(self._e)
+
     def stop(self) -> StopEvent:
         """Stop every running thread now (after `resume()`), and return what is reported."""
         self.interrupt()
