@@ -1913,10 +1913,8 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
-            if (e->peer_event) { /* a peer process has the event: the caller holds every engine */
-                e->stop_requested = 0;
-                return 4;
-            }
+            if (e->peer_event) /* a peer process has the event: the caller holds every engine, and */
+                return 4;      /* pt_hold reports a stop request taken here (stop_requested stays) */
             if (e->stop_requested && !e->exited && report_interrupt(e)) {
                 e->stop_requested = 0; /* the hits stay pending for the next resumes */
                 return 1;
@@ -2019,7 +2017,9 @@ int pt_request_stop(pt_engine *e)
 /* Withdraw a pt_request_stop that no wait has acted on yet (another event was reported first). */
 int pt_cancel_stop(pt_engine *e)
 {
-    return take_stop_request(e);
+    int taken = take_stop_request(e) || e->stop_requested;
+    e->stop_requested = 0;
+    return taken;
 }
 
 int pt_set_options(pt_engine *e, int options)
@@ -2677,10 +2677,16 @@ void pt_unlink_peer(pt_engine *e)
  * when this engine has an event to report (e->reported set; NULL when the process ended). */
 static int hold_masked(pt_engine *e)
 {
+    if (take_stop_request(e))
+        e->stop_requested = 1;
     if (!e->exited && !e->world_stopped)
         stop_all_masked(e);
     pt_prune(e);
     e->world_stopped = 1;
+    if (e->stop_requested && !e->exited && report_interrupt(e)) {
+        e->stop_requested = 0; /* a Ctrl-C for this process while another one reported: kept as */
+        return 1;              /* its event, as the SIGINT gdbserver sends waits in the kernel */
+    }
     return choose_report(e, 1) || (!e->exited && choose_report(e, 0));
 }
 

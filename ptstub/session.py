@@ -924,14 +924,14 @@ class Session:
                 return None
             uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
             if isinstance(event, SyscallStop) and uncaught:
-                target.resume(self._last_resume)
+                self._resume_unreported(target)
                 if _input_waiting(wake_fd):
                     return None  # as below: GDB's packet (a Ctrl-C) before the next unreported stop
                 continue
             if not self._should_report(event):
                 # Every condition false: resume exactly as GDB last did; the engine steps the thread
                 # over the breakpoint it stands on (it is resumed unmoved), GDB never hears of the hit.
-                target.resume(self._last_resume)
+                self._resume_unreported(target)
                 if _input_waiting(wake_fd):
                     return None  # the world runs again; GDB's packet (a Ctrl-C) is read first
                 continue
@@ -939,6 +939,13 @@ class Session:
         self.running = False
         self._running = []
         return self.report(event)
+
+    def _resume_unreported(self, target: Any) -> None:
+        """Resume after a stop GDB does not hear of, as GDB last resumed; a Ctrl-C that waited for
+        the process to run (it had that event already) is asked for now."""
+        target.resume(self._last_resume)
+        if self._interrupt_due:
+            self.interrupt()
 
     def _wait_for_processes(self, wake_fd: int) -> bytes | None:
         """`wait_for_stop` when the process resumed is not the target, or several run."""
@@ -967,6 +974,8 @@ class Session:
                 plans = [(p, {t: a for t, a in self._last_resume.items() if p.has_thread(t)}) for p in self._served()]
                 plans.sort(key=lambda plan: plan[0].pid != self._signal_pid)
                 self._running = resume_processes([(p, a) for p, a in plans if a])
+                if self._interrupt_due:  # it waited for a process that was not running
+                    self.interrupt()
                 if _input_waiting(wake_fd):
                     return None
                 continue
@@ -1004,6 +1013,8 @@ class Session:
             if not isinstance(event, Interrupted):
                 interrupted.cancel_interrupt()
                 self._interrupt_due = bool(interrupted.alive)
+        if isinstance(event, Interrupted):
+            self._interrupt_due = False  # a stop on request answers the Ctrl-C, whichever came first
         if isinstance(event, Exited):
             self.announce(f"\nChild exited with status {event.code}")
             reply = replies.exited(event.code, event.pid if self.features.multiprocess else None)

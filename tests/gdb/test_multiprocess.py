@@ -352,3 +352,35 @@ def test_two_processes_run_and_stop_apart_in_non_stop(stub: str, fixture_path) -
                 assert "(running)" not in threads, threads
         assert victim.poll() is None, "the attached program must survive the detach"
         assert process_state(victim.pid) not in ("T", "t"), "left stopped after the detach"
+
+
+@pytest.mark.timeout(180)
+def test_interrupt_lands_in_the_attached_process_while_the_other_hits_a_false_condition(
+    stub: str, fixture_path
+) -> None:
+    """detach-step-over.exp, all-stop: the process run first keeps hitting a breakpoint whose
+    condition is false (evaluated by the stub, never reported), the attached one runs. Each
+    `interrupt` must stop the attached process (gdbserver's SIGINT to its group). ptstub sent the
+    Ctrl-C to whichever process had an event pending, so the SIGINT was reported in the other one
+    and `detach` let the wrong process go."""
+    spin = fixture_path("spin")
+    with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
+        with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
+            with interactive_gdb(spin, ["set sysroot /", "set schedule-multiple on"]) as gdb:
+                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
+                gdb.run("add-inferior")
+                gdb.run("inferior 2")
+                gdb.run(f"set remote exec-file {spin}")
+                gdb.run("break main")
+                gdb.run("run --threads 4 --busy 4", until=r"Breakpoint 1\S*, main")
+                gdb.run("delete")
+                gdb.run("inferior 1")
+                gdb.run(f"attach {victim.pid}")
+                gdb.run("break hit_target if 0")
+                for _ in range(3):
+                    gdb.run("continue &")
+                    stop = gdb.run("interrupt", until=r"received signal SIGINT")
+                    assert re.search(r"Thread 1\.\d+ .*received signal SIGINT", stop), stop
+                detach = gdb.run("detach")
+                assert f"process {victim.pid}" in detach, detach
+        assert victim.poll() is None, "the attached program must survive the detach"
