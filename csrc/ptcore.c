@@ -1653,6 +1653,37 @@ static int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc)
     return 1;
 }
 
+/* Wait for the next status of the thread stepping over a breakpoint, the others held.  A status of
+ * another thread then means it is being killed: an execve in the step kills every other thread and
+ * waits until each has left its PTRACE_EVENT_EXIT stop (ptrace(2), "execve(2) under ptrace"), as
+ * exit_group does, so such a thread is let go on dying (waiting for the stepper alone deadlocked).
+ * Anything else is kept as any held thread's.  The exec itself is reported from the leader's tid
+ * when a non-leader execs: that status is the stepper's, and is returned with its tid. */
+static pid_t wait_for_stepper(pt_engine *e, int tid, int *st)
+{
+    for (;;) {
+        pid_t r = waitpid(-1, st, __WALL);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0 || r == tid)
+            return r;
+        if (WIFSTOPPED(*st) && ((unsigned)*st >> 16) == PTRACE_EVENT_EXEC && find(e, r))
+            return r;
+        pt_thread *o = find(e, r);
+        if (o && WIFSTOPPED(*st) && ((unsigned)*st >> 16) == PTRACE_EVENT_EXIT) {
+            o->exiting = 1;
+            if (o->state == PT_RUNNING)
+                set_state(e, o, PT_STOPPED);
+            resume_thread(e, o, 0); /* exiting: PTRACE_CONT, never waited for again */
+            continue;
+        }
+        int held = e->world_stopped;
+        e->world_stopped = 1;
+        on_status(e, r, *st);
+        e->world_stopped = held;
+    }
+}
+
 static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
 {
     pt_breakpoint *b = bp_at(e, pc);
@@ -1668,9 +1699,7 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             break;
         }
         int st;
-        pid_t r;
-        while ((r = waitpid(tid, &st, __WALL)) < 0 && errno == EINTR)
-            ;
+        pid_t r = wait_for_stepper(e, tid, &st);
         if (r < 0) {
             set_state(e, t, PT_EXITING);
             break;
@@ -1703,8 +1732,8 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
         }
         if (event != 0) { /* exec, fork, vfork: handled the usual way, world held */
             e->world_stopped = 1;
-            reported = on_status(e, tid, st);
-            t = find(e, tid);
+            reported = on_status(e, r, st); /* r: the leader's tid when a non-leader exec'd */
+            t = find(e, r);
             break;
         }
         if (sig == SIGTRAP) {

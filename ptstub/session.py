@@ -141,6 +141,8 @@ class Session:
         self._libraries_doc: bytes | None = None
         self._osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
         self._last_resume: dict[int, ResumeAction] = {}
+        # the threads there were at GDB's last resume: one born since runs on (see _resume_unreported)
+        self._resumed_among: tuple[int, ...] | frozenset[int] = ()
         # Every process served (docs/design-notes.md, "Several processes"): the first one and each fork
         # child GDB keeps; `target` is the one events and wildcard selections fall back to.
         self.processes: dict[int, Any] = {target.pid: target} if target is not None else {}
@@ -797,7 +799,7 @@ class Session:
             if len(self._resume_plans) >= 256:
                 self._resume_plans.clear()
             self._resume_plans[key] = (c, actions)  # never mutated: _resume and the target only read it
-        return self._resume(actions)
+        return self._resume(actions, tids)
 
     def _resume_processes(self, c: cmd.Resume) -> list[bytes] | None:
         """vCont over several processes: each action names threads of one process, or all (`-1`)."""
@@ -836,7 +838,8 @@ class Session:
         self._regs.pop(tid, None)
         self._g_replies.pop(tid, None)
 
-    def _resume(self, actions: dict[int, ResumeAction]) -> list[bytes] | None:
+    def _resume(self, actions: dict[int, ResumeAction], among: tuple[int, ...] | None = None) -> list[bytes] | None:
+        """Resume the target as GDB asked; `among`: its threads now, if the caller has them."""
         target = self._alive()
         if len(self.processes) > 1:
             return self._resume_plans_of([(self._process_for(next(iter(actions))), actions)] if actions else [])
@@ -846,6 +849,7 @@ class Session:
         # SIGTRAP`): that list is for signals the stub delivers on its own, at detach (gdbserver).
         self._invalidate()
         self._last_resume = actions
+        self._resumed_among = among if among is not None else tuple(target.thread_ids())
         target.resume(actions)
         self._running = [target]
         self.running = True
@@ -870,6 +874,7 @@ class Session:
         if not plans:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
         self._last_resume = {tid: action for _, actions in plans for tid, action in actions.items()}
+        self._resumed_among = frozenset(tid for process in self._served() for tid in process.thread_ids())
         self._running = resume_processes(plans)
         self.running = True
         if self._interrupt_due:
@@ -943,9 +948,23 @@ class Session:
     def _resume_unreported(self, target: Any) -> None:
         """Resume after a stop GDB does not hear of, as GDB last resumed; a Ctrl-C that waited for
         the process to run (it had that event already) is asked for now."""
-        target.resume(self._last_resume)
+        target.resume(self._actions_again(target))
         if self._interrupt_due:
             self.interrupt()
+
+    def _actions_again(self, process: Any) -> dict[int, ResumeAction]:
+        """The actions of GDB's last resume for the threads of `process`, and continue for a thread
+        born since (it ran from its birth; left out, it stayed stopped for ever at a hit GDB never
+        heard of, and its joiner with it: step-over-exec.exp, a false condition in a new thread)."""
+        last, among = self._last_resume, self._resumed_among
+        tids = process.thread_ids()
+        if len(self.processes) == 1 and all(tid in last for tid in tids):
+            return last  # the common case: GDB resumed every thread and none was born since
+        actions = {tid: last[tid] for tid in tids if tid in last}
+        for tid in tids:
+            if tid not in last and tid not in among:
+                actions[tid] = ResumeAction(ResumeKind.CONTINUE)
+        return actions
 
     def _wait_for_processes(self, wake_fd: int) -> bytes | None:
         """`wait_for_stop` when the process resumed is not the target, or several run."""
@@ -971,7 +990,7 @@ class Session:
             if (isinstance(event, SyscallStop) and uncaught) or not self._should_report(event):
                 # As for one process (wait_for_stop): every process resumed as GDB last did. A hit whose
                 # conditions are all false was reported to GDB here (one stop per false condition).
-                plans = [(p, {t: a for t, a in self._last_resume.items() if p.has_thread(t)}) for p in self._served()]
+                plans = [(p, self._actions_again(p)) for p in self._served()]
                 plans.sort(key=lambda plan: plan[0].pid != self._signal_pid)
                 self._running = resume_processes([(p, a) for p, a in plans if a])
                 if self._interrupt_due:  # it waited for a process that was not running

@@ -67,6 +67,29 @@ def test_exec_from_non_leader_thread(fixture_path, tmp_path) -> None:
     assert parse_report(text).counts == {("hit_target", pid): 1}
 
 
+@time_limit(30)
+def test_step_over_a_breakpoint_on_the_execve_instruction_of_a_non_leader(fixture_path, tmp_path) -> None:
+    """A thread resumed on a breakpoint that sits on its `syscall` instruction of execve is stepped over
+    it with the world held, and the exec kills the held threads: the kernel waits until each has left
+    its PTRACE_EVENT_EXIT stop. The engine waited for the stepping thread alone, and both hung for ever
+    (gdb.threads/step-over-exec.exp, a breakpoint `if 0` on the execve syscall: a timeout where
+    gdbserver fails an assertion)."""
+    program = fixture_path("exec_nonleader")
+    out_path = tmp_path / "exec.out"
+    with open(out_path, "wb") as out, launched([program, "--threads", "3", "--raw-exec"], stdout=out) as inf:
+        pid = inf.pid
+        syscall_insn = inf.symbol("raw_execve_syscall")
+        inf.insert_breakpoint(syscall_insn)
+        event = inf.cont()
+        assert isinstance(event, BreakpointHit) and event.pc == syscall_insn and event.tid != pid, event
+        event = inf.cont(timeout=10)  # resumed on the int3: stepped over it, into the exec
+        assert isinstance(event, Exec) and event.tid == pid, event
+        assert [t.tid for t in inf.threads()] == [pid]
+        event = inf.cont()
+        assert event == Exited(pid, 0), event
+    assert "exec-ok\n" in out_path.read_text()
+
+
 @time_limit(60)
 def test_leader_exits_before_the_other_threads(fixture_path, tmp_path) -> None:
     threads, calls = 4, 300

@@ -105,3 +105,24 @@ def test_condition_list_at_the_packet_level(fixture_path) -> None:
             assert client.ask(b"vCont;c").startswith(b"W0;")
         finally:
             client.close()
+
+
+@pytest.mark.timeout(120)
+def test_false_condition_in_threads_born_after_the_resume(stub: str, fixture_path) -> None:
+    """The breakpoint is set at `main`, before any worker exists; the workers, born while the program
+    runs, hit it with a condition that is never true. Each such hit is resumed silently, the new thread
+    too: ptstub resumed only the threads there were at GDB's `continue`, so the first worker to hit it
+    stayed stopped and the program (joining it) never ended (step-over-exec.exp, `break ... if 0`)."""
+    program = fixture_path("stress")
+    commands = [
+        "set breakpoint condition-evaluation target",
+        "break main",
+        "continue",
+        "break hit_target if 0",
+        "continue",
+    ]
+    args = ["--threads", "4", "--calls", "50", "--syscall", "none"]
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, *args]) as server:
+        output = run_gdb(server.port, program, commands).output
+    assert "Breakpoint 2, hit_target" not in output, output[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
