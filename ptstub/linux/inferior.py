@@ -476,14 +476,7 @@ class Inferior:
         `wake_fd` is readable. `wake_fd` None: do not wait, only look at what is pending."""
         self._require_alive()
         timeout = WAIT_FOREVER if wake_fd is not None else 0
-        rc = check(lib.pt_wait_one(self._e, timeout, -1 if wake_fd is None else wake_fd), "wait")
-        if rc == 1:
-            return self._take_event()
-        if rc == 4:
-            return PEER
-        if rc == 3:
-            return NOTHING_RUNNING
-        return None
+        return self._group_outcome(lib.pt_wait_one(self._e, timeout, -1 if wake_fd is None else wake_fd))
 
     def stop_thread(self, tid: int) -> bool:
         """Non-stop: ask a running thread to stop (reported as `Interrupted` by `wait_event`).
@@ -565,14 +558,15 @@ class Inferior:
         if self._ready:
             self._ready = False
             return self._take_event()
-        rc = check(lib.pt_wait(self._e, WAIT_FOREVER, -1 if wake_fd is None else wake_fd), "wait")
+        return self._group_outcome(lib.pt_wait(self._e, WAIT_FOREVER, -1 if wake_fd is None else wake_fd))
+
+    def _group_outcome(self, rc: int) -> StopEvent | int | None:
+        """A wait's return code, for a process served with others: its event (1), PEER (4),
+        NOTHING_RUNNING (3), or None (extra fd readable, timeout)."""
+        rc = check(rc, "wait")
         if rc == 1:
             return self._take_event()
-        if rc == 4:
-            return PEER
-        if rc == 3:
-            return NOTHING_RUNNING
-        return None
+        return rc if rc in (PEER, NOTHING_RUNNING) else None
 
     def hold(self) -> bool:
         """Stop every thread, because another process reports (all-stop over processes). Events

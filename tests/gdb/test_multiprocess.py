@@ -25,6 +25,18 @@ def _run(stub: str, program: str, args: list[str], commands: list[str]) -> tuple
         return result.output, server.proc.stdout.read().decode(errors="replace")
 
 
+def _run_in_inferior_2(gdb, port: int, program: str, args: str, stop_at: str) -> None:
+    """Connect in extended mode, add inferior 2 and run `program args` in it to `stop_at` (the
+    breakpoint deleted after), as detach-step-over.exp sets up the process it keeps running."""
+    gdb.run(f"target extended-remote 127.0.0.1:{port}")
+    gdb.run("add-inferior")
+    gdb.run("inferior 2")
+    gdb.run(f"set remote exec-file {program}")
+    gdb.run(f"break {stop_at}")
+    gdb.run(f"run {args}", until=rf"Breakpoint 1\S*, {stop_at}")
+    gdb.run("delete")
+
+
 @pytest.mark.timeout(120)
 def test_fork_child_kept_and_run_to_exit_beside_the_parent(stub: str, fixture_path) -> None:
     """catch fork, continue, both in `info inferiors`, inferior 2 runs to its exit, then inferior 1."""
@@ -184,13 +196,7 @@ def test_interrupt_stops_the_process_attached_last(stub: str, fixture_path) -> N
     with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
         with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
             with interactive_gdb(spin, ["set sysroot /", "set schedule-multiple on"]) as gdb:
-                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
-                gdb.run("add-inferior")
-                gdb.run("inferior 2")
-                gdb.run(f"set remote exec-file {spin}")
-                gdb.run("break hit_target")
-                gdb.run("run --threads 2 --busy 1", until=r"Breakpoint 1\S*, hit_target")
-                gdb.run("delete")
+                _run_in_inferior_2(gdb, server.port, spin, "--threads 2 --busy 1", "hit_target")
                 gdb.run("inferior 1")
                 gdb.run(f"attach {victim.pid}")
                 gdb.run("break hit_target")  # only inferior 2 has a busy thread that calls it
@@ -323,13 +329,7 @@ def test_two_processes_run_and_stop_apart_in_non_stop(stub: str, fixture_path) -
     with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
         with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
             with interactive_gdb(spin, setup) as gdb:
-                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
-                gdb.run("add-inferior")
-                gdb.run("inferior 2")
-                gdb.run(f"set remote exec-file {spin}")
-                gdb.run("break hit_target")
-                gdb.run("run --threads 2 --busy 1", until=r"Breakpoint 1\S*, hit_target")
-                gdb.run("delete")
+                _run_in_inferior_2(gdb, server.port, spin, "--threads 2 --busy 1", "hit_target")
                 inferiors = gdb.run("info inferiors")
                 first = re.search(r"\*\s+2\s+process (\d+)", inferiors)
                 assert first, inferiors
@@ -367,13 +367,7 @@ def test_interrupt_lands_in_the_attached_process_while_the_other_hits_a_false_co
     with untraced_program([spin, "--threads", "3"], own_session=True) as victim:
         with running_stub(stub, ["--multi", "127.0.0.1:0"]) as server:
             with interactive_gdb(spin, ["set sysroot /", "set schedule-multiple on"]) as gdb:
-                gdb.run(f"target extended-remote 127.0.0.1:{server.port}")
-                gdb.run("add-inferior")
-                gdb.run("inferior 2")
-                gdb.run(f"set remote exec-file {spin}")
-                gdb.run("break main")
-                gdb.run("run --threads 4 --busy 4", until=r"Breakpoint 1\S*, main")
-                gdb.run("delete")
+                _run_in_inferior_2(gdb, server.port, spin, "--threads 4 --busy 4", "main")
                 gdb.run("inferior 1")
                 gdb.run(f"attach {victim.pid}")
                 gdb.run("break hit_target if 0")
