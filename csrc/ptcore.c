@@ -2339,8 +2339,9 @@ static void detach_strays(pt_engine *e)
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         int tid = atoi(de->d_name);
-        /* a thread of the table was just detached above: only the others cost a status read */
-        if (tid <= 0 || find(e, tid) || read_task_status(e->pid, tid, buf) < 0)
+        /* a thread of the table detached above costs no status read; the others are looked at */
+        pt_thread *known = find(e, tid);
+        if (tid <= 0 || (known && known->state == PT_GONE) || read_task_status(e->pid, tid, buf) < 0)
             continue;
         const char *tracer = strstr(buf, "\nTracerPid:");
         if (!tracer || atoi(tracer + 11) != getpid())
@@ -2385,8 +2386,10 @@ int pt_detach(pt_engine *e)
                 sig = 0;
             if (sig && !t->at_signal_stop && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
                 sig = 0; /* as in resume_thread: only a signal-delivery-stop can take it */
-            ptrace(PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig);
-            set_state(e, t, PT_GONE);
+            /* one not in a ptrace-stop (a clone child still on its way to its first stop) cannot be
+             * detached now: detach_strays waits for its stop */
+            if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig) == 0)
+                set_state(e, t, PT_GONE);
         }
     }
     detach_strays(e);

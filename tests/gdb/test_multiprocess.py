@@ -378,3 +378,28 @@ def test_interrupt_lands_in_the_attached_process_while_the_other_hits_a_false_co
                 detach = gdb.run("detach")
                 assert f"process {victim.pid}" in detach, detach
         assert victim.poll() is None, "the attached program must survive the detach"
+
+
+@pytest.mark.timeout(120)
+def test_child_detached_while_its_threads_die_ends(stub: str, fixture_path) -> None:
+    """gdb.threads/process-dies-while-detaching.exp, multi-process: the child of a fork stops at
+    `_exit` while 256 threads are born and race to `_exit` too; GDB detaches it and continues the
+    parent, which waits for it. Threads in the stub's table that were not in a ptrace-stop at the
+    detach (still on their way to their first stop) were counted as detached and stayed traced and
+    stopped, so the child never ended and the parent waited for ever."""
+    program = fixture_path("dies_detaching")
+    commands = [
+        "set sysroot /",
+        "break main",
+        "continue",
+        "set detach-on-fork off",
+        "set follow-fork-mode child",
+        "tbreak _exit",
+        "continue",
+        "detach",
+        "inferior 1",
+        "continue",
+    ]
+    output, program_output = _run(stub, program, [], commands)
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+    assert "child: exited, status=0" in program_output, program_output
