@@ -160,6 +160,8 @@ class Session:
         self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
         self._thread_stops: dict[int, bytes] = {}  # non-stop: stop reply of each thread GDB knows stopped
         self._rotation = 0  # non-stop over several processes: which one is looked at first
+        # non-stop: fork child pid -> (the thread that forked, its fork stop reply)
+        self._fork_parents: dict[int, tuple[int, bytes]] = {}
         self.handlers: dict[type, Callable[[Any], bytes | list[bytes] | None]] = {
             cmd.QuerySupported: self.handle_query_supported,
             cmd.StartNoAckMode: self.handle_start_no_ack,
@@ -699,6 +701,8 @@ class Session:
         rest keep their state."""
         self._alive()
         for process in self._served():
+            if self._unannounced_child(process.pid):
+                continue
             actions: dict[int, ResumeAction] = {}
             stops: list[int] = []
             for tid in process.thread_ids():
@@ -727,6 +731,18 @@ class Session:
                 process.stop_thread(tid)
                 self._stop_asked.add(tid)
         return replies.ok()
+
+    def _unannounced_child(self, pid: int) -> bool:
+        """Non-stop: `pid` is a fork child whose parent's fork stop GDB has not taken out of the
+        vStopped queue yet. GDB does not know the process, so its wildcard `vCont;c` is not for it
+        (gdbserver skips such a child too); resumed, it could run to its end before GDB detaches it."""
+        fork = self._fork_parents.get(pid)
+        if fork is None:
+            return False
+        if self.stops.holds(*fork):
+            return True
+        del self._fork_parents[pid]
+        return False
 
     def next_notification(self, wake_fd: int) -> bytes | None:
         """Non-stop: the `Stop:` notification to send now, collecting thread events until there is one.
@@ -1057,6 +1073,8 @@ class Session:
             if isinstance(event, Forked):
                 self._adopt_fork_child(event.child_pid)
             reply = self._stop_reply_for_thread(signal, event.tid, reason)
+            if self.non_stop and isinstance(event, Forked):
+                self._fork_parents[event.child_pid] = (event.tid, reply)
             if self.non_stop:  # as gdbserver: in non-stop a stop does not change GDB's selected thread
                 self._thread_stops[event.tid] = reply
             else:
@@ -1175,6 +1193,7 @@ class Session:
 
     def _forget_process(self, process: Any) -> None:
         self._invalidate()  # its threads leave the thread list (threadapply.exp "kill-and-remove")
+        self._fork_parents.pop(process.pid, None)
         self.processes.pop(process.pid, None)
         self._attached_pids.discard(process.pid)
         self._software_breakpoints.pop(process.pid, None)
@@ -1649,6 +1668,7 @@ class Session:
         self._thread_stops.clear()
         self._ctrl_c_tids.clear()
         self._stop_asked.clear()
+        self._fork_parents.clear()
         self.features = NegotiatedFeatures()
         self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
         self._invalidate()

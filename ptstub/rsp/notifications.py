@@ -36,9 +36,10 @@ class StopQueue:
             self._notify = True
         self._queue.append((key, reply))
 
-    def holds(self, key: Hashable) -> bool:
-        """Whether a reply for `key` is queued (sent or not) and GDB has not acknowledged it yet."""
-        return any(k == key for k, _ in self._queue)
+    def holds(self, key: Hashable, reply: bytes | None = None) -> bool:
+        """Whether a reply for `key` (this very `reply`, if given) is queued (sent or not) and GDB
+        has not acknowledged it yet."""
+        return any(k == key and (reply is None or r is reply) for k, r in self._queue)
 
     def take_notification(self) -> bytes | None:
         """The `Stop:<reply>` notification body to send now, once per exchange; else None."""

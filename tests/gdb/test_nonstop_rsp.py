@@ -135,3 +135,32 @@ def test_vctrlc_stops_one_thread_with_sigint(fixture_path) -> None:
             assert client.ask(b"vKill;%x" % pid) == b"OK"
         finally:
             client.close()
+
+
+@pytest.mark.timeout(60)
+def test_wildcard_resume_leaves_a_fork_child_gdb_has_not_heard_of_alone(fixture_path) -> None:
+    """A wildcard `vCont;c` sent while the parent's fork stop is still in the vStopped queue is not for
+    the child: GDB does not know that process yet, and detaches it once it has read the fork
+    (detach-on-fork). ptstub resumed it, it ran to its end, and GDB's `D;pid` failed with "Can't
+    detach process" (gdb.threads/next-fork-other-thread.exp, non-stop; gdbserver skips such a child)."""
+    from tests.gdb.stubs import process_state
+
+    program = fixture_path("forker")
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "1"]) as server:
+        client = RawClient(server.port)
+        try:
+            assert b"QNonStop+" in client.ask(b"qSupported:multiprocess+;swbreak+;fork-events+")
+            assert client.ask(b"QNonStop:1") == b"OK"
+            first = client.ask(b"?")
+            assert first.startswith(b"T05") and drain_stops(client, first) == [first]
+            assert client.ask(b"vCont;c") == b"OK"
+            note = client.notification()
+            fork = re.search(rb"fork:p([0-9a-f]+)\.", note)
+            assert note.startswith(b"Stop:T05") and fork, note
+            child = int(fork.group(1), 16)
+            assert client.ask(b"vCont;c") == b"OK"  # before vStopped: GDB has not read the fork yet
+            assert process_state(child) in ("t", "T"), "the fork child was resumed"
+            assert client.ask(b"vStopped") == b"OK"
+            assert client.ask(b"D;%x" % child) == b"OK"
+        finally:
+            client.close()
