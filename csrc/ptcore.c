@@ -732,9 +732,23 @@ int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len)
     return 0;
 }
 
+/* A thread stopped by our PTRACE_INTERRUPT (the stop-all, an attach) has the siginfo of that event
+ * stop, SIGTRAP with si_code PTRACE_EVENT_STOP << 8.  GDB shows it as $_siginfo: it is shown as the
+ * SIGSTOP that gdbserver and GDB's native target send to stop a thread (tgkill: SI_TKILL, our pid),
+ * which is what a program's debugger user and GDB's tests expect (attach-into-signal.exp). */
 int pt_get_siginfo(int32_t tid, uint8_t *buf128)
 {
-    return ptrace(PTRACE_GETSIGINFO, tid, 0, buf128) < 0 ? -errno : 0;
+    if (ptrace(PTRACE_GETSIGINFO, tid, 0, buf128) < 0)
+        return -errno;
+    siginfo_t *si = (siginfo_t *)(void *)buf128;
+    if (si->si_signo == SIGTRAP && si->si_code == ((PTRACE_EVENT_STOP << 8) | SIGTRAP)) {
+        memset(buf128, 0, 128);
+        si->si_signo = SIGSTOP;
+        si->si_code = SI_TKILL;
+        si->si_pid = getpid();
+        si->si_uid = getuid();
+    }
+    return 0;
 }
 
 int pt_set_siginfo(int32_t tid, const uint8_t *buf128)

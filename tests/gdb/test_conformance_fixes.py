@@ -315,3 +315,19 @@ def test_ctrl_c_sent_while_stopped_stops_the_next_resume(stub: str, fixture_path
             assert reply.startswith(b"T02"), reply
         finally:
             client.close()
+
+
+@pytest.mark.timeout(120)
+def test_threads_stopped_by_an_attach_show_sigstop_in_siginfo(stub: str, fixture_path) -> None:
+    """gdb.threads/attach-into-signal.exp: after an attach, `$_siginfo` of a thread the stub stopped is
+    a SIGSTOP (gdbserver and GDB's native target stop threads with one). ptstub's PTRACE_INTERRUPT
+    leaves the siginfo of its event stop, SIGTRAP, which GDB showed as is."""
+    from tests.gdb.stubs import untraced_program
+
+    spin = fixture_path("spin")
+    with untraced_program([spin, "--threads", "3"]) as victim:
+        with running_stub(stub, ["--once", "--attach", "127.0.0.1:0", str(victim.pid)]) as server:
+            commands = ["thread apply all print $_siginfo.si_signo", "detach"]
+            output = run_gdb(server.port, spin, commands).output
+    values = re.findall(r"\$\d+ = (\d+)", output)
+    assert values == ["19"] * 4, output[-3000:]
