@@ -733,15 +733,22 @@ int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len)
 }
 
 /* A thread stopped by our PTRACE_INTERRUPT (the stop-all, an attach) has the siginfo of that event
- * stop, SIGTRAP with si_code PTRACE_EVENT_STOP << 8.  GDB shows it as $_siginfo: it is shown as the
- * SIGSTOP that gdbserver and GDB's native target send to stop a thread (tgkill: SI_TKILL, our pid),
- * which is what a program's debugger user and GDB's tests expect (attach-into-signal.exp). */
+ * stop, SIGTRAP with si_code PTRACE_EVENT_STOP << 8, which GDB would show as $_siginfo.  gdbserver
+ * and GDB's native target stop a thread with a SIGSTOP, which the kernel dequeues after any signal
+ * already pending: so a thread with a signal pending shows that signal (it is delivered when the
+ * thread runs), any other the SIGSTOP (tgkill: SI_TKILL, our pid) (attach-into-signal.exp). */
 int pt_get_siginfo(int32_t tid, uint8_t *buf128)
 {
     if (ptrace(PTRACE_GETSIGINFO, tid, 0, buf128) < 0)
         return -errno;
     siginfo_t *si = (siginfo_t *)(void *)buf128;
     if (si->si_signo == SIGTRAP && si->si_code == ((PTRACE_EVENT_STOP << 8) | SIGTRAP)) {
+        struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 1};
+        if (ptrace(PTRACE_PEEKSIGINFO, tid, &args, buf128) == 1)
+            return 0; /* the first signal queued for the thread itself */
+        args.flags = PTRACE_PEEKSIGINFO_SHARED;
+        if (ptrace(PTRACE_PEEKSIGINFO, tid, &args, buf128) == 1)
+            return 0; /* else one queued for the process */
         memset(buf128, 0, 128);
         si->si_signo = SIGSTOP;
         si->si_code = SI_TKILL;
@@ -2649,7 +2656,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
         pt_prune(e);
         if (choose_report(e, 0))
             return 1;
-        if (e->peer_event)
+        if (e->peer && e->peer_event)
             return 4;
         if (e->nrunning <= 0 && !exit_status_due(e))
             return 3;
@@ -2666,7 +2673,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
                                               * unreported stops (clones, echoes) must not starve it */
             drain(e);
             pt_prune(e);
-            return choose_report(e, 0) ? 1 : e->peer_event ? 4 : 2;
+            return choose_report(e, 0) ? 1 : e->peer && e->peer_event ? 4 : 2;
         }
     }
 }
@@ -2710,8 +2717,10 @@ void pt_unlink_peer(pt_engine *e)
     while (prev->peer != e)
         prev = prev->peer;
     prev->peer = e->peer;
-    if (prev->peer == prev)
-        prev->peer = NULL; /* the last one left is alone again */
+    if (prev->peer == prev) {
+        prev->peer = NULL; /* the last one left is alone again: no peer's event can be pending */
+        prev->peer_event = 0;
+    }
     for (int i = 0; i < e->n_orphans; i++) /* statuses e kept for the others are theirs */
         remember_orphan(prev, e->orphan_tid[i], e->orphan_status[i]);
     e->n_orphans = 0;

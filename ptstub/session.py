@@ -698,8 +698,8 @@ class Session:
 
     def _resume_non_stop(self, c: cmd.Resume) -> bytes:
         """vCont in non-stop: each action applies to the threads it names (of any process served), the
-        rest keep their state."""
-        self._alive()
+        rest keep their state. A process that ended has nothing to resume: `OK`, and its exit is
+        (or was just) sent as a notification, which GDB may not have read yet."""
         for process in self._served():
             if self._unannounced_child(process.pid):
                 continue
@@ -756,12 +756,17 @@ class Session:
 
     def _collect_event(self, wake_fd: int) -> bool:
         target = self.target
-        if not self.non_stop or target is None or not target.alive:
+        if not self.non_stop or target is None:
             return False
         if len(self.processes) == 1:
-            process, event = target, target.wait_event(None, wake_fd)
-            if event is None:
+            if getattr(target, "ended", False):  # its exit status came to another call: report it
+                process, event = target, target.take_event()
+            elif not target.alive:
                 return False
+            else:
+                process, event = target, target.wait_event(None, wake_fd)
+                if event is None:
+                    return False
         else:
             from ptstub.linux.processes import next_event_non_stop
 

@@ -164,3 +164,43 @@ def test_wildcard_resume_leaves_a_fork_child_gdb_has_not_heard_of_alone(fixture_
             assert client.ask(b"D;%x" % child) == b"OK"
         finally:
             client.close()
+
+
+@pytest.mark.timeout(120)
+def test_forks_detached_in_non_stop_while_another_thread_hits_a_breakpoint(fixture_path) -> None:
+    """Non-stop, detach-on-fork: each fork child is served beside the parent until GDB detaches it,
+    while the parent's worker keeps hitting a breakpoint whose condition is false (a stream of stops
+    nobody hears of). A status of the parent collected by the
+    child's engine in that window left a flag set ("a peer has an event") once the parent was alone
+    again, so every later wait returned at once with nothing and ptstub stopped reporting anything
+    (gdb.threads/forking-threads-plus-breakpoint.exp, non-stop: a hang)."""
+    program = fixture_path("forker")
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "5"]) as server:
+        client = RawClient(server.port)
+        try:
+            assert b"QNonStop+" in client.ask(b"qSupported:multiprocess+;swbreak+;fork-events+")
+            assert client.ask(b"QNonStop:1") == b"OK"
+            first = client.ask(b"?")
+            assert drain_stops(client, first) == [first]
+            pid = tid_of(first)
+            tick = symbols.resolve_symbol(pid, program, "tick")
+            assert client.ask(b"Z0,%x,1;X3,220027" % tick) == b"OK"  # `if 0`, evaluated by the stub
+            assert client.ask(b"vCont;c") == b"OK"
+            forks = 0
+            while True:
+                stops = drain_stops(client, client.notification()[len(b"Stop:") :])
+                if any(s.startswith((b"W", b"X")) for s in stops):
+                    assert any(s.startswith(b"W0;") for s in stops), stops  # every child exited 0
+                    break
+                for stop in stops:
+                    fork = re.search(rb"fork:p([0-9a-f]+)\.", stop)
+                    if fork:  # as GDB with detach-on-fork: the breakpoint out of the child, then detach
+                        child = int(fork.group(1), 16)
+                        assert client.ask(b"Hgp%x.%x" % (child, child)) == b"OK"
+                        assert client.ask(b"z0,%x,1" % tick) == b"OK"
+                        assert client.ask(b"D;%x" % child) == b"OK"
+                        forks += 1
+                assert client.ask(b"vCont;c") == b"OK"  # also when the process just ended
+            assert forks == 5
+        finally:
+            client.close()
