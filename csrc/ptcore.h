@@ -70,6 +70,8 @@ typedef struct pt_thread {
     uint64_t restart_deadline_ns;
     int64_t restart_written;
     uint64_t bp_pc;            /* its pc when on_breakpoint was set (or GDB last set it) */
+    int32_t step_unfinished;   /* resumed with PTRACE_SINGLESTEP and its step trap not seen yet */
+    int32_t pad_step;
 } pt_thread;
 
 typedef struct pt_breakpoint {
