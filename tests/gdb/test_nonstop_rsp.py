@@ -68,16 +68,23 @@ def drain_stops(client: RawClient, first: bytes) -> list[bytes]:
     return stops
 
 
+def start_non_stop(client: RawClient, features: bytes = b"multiprocess+;swbreak+") -> bytes:
+    """Negotiate `features`, switch to non-stop and return the one stop `?` reports (the leader's)."""
+    assert b"QNonStop+" in client.ask(b"qSupported:" + features)
+    assert client.ask(b"QNonStop:1") == b"OK"
+    first = client.ask(b"?")
+    assert drain_stops(client, first) == [first]
+    return first
+
+
 @pytest.mark.timeout(60)
 def test_wildcard_resume_leaves_a_thread_with_a_queued_stop_alone(fixture_path) -> None:
     program = fixture_path("nonstop")
     with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "--threads", "2", "--hits", "5"]) as server:
         client = RawClient(server.port)
         try:
-            assert b"QNonStop+" in client.ask(b"qSupported:multiprocess+;swbreak+")
-            assert client.ask(b"QNonStop:1") == b"OK"
-            first = client.ask(b"?")
-            assert first.startswith(b"T05") and drain_stops(client, first) == [first]
+            first = start_non_stop(client)
+            assert first.startswith(b"T05"), first
             pid = tid_of(first)
             hit_me = symbols.resolve_symbol(pid, program, "hit_me")
             assert client.ask(b"Z0,%x,1" % hit_me) == b"OK"
@@ -121,10 +128,7 @@ def test_vctrlc_stops_one_thread_with_sigint(fixture_path) -> None:
     with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "--threads", "2", "--hits", "1000000"]) as server:
         client = RawClient(server.port)
         try:
-            client.ask(b"qSupported:multiprocess+;swbreak+")
-            assert client.ask(b"QNonStop:1") == b"OK"
-            first = client.ask(b"?")
-            assert drain_stops(client, first) == [first]
+            first = start_non_stop(client)
             pid = tid_of(first)
             assert client.ask(b"vCont;c") == b"OK"
             assert client.ask(b"vCtrlC") == b"OK"
@@ -149,10 +153,8 @@ def test_wildcard_resume_leaves_a_fork_child_gdb_has_not_heard_of_alone(fixture_
     with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "1"]) as server:
         client = RawClient(server.port)
         try:
-            assert b"QNonStop+" in client.ask(b"qSupported:multiprocess+;swbreak+;fork-events+")
-            assert client.ask(b"QNonStop:1") == b"OK"
-            first = client.ask(b"?")
-            assert first.startswith(b"T05") and drain_stops(client, first) == [first]
+            first = start_non_stop(client, b"multiprocess+;swbreak+;fork-events+")
+            assert first.startswith(b"T05"), first
             assert client.ask(b"vCont;c") == b"OK"
             note = client.notification()
             fork = re.search(rb"fork:p([0-9a-f]+)\.", note)
@@ -170,18 +172,15 @@ def test_wildcard_resume_leaves_a_fork_child_gdb_has_not_heard_of_alone(fixture_
 def test_forks_detached_in_non_stop_while_another_thread_hits_a_breakpoint(fixture_path) -> None:
     """Non-stop, detach-on-fork: each fork child is served beside the parent until GDB detaches it,
     while the parent's worker keeps hitting a breakpoint whose condition is false (a stream of stops
-    nobody hears of). A status of the parent collected by the
-    child's engine in that window left a flag set ("a peer has an event") once the parent was alone
+    nobody hears of). A status of the parent collected by the child's engine in that window left a
+    flag set ("a peer has an event") once the parent was alone
     again, so every later wait returned at once with nothing and ptstub stopped reporting anything
     (gdb.threads/forking-threads-plus-breakpoint.exp, non-stop: a hang)."""
     program = fixture_path("forker")
     with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "5"]) as server:
         client = RawClient(server.port)
         try:
-            assert b"QNonStop+" in client.ask(b"qSupported:multiprocess+;swbreak+;fork-events+")
-            assert client.ask(b"QNonStop:1") == b"OK"
-            first = client.ask(b"?")
-            assert drain_stops(client, first) == [first]
+            first = start_non_stop(client, b"multiprocess+;swbreak+;fork-events+")
             pid = tid_of(first)
             tick = symbols.resolve_symbol(pid, program, "tick")
             assert client.ask(b"Z0,%x,1;X3,220027" % tick) == b"OK"  # `if 0`, evaluated by the stub
