@@ -124,7 +124,10 @@ def test_main_thread_syscall_never_disturbed(fixture_path, tmp_path, kind: str) 
     assert result.stops >= 1000
     assert report.syscall == (kind, "ok"), f"the program saw its {kind} call disturbed: {report.syscall}"
     # The test only means something if the main thread really sat in the call while we stopped it.
-    wanted = 100 if kind in TIMED_KINDS else 0.9 * result.stops
+    # At most stops it does; a stop that comes while it re-enters the call after the last one (or
+    # between two timeouts of accept-timeout) finds it outside: 1,026 and 1,075 of 1,200 were seen
+    # on a loaded 2-CPU machine (CI), 1,150-1,200 on a quiet one.
+    wanted = 100 if kind in TIMED_KINDS else 0.75 * result.stops
     assert result.main_in_syscall >= wanted, (
         f"the main thread was inside {kind} at only {result.main_in_syscall} of {result.stops} stops"
     )
