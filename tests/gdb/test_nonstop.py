@@ -170,12 +170,14 @@ def test_always_false_condition_in_running_threads_leaves_gdb_in_charge(stub: st
     `interrupt -a` was resumed instead of reported as the stop GDB asked for."""
     program = fixture_path("nonstop")
     workers = 4
+    endless = str(10**9)  # the hitter never sets `done`, so no thread ends before the interrupt
     with running_stub(
-        stub, ["--once", "127.0.0.1:0", program, "--threads", str(workers), "--hits", "1000", "--spin"]
+        stub, ["--once", "127.0.0.1:0", program, "--threads", str(workers), "--hits", endless, "--spin"]
     ) as server:
         with interactive_gdb(program, ["set non-stop on"]) as gdb:
             first_hit(gdb, server.port)
             gdb.run("break nonstop.c:28 if hits == -1")  # counters[i]++ in every worker: never true
+            gdb.run("condition 1 hits == -1")  # and the hitter's breakpoint: no thread stops of its own
             gdb.run("continue -a &")
             info = gdb.run("info threads")
             assert running_threads(info) == workers + 2, info  # main, the workers, the hitter
