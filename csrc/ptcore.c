@@ -2338,7 +2338,7 @@ static void flush_stale_trap(pt_engine *e, pt_thread *t)
 
 /* The child of a fork event still pending (GDB never heard of it) when the parent is let go: it must
  * not stay stopped under us.  Detached without our int3s (a vfork child shares the parent's memory,
- * whose breakpoints the caller lifts), or killed.  gdb.threads/pending-fork-event-detach.exp. */
+ * whose breakpoints the caller has lifted already), or killed.  gdb.threads/pending-fork-event-detach.exp. */
 static void settle_unreported_children(pt_engine *e, int kill_them)
 {
     for (int32_t i = 0; i < e->nthreads; i++) {
@@ -2397,8 +2397,9 @@ int pt_detach(pt_engine *e)
         return 0;
     if (!e->world_stopped)
         stop_all_masked(e);
-    settle_unreported_children(e, 0);
+    /* The int3s out first: a vfork child shares this memory and runs the moment it is detached. */
     write_all_breakpoints(e, e->memfd, 1);
+    settle_unreported_children(e, 0);
     e->nbps = 0;
     if (e->dr7) {
         uint64_t zero[4] = {0, 0, 0, 0};
