@@ -1133,6 +1133,14 @@ static int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
         route_or_remember(e, tid, status);
         return 0;
     }
+    if ((e->options & PT_OPT_THREAD_EXITS) && t->state != PT_GONE) {
+        /* GDB asked to hear of thread exits (QThreadEvents, while it stops every thread in non-stop:
+         * it waits for each thread it asked to stop, and this one never will).  Kept in the table,
+         * stopped, until the event is taken (a thread with an event is never resumed). */
+        set_state(e, t, PT_STOPPED);
+        t->exiting = 1;
+        return record(t, PT_EV_THREAD_EXITED, 0, 0, (uint64_t)(unsigned)status);
+    }
     set_state(e, t, PT_GONE);
     t->ev_kind = PT_EV_NONE;
     return 0;

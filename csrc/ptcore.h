@@ -34,14 +34,17 @@ enum {
     PT_EV_VFORK_DONE = 8,
     PT_EV_HWTRAP = 9, /* TRAP_HWBKPT: hardware breakpoint or watchpoint; ev_data = DR6 */
     PT_EV_EXITED = 10, /* whole process ended; ev_data = raw wait status */
-    PT_EV_SYSCALL = 11 /* syscall entry/exit stop (catch syscall); ev_sig = 0 entry, 1 exit */
+    PT_EV_SYSCALL = 11, /* syscall entry/exit stop (catch syscall); ev_sig = 0 entry, 1 exit */
+    PT_EV_THREAD_EXITED = 12 /* a thread other than the leader ended (PT_OPT_THREAD_EXITS); ev_data = wait
+                              * status.  The thread is dead: once the event is taken it is PT_GONE. */
 };
 
 /* Engine option bits (pt_engine.options). */
 enum {
     PT_OPT_FORK_EVENTS = 1,   /* report forks instead of detaching the child after removing breakpoints */
     PT_OPT_EINTR_FIXUP = 2,   /* transparent restart of calls that return -EINTR at our interrupt stops */
-    PT_OPT_CATCH_SYSCALLS = 4 /* resume with PTRACE_SYSCALL */
+    PT_OPT_CATCH_SYSCALLS = 4, /* resume with PTRACE_SYSCALL */
+    PT_OPT_THREAD_EXITS = 8    /* report the end of each thread but the leader (GDB's QThreadEvents) */
 };
 
 typedef struct pt_thread {

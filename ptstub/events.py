@@ -109,6 +109,14 @@ class SyscallStop:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadExited:
+    """A thread other than the leader ended (reported only with `set_thread_exit_events(True)`)."""
+
+    tid: int
+    code: int
+
+
+@dataclass(frozen=True, slots=True)
 class Exited:
     """The process exited normally with `code`."""
 
@@ -128,4 +136,4 @@ ThreadStop = (
     BreakpointHit | WatchpointHit | StepDone | SignalReceived | Interrupted | Exec | Forked | VforkDone | SyscallStop
 )
 ProcessEnd = Exited | Killed
-StopEvent = ThreadStop | ProcessEnd
+StopEvent = ThreadStop | ThreadExited | ProcessEnd

@@ -20,7 +20,17 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ptstub.errors import PtstubError, TargetError
-from ptstub.events import BreakpointHit, Exec, Exited, Forked, Interrupted, Killed, StopEvent, SyscallStop
+from ptstub.events import (
+    BreakpointHit,
+    Exec,
+    Exited,
+    Forked,
+    Interrupted,
+    Killed,
+    StopEvent,
+    SyscallStop,
+    ThreadExited,
+)
 from ptstub.hostio import HostFiles
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
@@ -71,6 +81,7 @@ SERVER_FEATURES = ServerFeatures(
     program_signals=True,
     non_stop=True,
     disable_randomization=True,
+    thread_events=True,
     startup_with_shell=True,
     environment=True,
     working_directory=True,
@@ -155,6 +166,7 @@ class Session:
         # breakpoints GDB inserted with `;X...`; an unconditional one has no entry.
         self._conditions: dict[tuple[int, BreakpointKind, int], tuple[AgentExpression, ...]] = {}
         self.non_stop = False
+        self.thread_events = False  # QThreadEvents:1: the end of every thread but a leader is reported
         self._ctrl_c_tids: set[int] = set()
         self._stop_asked: set[int] = set()  # non-stop: threads GDB stopped with vCont;t, not reported yet
         self.stops = StopQueue()  # non-stop: stop replies for `%Stop` / `vStopped`
@@ -202,7 +214,7 @@ class Session:
             cmd.SetWorkingDirectory: self.handle_set_working_directory,
             cmd.SetStartupWithShell: self.handle_set_startup_with_shell,
             cmd.CatchSyscalls: self.handle_catch_syscalls,
-            cmd.SetThreadEvents: lambda c: replies.ok(),
+            cmd.SetThreadEvents: self.handle_set_thread_events,
             cmd.RunProgram: self.handle_run,
             cmd.AttachProcess: self.handle_attach,
             cmd.KillProcess: self.handle_kill,
@@ -635,6 +647,16 @@ class Session:
             return True
 
     # ------------------------------------------------------------------------------------- non-stop
+    def handle_set_thread_events(self, c: cmd.SetThreadEvents) -> bytes:
+        """`QThreadEvents:0|1`. GDB turns it on while it stops every thread in non-stop mode: it waits
+        for each thread it asked to stop, so a thread that ends meanwhile must be reported (`w`), or
+        GDB waits for ever (gdb.threads/forking-threads-plus-breakpoint.exp). As gdbserver, only
+        exits are reported; GDB finds new threads in the thread list."""
+        self.thread_events = c.enabled
+        for process in self._served():
+            process.set_options(thread_exits=c.enabled)
+        return replies.ok()
+
     def handle_set_non_stop(self, c: cmd.SetNonStop) -> bytes:
         """`QNonStop:1|0`. GDB switches with no thread running; leaving non-stop stops any that still runs."""
         if not c.enabled and self.non_stop:
@@ -730,7 +752,20 @@ class Session:
                 # hit nobody hears of, the stop GDB asked for is what it reports (see _collect_event).
                 process.stop_thread(tid)
                 self._stop_asked.add(tid)
+        if self.thread_events:
+            self._report_gone_threads(c)
         return replies.ok()
+
+    def _report_gone_threads(self, c: cmd.Resume) -> None:
+        """A thread GDB asks to stop that ended before the request (and whose end was not reported,
+        thread events being off then): its end answers the request, or GDB waits for its stop."""
+        for action in c.actions:
+            thread = action.thread
+            if action.kind is not cmd.ThreadActionKind.STOP or thread is None or thread.tid <= 0:
+                continue
+            if all(p.thread_ended(thread.tid) for p in self._served()) and not self.stops.holds(thread.tid):
+                pid = thread.pid if thread.pid is not None and thread.pid > 0 else self.pid
+                self.stops.push(replies.thread_exited(0, ThreadId(pid, thread.tid), self.features.multiprocess))
 
     def _unannounced_child(self, pid: int) -> bool:
         """Non-stop: `pid` is a fork child whose parent's fork stop GDB has not taken out of the
@@ -1055,7 +1090,11 @@ class Session:
                 self._interrupt_due = bool(interrupted.alive)
         if isinstance(event, Interrupted):
             self._interrupt_due = False  # a stop on request answers the Ctrl-C, whichever came first
-        if isinstance(event, Exited):
+        if type(event) is ThreadExited:
+            self._thread_stops.pop(event.tid, None)
+            self._stop_asked.discard(event.tid)
+            reply = replies.thread_exited(event.code, ThreadId(self.pid, event.tid), self.features.multiprocess)
+        elif isinstance(event, Exited):
             self.announce(f"\nChild exited with status {event.code}")
             reply = replies.exited(event.code, event.pid if self.features.multiprocess else None)
             self._forget_target()
@@ -1170,6 +1209,8 @@ class Session:
         link = getattr(served, "link", None)
         if link is not None:
             link(process)
+        if self.thread_events:
+            process.set_options(thread_exits=True)
         self.processes[process.pid] = process
 
     def _forget_target(self) -> None:
@@ -1656,7 +1697,7 @@ class Session:
                     continue
                 with contextlib.suppress(PtstubError):
                     target.remove_breakpoint(address, kind, length)
-            target.set_options(catch_syscalls=False)
+            target.set_options(catch_syscalls=False, thread_exits=False)
             target.set_pass_signals(frozenset())
         self._software_breakpoints.clear()
         self._hardware_breakpoints.clear()
@@ -1669,6 +1710,7 @@ class Session:
         self.no_ack = False
         self.running = False
         self.non_stop = False
+        self.thread_events = False
         self.stops.discard()
         self._thread_stops.clear()
         self._ctrl_c_tids.clear()

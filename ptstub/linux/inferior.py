@@ -31,6 +31,7 @@ from ptstub.events import (
     StepDone,
     StopEvent,
     SyscallStop,
+    ThreadExited,
     VforkDone,
     WatchKind,
     WatchpointHit,
@@ -205,6 +206,11 @@ class Inferior:
 
     def has_thread(self, tid: int) -> bool:
         return not self._closed and lib.pt_find_thread(self._e, tid) >= 0
+
+    def thread_ended(self, tid: int) -> bool:
+        """`tid` is not a thread of this process, or it ended and nothing about it is left to report."""
+        index = lib.pt_find_thread(self._e, tid) if not self._closed else -1
+        return index < 0 or self._e.threads[index].state == lib.PT_GONE
 
     # -------------------------------------------------------------------------------- symbols
     def executable(self) -> str:
@@ -512,14 +518,21 @@ class Inferior:
         self._e.pass_signals = mask
 
     def set_options(
-        self, *, fork_events: bool | None = None, eintr_fixup: bool | None = None, catch_syscalls: bool | None = None
+        self,
+        *,
+        fork_events: bool | None = None,
+        eintr_fixup: bool | None = None,
+        catch_syscalls: bool | None = None,
+        thread_exits: bool | None = None,
     ) -> None:
-        """Change engine options; those left as None keep their value."""
+        """Change engine options; those left as None keep their value. `thread_exits`: report the end of
+        each thread but the leader as `ThreadExited` (GDB's QThreadEvents)."""
         options = self._e.options
         for wanted, bit in (
             (fork_events, lib.PT_OPT_FORK_EVENTS),
             (eintr_fixup, lib.PT_OPT_EINTR_FIXUP),
             (catch_syscalls, lib.PT_OPT_CATCH_SYSCALLS),
+            (thread_exits, lib.PT_OPT_THREAD_EXITS),
         ):
             if wanted is not None:
                 options = options | bit if wanted else options & ~bit
@@ -617,6 +630,10 @@ class Inferior:
             return VforkDone(tid, pc)
         if kind == lib.PT_EV_SYSCALL:
             return SyscallStop(tid, pc, int(t.ev_data), bool(t.ev_sig))
+        if kind == lib.PT_EV_THREAD_EXITED:
+            t.state = lib.PT_GONE  # dead since its exit status came (stopped, so no running count moves)
+            status = int(t.ev_data)
+            return ThreadExited(tid, os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0)
         raise TargetError(f"engine reported unknown event kind {kind}")
 
     def _process_end(self) -> StopEvent:

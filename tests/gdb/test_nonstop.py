@@ -185,3 +185,23 @@ def test_always_false_condition_in_running_threads_leaves_gdb_in_charge(stub: st
             info = gdb.run("info threads")
             assert running_threads(info) == 0, info
             gdb.run("kill")
+
+
+@pytest.mark.timeout(120)
+def test_threads_ending_while_gdb_stops_every_thread(stub: str, fixture_path) -> None:
+    """gdb.threads/forking-threads-plus-breakpoint.exp: in non-stop mode GDB steps over a breakpoint
+    whose condition it evaluates itself (displaced stepping off) by asking every thread to stop
+    (`vCont;t` each) and waiting for each stop. A thread that ends meanwhile never stops: GDB hears of
+    its end only through QThreadEvents, which ptstub did not offer, and waited for ever (2 to 4 of
+    16 runs of that test hung). Here the workers end while they keep hitting such a breakpoint: the
+    whole exchange, end to end, against both stubs. The race itself is rare in this short run; the
+    raw-RSP tests of test_nonstop_rsp.py pin the `w` replies down."""
+    program = fixture_path("nonstop")
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, "--threads", "4", "--hits", "20", "--spin"]) as server:
+        setup = ["set non-stop on", "set breakpoint condition-evaluation host", "set displaced-stepping off"]
+        with interactive_gdb(program, setup) as gdb:
+            first_hit(gdb, server.port)
+            gdb.run("delete")
+            gdb.run("break nonstop.c:28 if hits == -1")  # counters[i]++ in every worker: never true
+            gdb.run("continue -a &")
+            gdb.expect(r"exited normally", timeout=60)

@@ -203,3 +203,72 @@ def test_forks_detached_in_non_stop_while_another_thread_hits_a_breakpoint(fixtu
             assert forks == 5
         finally:
             client.close()
+
+
+def _stops_until(client: RawClient, prefix: bytes) -> list[bytes]:
+    """Every stop reported (notification, then `vStopped`) up to and including one that starts with `prefix`."""
+    stops: list[bytes] = []
+    while not any(stop.startswith(prefix) for stop in stops):
+        note = client.notification()
+        assert note.startswith(b"Stop:"), note
+        stops += drain_stops(client, note[len(b"Stop:") :])
+    return stops
+
+
+def _ended_threads(stops: list[bytes], pid: int) -> list[int]:
+    ended = [re.fullmatch(rb"w0;p([0-9a-f]+)\.([0-9a-f]+)", stop) for stop in stops if stop.startswith(b"w")]
+    assert all(ended) and all(int(m.group(1), 16) == pid for m in ended), stops
+    return [int(m.group(2), 16) for m in ended]
+
+
+@pytest.mark.timeout(60)
+def test_thread_events_report_each_thread_that_ends(fixture_path) -> None:
+    """QThreadEvents:1 (GDB's stop of every thread in non-stop mode): a thread other than the leader
+    that ends is reported as `w0;p<pid>.<tid>`, as gdbserver does. Without it GDB waited for ever for
+    the stop of a thread it had asked to stop and that ended first (forking-threads-plus-breakpoint)."""
+    program = fixture_path("simple")
+    args = ["--once", "127.0.0.1:0", program, "--threads", "2", "--iterations", "1", "--fork"]
+    with running_stub("ptstub", args) as server:
+        client = RawClient(server.port)
+        try:
+            first = start_non_stop(client, b"multiprocess+;fork-events+;swbreak+")
+            pid = tid_of(first)
+            assert b"QThreadEvents+" in client.ask(b"qSupported:multiprocess+;fork-events+;swbreak+")
+            assert client.ask(b"QThreadEvents:1") == b"OK"
+            assert client.ask(b"vCont;c") == b"OK"
+            stops = _stops_until(client, b"T05fork:")  # main forks after joining both threads
+            ended = _ended_threads(stops, pid)
+            assert len(set(ended)) == 2 and pid not in ended, stops
+            assert stops.index(next(s for s in stops if s.startswith(b"T05fork:"))) == len(stops) - 1, stops
+        finally:
+            client.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_thread_asked_to_stop_after_it_ended_is_reported_ended(fixture_path) -> None:
+    """GDB's thread list can name a thread that ended while thread events were off: when GDB then asks
+    it to stop (`vCont;t`, thread events on), its end is the answer, or GDB waits for ever."""
+    program = fixture_path("simple")
+    args = ["--once", "127.0.0.1:0", program, "--threads", "2", "--iterations", "1", "--fork"]
+    with running_stub("ptstub", args) as server:
+        client = RawClient(server.port)
+        try:
+            first = start_non_stop(client, b"multiprocess+;fork-events+;swbreak+")
+            pid = tid_of(first)
+            ready = symbols.resolve_symbol(pid, program, "thread_ready")
+            assert client.ask(b"Z0,%x,1" % ready) == b"OK"
+            assert client.ask(b"vCont;c") == b"OK"
+            hits: list[bytes] = []
+            while len(hits) < 2:
+                hits += [stop for stop in _stops_until(client, b"T05") if stop.startswith(b"T05")]
+            extra = tid_of(hits[0])
+            assert client.ask(b"z0,%x,1" % ready) == b"OK"
+            assert client.ask(b"vCont;c") == b"OK"
+            stops = _stops_until(client, b"T05fork:")  # both threads ended on the way: not reported
+            assert _ended_threads(stops, pid) == [], stops
+            assert client.ask(b"QThreadEvents:1") == b"OK"
+            assert client.ask(b"vCont;t:p%x.%x" % (pid, extra)) == b"OK"
+            assert client.notification() == b"Stop:w0;p%x.%x" % (pid, extra)
+            assert client.ask(b"vStopped") == b"OK"
+        finally:
+            client.close()
