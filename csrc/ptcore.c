@@ -1875,15 +1875,23 @@ static int resume_masked(pt_engine *e)
      * so that it takes an idle CPU before a busy thread does, then the others from a place that moves
      * on each time: the thread resumed last gets a CPU last, and a fixed order starved it (a main
      * thread resumed last overslept a 1 s epoll_wait by half a second at 4,000 stops/s). */
+    /* A thread that steps goes last: its step ends within microseconds and the world stops again, so
+     * the threads that continue need the head start, or on a loaded machine they never run during a
+     * `next` with scheduler-locking off (gdb.threads/schedlock.exp, "other threads ran"). */
     int boost = e->nthreads > 2 * online_cpus() ? boost_begin() : NOT_BOOSTED;
     int rc = 0;
     pt_thread *reporter = e->report_tid ? find(e, e->report_tid) : NULL;
+    if (reporter && reporter->action != PT_ACT_CONT)
+        reporter = NULL;
     uint32_t start = e->resume_rotor++;
-    for (int32_t i = reporter ? -1 : 0; i < e->nthreads && rc == 0; i++) {
-        pt_thread *t = i < 0 ? reporter : e->threads[(start + (uint32_t)i) % (uint32_t)e->nthreads];
-        if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || (i >= 0 && t == reporter))
-            continue;
-        rc = resume_thread(e, t, take_resume_signal(e, t));
+    for (int steppers = 0; steppers < 2 && rc == 0; steppers++) {
+        for (int32_t i = reporter && !steppers ? -1 : 0; i < e->nthreads && rc == 0; i++) {
+            pt_thread *t = i < 0 ? reporter : e->threads[(start + (uint32_t)i) % (uint32_t)e->nthreads];
+            if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || (i >= 0 && t == reporter) ||
+                (t->action != PT_ACT_CONT) != steppers)
+                continue;
+            rc = resume_thread(e, t, take_resume_signal(e, t));
+        }
     }
     boost_end(boost);
     return rc;
