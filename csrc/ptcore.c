@@ -911,10 +911,23 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
 }
 
 /* Resume a thread after a stop that is not reported, unless the world is stopping or stopped. */
+static int record(pt_thread *t, int kind, int sig, uint64_t pc, uint64_t data);
+
 static int keep_or_resume(pt_engine *e, pt_thread *t)
 {
     if (e->stopping || e->world_stopped)
         return 0;
+    if (t->want_stop && t->interrupt_pending && !t->exiting) {
+        /* Non-stop: this stop (a clone event, a passed signal...) took our PTRACE_INTERRUPT with it:
+         * any ptrace-stop clears the pending STOP trap (kernel ptrace_stop()), so no
+         * PTRACE_EVENT_STOP follows if the interrupt came first.  This is the stop GDB asked for; if
+         * the interrupt came after it, its PTRACE_EVENT_STOP follows the next resume as an echo. */
+        t->interrupt_pending = 0;
+        t->want_stop = 0;
+        struct user_regs_struct r;
+        uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
+        return record(t, PT_EV_INTERRUPT, 0, pc, 0);
+    }
     int sig = t->deliver_sig;
     t->deliver_sig = 0;
     resume_thread(e, t, sig);
