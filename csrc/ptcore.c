@@ -910,9 +910,9 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
     return 0;
 }
 
-/* Resume a thread after a stop that is not reported, unless the world is stopping or stopped. */
 static int record(pt_thread *t, int kind, int sig, uint64_t pc, uint64_t data);
 
+/* Resume a thread after a stop that is not reported, unless the world is stopping or stopped. */
 static int keep_or_resume(pt_engine *e, pt_thread *t)
 {
     if (e->stopping || e->world_stopped)
@@ -1884,13 +1884,13 @@ static int resume_masked(pt_engine *e)
     if (!any)
         return -EDEADLK; /* nothing to run */
     e->world_stopped = 0;
-    /* Order matters on a small machine (docs/design-notes.md, "Resume order"): the reporter first,
-     * so that it takes an idle CPU before a busy thread does, then the others from a place that moves
-     * on each time: the thread resumed last gets a CPU last, and a fixed order starved it (a main
-     * thread resumed last overslept a 1 s epoll_wait by half a second at 4,000 stops/s). */
-    /* A thread that steps goes last: its step ends within microseconds and the world stops again, so
-     * the threads that continue need the head start, or on a loaded machine they never run during a
-     * `next` with scheduler-locking off (gdb.threads/schedlock.exp, "other threads ran"). */
+    /* Order matters on a small machine (docs/design-notes.md, "Resume order"): the reporter first if
+     * it continues, so that it takes an idle CPU before a busy thread does, then the others from a
+     * place that moves on each time: the thread resumed last gets a CPU last, and a fixed order
+     * starved it (a main thread resumed last overslept a 1 s epoll_wait by half a second at 4,000
+     * stops/s).  Threads that step go last: a step ends within microseconds and the world stops
+     * again, so the threads that continue need the head start, or on a loaded machine they never run
+     * during a `next` with scheduler-locking off (gdb.threads/schedlock.exp, "other threads ran"). */
     int boost = e->nthreads > 2 * online_cpus() ? boost_begin() : NOT_BOOSTED;
     int rc = 0;
     pt_thread *reporter = e->report_tid ? find(e, e->report_tid) : NULL;

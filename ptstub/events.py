@@ -110,7 +110,7 @@ class SyscallStop:
 
 @dataclass(frozen=True, slots=True)
 class ThreadExited:
-    """A thread other than the leader ended (reported only with `set_thread_exit_events(True)`)."""
+    """A thread other than the leader ended (reported only with `set_options(thread_exits=True)`)."""
 
     tid: int
     code: int
