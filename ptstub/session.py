@@ -765,7 +765,8 @@ class Session:
                 continue
             if all(p.thread_ended(thread.tid) for p in self._served()) and not self.stops.holds(thread.tid):
                 pid = thread.pid if thread.pid is not None and thread.pid > 0 else self.pid
-                self.stops.push(replies.thread_exited(0, ThreadId(pid, thread.tid), self.features.multiprocess))
+                reply = replies.thread_exited(0, ThreadId(pid, thread.tid), self.features.multiprocess)
+                self.stops.push(reply, thread.tid)
 
     def _unannounced_child(self, pid: int) -> bool:
         """Non-stop: `pid` is a fork child whose parent's fork stop GDB has not taken out of the
@@ -1092,7 +1093,6 @@ class Session:
             self._interrupt_due = False  # a stop on request answers the Ctrl-C, whichever came first
         if type(event) is ThreadExited:
             self._thread_stops.pop(event.tid, None)
-            self._stop_asked.discard(event.tid)
             reply = replies.thread_exited(event.code, ThreadId(self.pid, event.tid), self.features.multiprocess)
         elif isinstance(event, Exited):
             self.announce(f"\nChild exited with status {event.code}")
