@@ -490,13 +490,22 @@ int pt_prune(pt_engine *e)
     return removed;
 }
 
+/* Keep a status for whichever engine claims its tid later.  When the table is full, an exit status
+ * goes first (a tid no engine knew at its end is rarely asked for again); a first stop that was
+ * dropped would leave its thread stopped for ever and the wait for it blocked. */
 static void remember_orphan(pt_engine *e, int tid, int status)
 {
-    if (e->n_orphans < 16) {
-        e->orphan_tid[e->n_orphans] = tid;
-        e->orphan_status[e->n_orphans] = status;
+    int slot = e->n_orphans;
+    if (slot == PT_MAX_ORPHANS) {
+        slot = 0;
+        for (int i = 0; i < e->n_orphans; i++)
+            if (WIFEXITED(e->orphan_status[i]) || WIFSIGNALED(e->orphan_status[i]))
+                slot = i;
+    } else {
         e->n_orphans++;
     }
+    e->orphan_tid[slot] = tid;
+    e->orphan_status[slot] = status;
 }
 
 static int take_own_orphan(pt_engine *e, int tid, int *status);
@@ -2387,13 +2396,74 @@ static void settle_unreported_children(pt_engine *e, int kill_them)
     }
 }
 
-/* A thread of the process still traced by us that the thread table does not hold (a clone child
- * whose first stop went astray in the ring of engines): let it go too.  Left traced, it waits in a
- * ptrace-stop, and at the process's exit in its PTRACE_EVENT_EXIT stop, so the process never ends and
- * its parent waits for ever (gdb.threads/process-dies-while-detaching.exp, now and then). */
-static void detach_strays(pt_engine *e)
+/* True while the thread (a zombie too) still has this process as its tracer.  Read through
+ * /proc/TID, not /proc/PID/task/TID: while the leader dies, lookups and listings under its task
+ * directory fail now and then, and a thread taken for gone there stayed traced for ever. */
+static int traced_by_us(int tid)
 {
     char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%d/status", tid);
+    int rc = read_proc_file(path, buf, sizeof buf);
+    if (rc < 0)
+        return rc != -ENOENT; /* ENOENT: released; any other failure proves nothing */
+    const char *tracer = strstr(buf, "\nTracerPid:");
+    return tracer && atoi(tracer + 11) == getpid();
+}
+
+/* The state letter of /proc/TID/stat, 0 if gone (read as above, not under the leader's task dir). */
+static char thread_state(int tid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", tid);
+    if (read_proc_file(path, buf, sizeof buf) < 0)
+        return 0;
+    char *p = strrchr(buf, ')');
+    return (p && p[1] && p[2]) ? p[2] : 0;
+}
+
+/* True while a thread of the table other than the leader is alive (neither zombie nor dead). */
+static int others_live(pt_engine *e)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        char s = e->threads[i]->tid == e->pid ? 0 : thread_state(e->threads[i]->tid);
+        if (s && s != 'Z' && s != 'X')
+            return 1;
+    }
+    return 0;
+}
+
+/* Let go a thread still traced by us that was in no ptrace-stop when PTRACE_DETACH came: a clone
+ * child on its way to its first stop, or a thread that SIGKILL took out of its stop because a thread
+ * detached before it ended the process (exit_group), now on its way to its PTRACE_EVENT_EXIT stop.
+ * Its status is due: wait for it until `deadline` and detach it at that stop; an exit status needs
+ * nothing more (it reaps a traced zombie).  Left traced, the thread waits in its stop for ever, and
+ * the process never ends (gdb.threads/process-dies-while-detaching.exp; gdbserver's detach_one_lwp
+ * reaps such a thread too).  Returns 1 when the thread was let go or is gone. */
+static int detach_when_stopped(pt_engine *e, int tid, uint64_t deadline)
+{
+    for (int spins = 0;; spins++) {
+        int st;
+        int got = take_orphan(e, tid, &st) || waitpid(tid, &st, __WALL | WNOHANG) == tid;
+        if (got && (WIFEXITED(st) || WIFSIGNALED(st)))
+            return 1;
+        if ((got && ptrace(PTRACE_DETACH, tid, 0, 0) == 0) || !traced_by_us(tid))
+            return 1;
+        if (pt_now_ns() >= deadline)
+            return 0;
+        if (spins > 100) {
+            struct timespec nap = {0, 200000};
+            nanosleep(&nap, NULL);
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+/* A thread of the process still traced by us that the thread table does not hold (a clone child
+ * whose first stop went astray in the ring of engines): let it go too. */
+static void detach_strays(pt_engine *e, uint64_t deadline)
+{
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/task", e->pid);
     DIR *dir = opendir(path);
     if (!dir)
@@ -2401,20 +2471,11 @@ static void detach_strays(pt_engine *e)
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         int tid = atoi(de->d_name);
-        /* a thread of the table detached above costs no status read; the others are looked at */
-        pt_thread *known = find(e, tid);
-        if (tid <= 0 || (known && known->state == PT_GONE) || read_task_status(e->pid, tid, buf) < 0)
+        /* a thread of the table was seen to already; the others are looked at */
+        if (tid <= 0 || find(e, tid) || !traced_by_us(tid))
             continue;
-        const char *tracer = strstr(buf, "\nTracerPid:");
-        if (!tracer || atoi(tracer + 11) != getpid())
-            continue;
-        int st;
-        if (!take_orphan(e, tid, &st)) {
-            uint64_t deadline = pt_now_ns() + 200000000ull; /* its stop is due: it is traced */
-            while (waitpid(tid, &st, __WALL | WNOHANG) == 0 && pt_now_ns() < deadline)
-                sched_yield();
-        }
-        ptrace(PTRACE_DETACH, tid, 0, 0);
+        if (ptrace(PTRACE_DETACH, tid, 0, 0) < 0)
+            detach_when_stopped(e, tid, deadline);
         e->n_strays++;
     }
     closedir(dir);
@@ -2449,13 +2510,28 @@ int pt_detach(pt_engine *e)
                 sig = 0;
             if (sig && !t->at_signal_stop && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
                 sig = 0; /* as in resume_thread: only a signal-delivery-stop can take it */
-            /* one not in a ptrace-stop (a clone child still on its way to its first stop) cannot be
-             * detached now: detach_strays waits for its stop */
+            /* one in no ptrace-stop cannot be detached now: detach_when_stopped waits for its stop */
             if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig) == 0)
                 set_state(e, t, PT_GONE);
         }
     }
-    detach_strays(e);
+    /* Those in no ptrace-stop just now: a clone child not stopped yet, one leaving for its exit stop
+     * because a thread let go above ended the process, a zombie to reap.  A second for them all (GDB
+     * waits two for the reply); the leader last again, its exit is reported once the others are gone. */
+    uint64_t deadline = pt_now_ns() + 1000000000ull;
+    detach_strays(e, deadline);
+    for (int pass = 0; pass < 2; pass++) {
+        for (int32_t i = 0; i < e->nthreads; i++) {
+            pt_thread *t = e->threads[i];
+            if ((pass == 0) == (t->tid == e->pid) || t->state == PT_GONE)
+                continue;
+            if (t->tid == e->pid && thread_state(e->pid) == 'Z' && others_live(e))
+                continue; /* a zombie leader is reported only when the process ends: not now */
+            e->n_late_detaches++;
+            if (detach_when_stopped(e, t->tid, deadline))
+                set_state(e, t, PT_GONE);
+        }
+    }
     pt_prune(e);
     return 0;
 }

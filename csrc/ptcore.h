@@ -18,6 +18,9 @@ enum {
     PT_GONE = 3
 };
 
+/* Statuses an engine keeps for tids that are not (yet) its own. */
+enum { PT_MAX_ORPHANS = 64 };
+
 /* What a thread does on the next pt_resume. */
 enum { PT_ACT_NONE = 0, PT_ACT_CONT = 1, PT_ACT_STEP = 2, PT_ACT_RANGE = 3 };
 
@@ -118,12 +121,13 @@ typedef struct pt_engine {
     uint64_t n_eintr_fixups;
     uint64_t n_emulated;       /* breakpoints passed by emulating the instruction, not stepping */
     uint64_t n_strays;         /* threads traced but missing from the table, let go at detach */
+    uint64_t n_late_detaches;  /* threads of the table in no ptrace-stop at detach, let go at their next */
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
     int32_t n_orphans;         /* statuses of pids that are not ours, for the caller to route */
-    int32_t orphan_tid[16];
-    int32_t orphan_status[16];
+    int32_t orphan_tid[PT_MAX_ORPHANS];
+    int32_t orphan_status[PT_MAX_ORPHANS];
     /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore.c) */
     int32_t tracer_tid;        /* the thread that waits: where pt_request_stop sends the wake signal */
     int32_t stop_flag;         /* set by pt_request_stop from any thread (atomic), taken by the waits */

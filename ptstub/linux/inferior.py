@@ -808,6 +808,7 @@ class Inferior:
             "eintr_fixups": e.n_eintr_fixups,
             "emulated_step_overs": e.n_emulated,
             "stray_detaches": e.n_strays,
+            "late_detaches": e.n_late_detaches,
             "stale_stops": e.n_stale_stops,
             "last_stop_ns": e.last_stop_ns,
         }

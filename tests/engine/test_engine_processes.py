@@ -9,11 +9,14 @@ every process stopped (pt_wait returns 4, pt_hold).
 from __future__ import annotations
 
 import signal
+import subprocess
+import time
 
 import pytest
+from helpers import launched
 
 import ptstub
-from ptstub.events import Exited, Forked
+from ptstub.events import BreakpointHit, Exited, Forked
 from ptstub.linux.processes import resume_processes, wait_processes
 from ptstub.target import ResumeAction, ResumeKind, ThreadState
 
@@ -102,3 +105,26 @@ def test_vfork_child_run_alone_reports_its_exit_every_time(fixture_path) -> None
             with child:
                 found = wait_processes(resume_processes([(child, _all(child))]), [parent, child], None)
                 assert found is not None and found[1] == Exited(child.pid, 7)
+
+
+@pytest.mark.timeout(120, method="thread")
+def test_child_detached_while_its_threads_end_it_lets_every_thread_go(fixture_path) -> None:
+    """gdb.threads/process-dies-while-detaching.exp at the engine: the fork child's 1000 threads are
+    all stopped at the breakpoint on `leave()` (which calls _exit), and the child is detached. The
+    first threads let go end the process (exit_group), and SIGKILL takes the threads not yet let go
+    out of their stop, so their PTRACE_DETACH fails; left traced, they wait in their exit stop for
+    ever, and the parent, waiting for the child, never ends. The race needs a thread let go to end
+    the process before the detach is done: runs go on (up to a minute) until one detach met it."""
+    deadline = time.monotonic() + 60
+    late = 0
+    while not late and time.monotonic() < deadline:
+        with launched([fixture_path("dies_detaching"), "1000"], stdout=subprocess.DEVNULL) as parent:
+            child = _fork_child(parent)
+            with child:
+                child.insert_breakpoint(child.symbol("leave"))
+                assert isinstance(child.cont(timeout=60), BreakpointHit)
+                child.detach()
+                late = child.stats["late_detaches"]
+            assert parent.cont(timeout=20) == Exited(parent.pid, 0), f"the child did not end ({late} let go late)"
+    if not late:
+        pytest.skip("no detach met the process's end in a minute")
