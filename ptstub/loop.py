@@ -16,7 +16,6 @@ import select
 import socket
 import stat
 import sys
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -233,6 +232,33 @@ def _serve(
     listener: Listener | None,
 ) -> None:
     """The loop of `serve_connection`: each request answered in order, each stop sent as it comes."""
+    # While the program runs, the wait wakes for GDB's socket and for the listening one, through an
+    # epoll set (the engine's wait takes one extra fd): a second GDB hears "already serving" at once.
+    # While GDB sits at a stop, only its socket is read, as gdbserver does: a second client waits.
+    wake_fd = conn.fileno()
+    watch = None
+    if listener is not None:
+        watch = select.epoll()
+        watch.register(conn.fileno(), select.EPOLLIN)
+        watch.register(listener.sock.fileno(), select.EPOLLIN)
+        wake_fd = watch.fileno()
+    try:
+        _serve_loop(session, conn, recv, send, remote_debug, listener, wake_fd)
+    finally:
+        if watch is not None:
+            watch.close()
+
+
+def _serve_loop(
+    session: ServerSession,
+    conn: Connection,
+    recv: Callable[[], bytes],
+    send: Callable[[bytes], None],
+    remote_debug: Callable[[str, bytes], None] | None,
+    listener: Listener | None,
+    wake_fd: int,
+) -> None:
+    """The body of `_serve`; `wake_fd` wakes the wait for a running program."""
     # Imported here, not at the top: `Listener` is all the CLI needs before `Listening on port`, and the
     # framing module (its values and tables) then loads while GDB starts.
     from ptstub.rsp.framing import (
@@ -251,17 +277,14 @@ def _serve(
     last_reply = b""
     queued: deque[bytes] = deque()
     feed, take_packet, handle_packet = reader.feed, reader.take_packet, session.handle_packet
-    next_refusal_check = 0.0
     while not session.finished:
         if session.running:
-            if listener is not None and (now := time.monotonic()) >= next_refusal_check:
-                # A select(2) at most every REFUSAL_CHECK_INTERVAL: a breakpoint loop resumes ~20
-                # times per stop of GDB's, and a second GDB need not hear "no" within microseconds.
-                listener.refuse_pending()
-                next_refusal_check = now + REFUSAL_CHECK_INTERVAL
-            reply = session.wait_for_stop(conn.fileno())
+            reply = session.wait_for_stop(wake_fd)
             if reply is not None:
                 last_reply = send_reply(reply)
+                continue
+            if listener is not None and not select.select([conn], [], [], 0)[0]:
+                listener.refuse_pending()  # woken by a second client, not by GDB
                 continue
         elif session.non_stop:
             # Non-stop: threads run while GDB talks to us; their stops go out as `%Stop` notifications.
@@ -311,8 +334,6 @@ def _serve(
             for reply in handle_packet(queued.popleft()):
                 last_reply = send_reply(reply)
 
-
-REFUSAL_CHECK_INTERVAL = 0.05  # seconds between checks for a second client while the program runs
 
 # Run-length encoding in Python costs ~20 ns a byte; above this size sending the bytes as they are is
 # cheaper than compressing them on loopback (GDB reads up to 64 KiB of memory per `m` from us).

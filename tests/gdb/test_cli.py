@@ -131,19 +131,23 @@ def test_unix_socket_is_private(tmp_path) -> None:
 
 
 @pytest.mark.timeout(60)
-def test_second_client_is_refused_and_first_is_kept() -> None:
-    with running_stub("ptstub", ["--once", "127.0.0.1:0", "/bin/true"]) as server:
-        first = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+def test_second_client_is_refused_and_first_is_kept(fixture_path) -> None:
+    """A second GDB that connects while the program runs hears "already serving" and the first keeps
+    its session. The program never ends (`hang`), so the refusal cannot race its exit: while GDB sits
+    at a stop, ptstub, as gdbserver, reads only GDB's socket, and a second client waits unanswered."""
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", fixture_path("hang")]) as server:
+        first = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         try:
             first.sendall(b"$?#3f")
             assert _read_until(first, b"#").startswith(b"+$T")
             first.sendall(b"+$vCont;c#a8")  # run: the server now waits on the program and on clients
-            second = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            second = socket.create_connection(("127.0.0.1", server.port), timeout=10)
             reply = second.recv(200)
             second.close()
             assert b"already serving" in reply
-            data = _read_until(first, b"$W")
-            assert b"$W0" in data
+            first.sendall(b"\x03")  # the first GDB is still served: its Ctrl-C stops the program
+            assert b"$T" in _read_until(first, b"#")
+            first.sendall(b"+$k#6b")
         finally:
             first.close()
 
