@@ -323,15 +323,22 @@ static int tgid_of(int tid)
     return p ? atoi(p + 6) : -ENOENT;
 }
 
-/* Process state letter from /proc/PID/task/TID/stat ('R', 'S', 'T', 't', 'Z', 'X'...), 0 if gone. */
-static char task_state(int pid, int tid)
+/* The state letter of a stat file ('R', 'S', 'T', 't', 'Z', 'X'...), 0 if gone. */
+static char state_letter(const char *stat_path)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
-    if (read_proc_file(path, buf, sizeof buf) < 0)
+    char buf[512];
+    if (read_proc_file(stat_path, buf, sizeof buf) < 0)
         return 0;
     char *p = strrchr(buf, ')');
     return (p && p[1] && p[2]) ? p[2] : 0;
+}
+
+/* ... of /proc/PID/task/TID/stat. */
+static char task_state(int pid, int tid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tid);
+    return state_letter(path);
 }
 
 static uint64_t hexmask(const char *s)
@@ -2413,12 +2420,9 @@ static int traced_by_us(int tid)
 /* The state letter of /proc/TID/stat, 0 if gone (read as above, not under the leader's task dir). */
 static char thread_state(int tid)
 {
-    char path[64], buf[512];
+    char path[64];
     snprintf(path, sizeof path, "/proc/%d/stat", tid);
-    if (read_proc_file(path, buf, sizeof buf) < 0)
-        return 0;
-    char *p = strrchr(buf, ')');
-    return (p && p[1] && p[2]) ? p[2] : 0;
+    return state_letter(path);
 }
 
 /* True while a thread of the table other than the leader is alive (neither zombie nor dead). */
@@ -2471,7 +2475,7 @@ static void detach_strays(pt_engine *e, uint64_t deadline)
     struct dirent *de;
     while ((de = readdir(dir)) != NULL) {
         int tid = atoi(de->d_name);
-        /* a thread of the table was seen to already; the others are looked at */
+        /* the threads of the table are seen to by the caller */
         if (tid <= 0 || find(e, tid) || !traced_by_us(tid))
             continue;
         if (ptrace(PTRACE_DETACH, tid, 0, 0) < 0)
