@@ -217,10 +217,22 @@ def serve_connection(
         # (ConnectionResetError, BrokenPipeError) are ConnectionErrors already, which end the loop too,
         # and a TimeoutError (ETIMEDOUT on a dead peer) becomes one here.
         recv, send = functools.partial(conn.sock.recv, 65536), conn.sock.sendall
+    # While the program runs, the wait wakes for GDB's socket and for the listening one, through an
+    # epoll set (the engine's wait takes one extra fd): a second GDB hears "already serving" at once.
+    # While GDB sits at a stop, only its socket is read, as gdbserver does: a second client waits.
+    watch = None
+    if listener is not None:
+        watch = select.epoll()
+        watch.register(conn.fileno(), select.EPOLLIN)
+        watch.register(listener.sock.fileno(), select.EPOLLIN)
     try:
-        _serve(session, conn, recv, send, remote_debug, listener)
+        wake_fd = conn.fileno() if watch is None else watch.fileno()
+        _serve(session, conn, recv, send, remote_debug, listener, wake_fd)
     except TimeoutError as err:
         raise ConnectionError("GDB's connection timed out") from err
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 def _serve(
@@ -230,35 +242,10 @@ def _serve(
     send: Callable[[bytes], None],
     remote_debug: Callable[[str, bytes], None] | None,
     listener: Listener | None,
-) -> None:
-    """The loop of `serve_connection`: each request answered in order, each stop sent as it comes."""
-    # While the program runs, the wait wakes for GDB's socket and for the listening one, through an
-    # epoll set (the engine's wait takes one extra fd): a second GDB hears "already serving" at once.
-    # While GDB sits at a stop, only its socket is read, as gdbserver does: a second client waits.
-    wake_fd = conn.fileno()
-    watch = None
-    if listener is not None:
-        watch = select.epoll()
-        watch.register(conn.fileno(), select.EPOLLIN)
-        watch.register(listener.sock.fileno(), select.EPOLLIN)
-        wake_fd = watch.fileno()
-    try:
-        _serve_loop(session, conn, recv, send, remote_debug, listener, wake_fd)
-    finally:
-        if watch is not None:
-            watch.close()
-
-
-def _serve_loop(
-    session: ServerSession,
-    conn: Connection,
-    recv: Callable[[], bytes],
-    send: Callable[[bytes], None],
-    remote_debug: Callable[[str, bytes], None] | None,
-    listener: Listener | None,
     wake_fd: int,
 ) -> None:
-    """The body of `_serve`; `wake_fd` wakes the wait for a running program."""
+    """The loop of `serve_connection`: each request answered in order, each stop sent as it comes;
+    `wake_fd` wakes the wait for a running program."""
     # Imported here, not at the top: `Listener` is all the CLI needs before `Listening on port`, and the
     # framing module (its values and tables) then loads while GDB starts.
     from ptstub.rsp.framing import (
