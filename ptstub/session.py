@@ -118,6 +118,7 @@ class Session:
         self.settings = LaunchSettings(program=list(program or []))
         self.features = NegotiatedFeatures()
         self.client = ClientFeatures()
+        self._xml_client: bool | None = None  # xmlRegisters=i386 in qSupported; None before it
         self.no_ack = False
         self.running = False
         self.finished = False
@@ -342,8 +343,14 @@ class Session:
         if self._layout is None:
             from ptstub.arch import x86_64
 
-            self._layout = x86_64.layout_for(self._process_for(tid).read_xstate(tid))
+            xstate = self._process_for(tid).read_xstate(tid)
+            self._layout = x86_64.layout_for(xstate, described=self._describes_registers())
         return self._layout
+
+    def _describes_registers(self) -> bool:
+        """Whether GDB reads XML register descriptions: gdbserver's `use_xml`, set by `xmlRegisters=i386` in
+        qSupported.  Until GDB's qSupported arrives (prepare()), assume it will."""
+        return self._xml_client is not False
 
     def prepare(self) -> None:
         """Build the target description now, before GDB connects: it is GDB's first real request, and
@@ -372,6 +379,9 @@ class Session:
     def handle_query_supported(self, c: cmd.QuerySupported) -> bytes:
         self.client = c.features
         self.features = negotiate(c.features, SERVER_FEATURES)
+        self._xml_client = "i386" in c.features.xml_registers
+        if self._layout is not None and self._layout.described != self._xml_client:
+            self._layout = None
         self._apply_target_options()
         return supported_reply(SERVER_FEATURES, c.features)
 
@@ -1717,6 +1727,7 @@ class Session:
         self._stop_asked.clear()
         self._fork_parents.clear()
         self.features = NegotiatedFeatures()
+        self._xml_client = None
         self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
         self._invalidate()
 

@@ -12,28 +12,32 @@ XCR0: for ptrace the kernel stores the user xfeatures mask as a u64 at offset 46
 it.  If the word there carries the signal-frame magic `FP_XSTATE_MAGIC1` instead, the mask is taken from the
 `xfeatures` word at 472 (`struct _fpx_sw_bytes`).
 
-Component offsets: AVX (YMM_Hi128) is at 576 on every CPU.  PKRU's offset differs between vendors (2688 on
-Intel, 2432 on AMD Zen), so it is read from CPUID leaf 0xD sub-leaf 9 (EBX), which Python cannot do directly:
-`cpuid` runs a 27-byte stub from an anonymous executable page through ctypes.  Where that fails, the offset is
-inferred from the regset's length like GDB's `i387_guess_xsave_layout`: 2440 bytes is the AMD layout (2432),
-2696 or more the Intel one (2688), anything else puts PKRU last.  (gdbserver 13.1 always reads 2688, so on AMD
-it reports pkru as 0; ptstub reports the real value.)
+Components: gdbserver 13.1 describes x87, SSE, AVX, MPX (BNDREGS, BNDCSR), AVX-512 (opmask, ZMM_Hi256,
+Hi16_ZMM) and PKRU, each where XCR0 has it, in features `core`, `sse`, `linux`, `segments`, `avx`, `mpx`,
+`avx512`, `pkeys` in that order; so does ptstub.  AMX, CET and later components are not described.
+Their offsets in the standard format are the CPU's: CPUID leaf 0xD sub-leaf n gives component n's (EBX),
+which Python cannot ask directly, so `cpuid` runs a 27-byte stub from an anonymous executable page through
+ctypes.  Intel and AMD differ: AMD's layout has no MPX area, so AVX-512 starts at 832 (Intel: 1088) and PKRU
+sits at 2432 (Intel: 2688).  Where CPUID cannot run, the whole layout is guessed from the regset's length as
+GDB 14's `i387_guess_xsave_layout` does: 2440 bytes is AMD's, anything else Intel's (PKRU may also sit at the
+image's end).  gdbserver 13.1 always reads Intel's offsets, so on AMD CPUs it reports pkru and the AVX-512
+registers wrongly; ptstub reports the real values.
 
-Register numbers, names, types and groups equal gdbserver 13.1's for x87/SSE/AVX/PKRU machines, and the served
-`target.xml` is byte-for-byte the document gdbserver 13.1 sends.  The feature files in `xml/` are the
-`<feature>` blocks of that document without `regnum` attributes; numbers are assigned in order when the
-document is assembled, and the register table is parsed from the same text, so the `g` layout can never
-disagree with the description.  MPX, AVX-512 and AMX state are not described (gdbserver would add
-`org.gnu.gdb.i386.mpx`/`avx512` features on such hosts); their XCR0 bits are ignored.
+Register numbers, names, types and groups equal gdbserver 13.1's, and the served `target.xml` is
+byte-for-byte the document gdbserver 13.1 sends.  The feature files in `xml/` are the `<feature>` blocks of
+that document without `regnum` attributes; numbers are assigned in order when the document is assembled,
+and the register table is parsed from the same text, so the `g` layout can never disagree with the
+description.  A client that sends no `xmlRegisters=i386` gets gdbserver's pre-XML register file instead
+(x87 and SSE, `layout_for(..., described=False)`).
 
 The x87 conversions follow gdbserver's `i387_xsave_to_cache`/`i387_cache_to_xsave`: 16-bit FXSAVE fields are
 zero-extended to 32 bits, `fop` keeps 11 bits, `ftag` is the full 2-bit-per-register tag word rebuilt from the
-abridged FXSAVE tag byte and the register contents, and x87/SSE/AVX components whose XSTATE_BV bit is clear
-read as their init values (fctrl 0x37f, ftag 0xffff, mxcsr 0x1f80 when SSE and AVX are both in init state).
+abridged FXSAVE tag byte and the register contents, and components whose XSTATE_BV bit is clear read as their
+init values (fctrl 0x37f, ftag 0xffff, mxcsr 0x1f80 when SSE and AVX are both in init state, zero elsewhere).
 Writes set the XSTATE_BV bit of every component they change.  PKRU is the exception: Linux (5.14+) writes the
-thread's real PKRU into the ptrace image whatever XSTATE_BV says, and loads PKRU = 0 on PTRACE_SETREGSET when the
-bit is clear, so ptstub reads PKRU as stored and sets its bit on every write while the value is non-zero (the
-default 0x55555554 survives a register write; gdbserver would reset it to 0).
+thread's real PKRU into the ptrace image whatever XSTATE_BV says, and loads PKRU = 0 on PTRACE_SETREGSET when
+the bit is clear, so ptstub reads PKRU as stored and sets its bit on every write while the value is non-zero
+(the default 0x55555554 survives a register write; gdbserver would reset it to 0).
 """
 
 from __future__ import annotations
@@ -108,9 +112,18 @@ def with_pc(gpr: bytes, pc: int) -> bytes:
 XSTATE_X87 = 0x1
 XSTATE_SSE = 0x2
 XSTATE_AVX = 0x4
+XSTATE_BNDREGS = 0x8
+XSTATE_BNDCSR = 0x10
+XSTATE_OPMASK = 0x20
+XSTATE_ZMM_H = 0x40
+XSTATE_HI16_ZMM = 0x80
 XSTATE_PKRU = 0x200
-XSTATE_SUPPORTED = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX | XSTATE_PKRU
-_NORMALIZED = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX  # components read as init values when not in use
+XSTATE_MPX = XSTATE_BNDREGS | XSTATE_BNDCSR
+XSTATE_AVX512 = XSTATE_OPMASK | XSTATE_ZMM_H | XSTATE_HI16_ZMM
+# What gdbserver 13.1 describes on x86-64 Linux (its X86_XSTATE_ALL_MASK); AMX, CET and the rest are ignored.
+XSTATE_SUPPORTED = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX | XSTATE_MPX | XSTATE_AVX512 | XSTATE_PKRU
+# Components read as their init values when their XSTATE_BV bit is clear (all but PKRU: module docstring).
+_NORMALIZED = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX | XSTATE_MPX | XSTATE_AVX512
 
 FXSAVE_SIZE = 512
 XCR0_OFFSET = 464  # first u64 of the FXSAVE sw_reserved bytes, as Linux fills it for ptrace
@@ -119,9 +132,29 @@ _FP_XSTATE_MAGIC1 = 0x46505853
 XSTATE_BV_OFFSET = 512
 XSAVE_HEADER_END = 576
 YMMH_OFFSET = 576
-_INTEL_PKRU_OFFSET = 2688
-_AMD_PKRU_OFFSET = 2432
-_AMD_PKRU_XSTATE_SIZE = 2440
+_AMD_XSTATE_SIZE = 2440  # AMD Zen 3/4 with PKRU: the layout without the MPX area (module docstring)
+
+
+@dataclass(frozen=True, slots=True)
+class XsaveComponent:
+    """One extended XSAVE state component: its XCR0 bit, size and offsets in the standard format."""
+
+    bit: int
+    size: int
+    intel_offset: int  # Intel's layout (every Intel CPU so far)
+    amd_offset: int | None  # AMD Zen's layout, which has no MPX area; None where AMD has no such component
+
+
+XSAVE_COMPONENTS: tuple[XsaveComponent, ...] = (
+    XsaveComponent(XSTATE_AVX, 256, 576, 576),
+    XsaveComponent(XSTATE_BNDREGS, 64, 960, None),
+    XsaveComponent(XSTATE_BNDCSR, 64, 1024, None),
+    XsaveComponent(XSTATE_OPMASK, 64, 1088, 832),
+    XsaveComponent(XSTATE_ZMM_H, 512, 1152, 896),
+    XsaveComponent(XSTATE_HI16_ZMM, 1024, 1664, 1408),
+    XsaveComponent(XSTATE_PKRU, 8, 2688, 2432),
+)
+_COMPONENT_BY_BIT = {c.bit: c for c in XSAVE_COMPONENTS}
 
 _ST0_OFFSET = 32
 _XMM0_OFFSET = 160
@@ -147,7 +180,8 @@ def xcr0_from_xstate(xstate: bytes) -> int:
 def xcr0_from_cpuinfo(text: str | None = None) -> int:
     """The XCR0 features ptstub describes, as implied by the `flags` line of /proc/cpuinfo (or `text`).
 
-    AVX needs `xsave` and `avx`; PKRU needs `xsave` and `ospke` (the kernel enabled protection keys).
+    AVX needs `xsave` and `avx`, MPX `mpx`, AVX-512 `avx512f`, PKRU `ospke` (the kernel enabled protection
+    keys); each needs `xsave`.  Linux sets every one of these XCR0 bits that the CPU has (its xstate features).
     """
     if text is None:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
@@ -155,10 +189,11 @@ def xcr0_from_cpuinfo(text: str | None = None) -> int:
     match = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
     flags = set(match.group(1).split()) if match else set()
     xcr0 = XSTATE_X87 | XSTATE_SSE
-    if "xsave" in flags and "avx" in flags:
-        xcr0 |= XSTATE_AVX
-    if "xsave" in flags and "ospke" in flags:
-        xcr0 |= XSTATE_PKRU
+    if "xsave" not in flags:
+        return xcr0
+    for flag, bits in (("avx", XSTATE_AVX), ("mpx", XSTATE_MPX), ("avx512f", XSTATE_AVX512), ("ospke", XSTATE_PKRU)):
+        if flag in flags:
+            xcr0 |= bits
     return xcr0
 
 
@@ -196,27 +231,43 @@ def _run_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
         page.close()
 
 
-def _cpuid_pkru_offset() -> int | None:
-    """PKRU's offset in the standard XSAVE format from CPUID(0xD, 9).EBX, if CPUID can be run."""
+def _cpuid_offset(component: XsaveComponent) -> int | None:
+    """A component's offset in the standard XSAVE format from CPUID(0xD, n).EBX, if CPUID can be run."""
     top = cpuid(0)
     if top is None or top[0] < 0xD:
         return None
-    sub = cpuid(0xD, 9)
+    sub = cpuid(0xD, component.bit.bit_length() - 1)
     if sub is None or sub[0] == 0 or sub[1] < XSAVE_HEADER_END:
         return None
     return sub[1]
 
 
-def pkru_offset(xstate_len: int) -> int:
-    """Where PKRU lives in an NT_X86_XSTATE image of `xstate_len` bytes (see the module docstring)."""
-    offset = _cpuid_pkru_offset()
-    if offset is not None and offset + 8 <= xstate_len:
-        return offset
-    if xstate_len == _AMD_PKRU_XSTATE_SIZE:
-        return _AMD_PKRU_OFFSET
-    if xstate_len >= _INTEL_PKRU_OFFSET + 8:
-        return _INTEL_PKRU_OFFSET
-    return max(xstate_len - 8, YMMH_OFFSET + 256)
+def component_offsets(xcr0: int, xstate_len: int) -> dict[int, int]:
+    """Where each extended component of `xcr0` lives in an NT_X86_XSTATE image of `xstate_len` bytes.
+
+    CPUID's answers where it gives one for every component; otherwise a whole layout guessed from the image's
+    size, as GDB 14's `i387_guess_xsave_layout` does: 2440 bytes is AMD's layout, anything else Intel's.
+    A component the image cannot hold is left out, except that PKRU, the last one, may sit at the image's
+    end.  An AVX-512 or MPX feature needs every component behind it, so a partial group is left out whole.
+    """
+    wanted = [c for c in XSAVE_COMPONENTS if xcr0 & c.bit]
+    table = {c.bit: _cpuid_offset(c) for c in wanted}
+    if None in table.values():
+        amd = xstate_len == _AMD_XSTATE_SIZE
+        table = {c.bit: c.amd_offset if amd else c.intel_offset for c in wanted}
+    offsets = {
+        bit: offset
+        for bit, offset in table.items()
+        if offset is not None and offset + _COMPONENT_BY_BIT[bit].size <= xstate_len
+    }
+    if XSTATE_PKRU in table and XSTATE_PKRU not in offsets:
+        end = max((o + _COMPONENT_BY_BIT[b].size for b, o in offsets.items()), default=XSAVE_HEADER_END)
+        if end + 8 <= xstate_len:
+            offsets[XSTATE_PKRU] = xstate_len - 8
+    for group in (XSTATE_MPX, XSTATE_AVX512):
+        if any(bit & group and bit not in offsets for bit in table):
+            offsets = {bit: offset for bit, offset in offsets.items() if not bit & group}
+    return offsets
 
 
 # ------------------------------------------------------------------------------ x87 tag words
@@ -278,7 +329,8 @@ class Kind(StrEnum):
 class RegisterDef:
     """One register as served to GDB and where it is stored.
 
-    `offset` is into `gpr` for Source.GPR and into `xstate` otherwise; `size` is the stored byte count.
+    `offset` is into `gpr` for Source.GPR and into `xstate` otherwise; `size` is the stored byte count;
+    `component` is the XSTATE bit of the extended component holding an XSAVE register (0 for the others).
     """
 
     name: str
@@ -292,6 +344,7 @@ class RegisterDef:
     size: int
     kind: Kind
     g_offset: int
+    component: int = 0
 
     @property
     def byte_size(self) -> int:
@@ -310,27 +363,46 @@ _FX_FIELDS: dict[str, tuple[int, int, Kind]] = {
     "foseg": (20, 2, Kind.ZEXT16),
     "mxcsr": (_MXCSR_OFFSET, 4, Kind.RAW),
 }
-_VECTOR_RE = re.compile(r"(st|xmm|ymm)(\d+)(h?)$")
+_BANK_RE = re.compile(r"([a-z]+?)(\d+)(h|raw)?$")
+_FIXED_SLOTS: dict[str, tuple[int, int]] = {"bndcfgu": (XSTATE_BNDCSR, 0), "bndstatus": (XSTATE_BNDCSR, 8),
+                                             "pkru": (XSTATE_PKRU, 0)}  # fmt: skip
 
 
-def _storage(name: str, bitsize: int, pkru_at: int) -> tuple[Source, int, int, Kind]:
-    """Source, offset, stored size and kind of the register `name`."""
+def _bank_slot(bank: str, index: int) -> tuple[int, int] | None:
+    """(component bit, offset in it) of register `index` of a bank; bit 0 is the FXSAVE area.
+
+    Hi16_ZMM holds zmm16-31 whole (64 bytes each): xmm16-31 are their low 16 bytes, ymm16h-31h the next 16,
+    zmm16h-31h the upper 32.  ZMM_Hi256 holds the upper 32 bytes of zmm0-15 (Intel SDM vol. 1, 13.5).
+    """
+    high = 64 * (index - 16)
+    slots = {
+        "st": (0, _ST0_OFFSET + 16 * index) if index < 8 else None,
+        "xmm": (0, _XMM0_OFFSET + 16 * index) if index < 16 else (XSTATE_HI16_ZMM, high),
+        "ymmh": (XSTATE_AVX, 16 * index) if index < 16 else (XSTATE_HI16_ZMM, high + 16),
+        "zmmh": (XSTATE_ZMM_H, 32 * index) if index < 16 else (XSTATE_HI16_ZMM, high + 32),
+        "k": (XSTATE_OPMASK, 8 * index),
+        "bndraw": (XSTATE_BNDREGS, 16 * index),
+    }
+    return slots.get(bank)
+
+
+def _storage(name: str, bitsize: int, offsets: Mapping[int, int]) -> tuple[Source, int, int, Kind, int]:
+    """Source, offset, stored size, kind and component bit of the register `name`, given component offsets."""
     if name in _GPR_OFFSET:
-        return Source.GPR, _GPR_OFFSET[name], bitsize // 8, Kind.RAW
+        return Source.GPR, _GPR_OFFSET[name], bitsize // 8, Kind.RAW, 0
     if name in _FX_FIELDS:
         offset, size, kind = _FX_FIELDS[name]
-        return Source.FXSAVE, offset, size, kind
-    if name == "pkru":
-        return Source.XSAVE, pkru_at, 4, Kind.RAW
-    match = _VECTOR_RE.match(name)
-    if match is None:
+        return Source.FXSAVE, offset, size, kind, 0
+    slot = _FIXED_SLOTS.get(name)
+    match = _BANK_RE.match(name)
+    if slot is None and match is not None:
+        slot = _bank_slot(match.group(1) + (match.group(3) or ""), int(match.group(2)))
+    if slot is None or (slot[0] and slot[0] not in offsets):
         raise ValueError(f"no storage known for register {name!r}")
-    bank, index = match.group(1) + match.group(3), int(match.group(2))
-    base = {"st": _ST0_OFFSET, "xmm": _XMM0_OFFSET, "ymmh": YMMH_OFFSET}.get(bank)
-    if base is None:
-        raise ValueError(f"no storage known for register {name!r}")
-    source = Source.XSAVE if bank == "ymmh" else Source.FXSAVE
-    return source, base + 16 * index, bitsize // 8, Kind.RAW
+    bit, within = slot
+    if not bit:
+        return Source.FXSAVE, within, bitsize // 8, Kind.RAW, 0
+    return Source.XSAVE, offsets[bit] + within, bitsize // 8, Kind.RAW, bit
 
 
 # ------------------------------------------------------------------------------ target description
@@ -340,7 +412,7 @@ def _storage(name: str, bitsize: int, pkru_at: int) -> tuple[Source, int, int, K
 class _Feature:
     name: str
     filename: str
-    requires: int  # XCR0 bit that must be set, 0 for always
+    requires: int  # XCR0 bits of which one must be set, 0 for always
 
 
 _FEATURES: tuple[_Feature, ...] = (
@@ -349,13 +421,18 @@ _FEATURES: tuple[_Feature, ...] = (
     _Feature("org.gnu.gdb.i386.linux", "64bit-linux.xml", 0),
     _Feature("org.gnu.gdb.i386.segments", "64bit-segments.xml", 0),
     _Feature("org.gnu.gdb.i386.avx", "64bit-avx.xml", XSTATE_AVX),
+    _Feature("org.gnu.gdb.i386.mpx", "64bit-mpx.xml", XSTATE_MPX),
+    _Feature("org.gnu.gdb.i386.avx512", "64bit-avx512.xml", XSTATE_AVX512),
     _Feature("org.gnu.gdb.i386.pkeys", "64bit-pkeys.xml", XSTATE_PKRU),
-)
+)  # gdbserver 13.1's order (amd64_create_target_description)
 _XML_HEAD = (
     '<?xml version="1.0"?>\n<!DOCTYPE target SYSTEM "gdb-target.dtd">\n<target>\n'
     "  <architecture>i386:x86-64</architecture>\n  <osabi>GNU/Linux</osabi>\n"
 )
 _XML_TAIL = "</target>\n"
+# What gdbserver serves a client that did not ask for XML registers (its `xmltarget_amd64_linux_no_xml`):
+# the architecture alone, for the pre-XML register file of x87 and SSE.
+_NO_XML_TARGET = b"<target><architecture>i386:x86-64</architecture><osabi>GNU/Linux</osabi></target>"
 _XML_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xml")
 _REG_HEAD_RE = re.compile(r'(<reg name="[^"]*" bitsize="\d+" type="[^"]*")')
 
@@ -379,7 +456,7 @@ def _number_feature(text: str, first: int) -> tuple[str, list[ET.Element]]:
     return numbered, regs
 
 
-def _describe(xcr0: int, pkru_at: int) -> tuple[bytes, tuple[RegisterDef, ...]]:
+def _describe(xcr0: int, offsets: Mapping[int, int]) -> tuple[bytes, tuple[RegisterDef, ...]]:
     """The target.xml document and the register table for `xcr0`."""
     parts = [_XML_HEAD]
     table: list[RegisterDef] = []
@@ -391,7 +468,7 @@ def _describe(xcr0: int, pkru_at: int) -> tuple[bytes, tuple[RegisterDef, ...]]:
         parts.append(text)
         for reg in regs:
             name, bitsize = reg.attrib["name"], int(reg.attrib["bitsize"])
-            source, offset, size, kind = _storage(name, bitsize, pkru_at)
+            source, offset, size, kind, component = _storage(name, bitsize, offsets)
             table.append(
                 RegisterDef(
                     name=name,
@@ -405,6 +482,7 @@ def _describe(xcr0: int, pkru_at: int) -> tuple[bytes, tuple[RegisterDef, ...]]:
                     size=size,
                     kind=kind,
                     g_offset=g_offset,
+                    component=component,
                 )
             )
             g_offset += bitsize // 8
@@ -451,6 +529,7 @@ class RegisterLayout:
 
     xcr0: int
     xsave_header: bool
+    described: bool  # False: the pre-XML register file for a client without xmlRegisters=i386
     registers: tuple[RegisterDef, ...]
     target_xml: bytes
     g_size: int
@@ -458,7 +537,7 @@ class RegisterLayout:
     _to_g_order: _Reorder = field(repr=False)
     _g: struct.Struct = field(repr=False)
     _spans: tuple[tuple[int, int, int], ...] = field(repr=False)
-    _pkru_at: int = field(repr=False)
+    _pkru_at: int = field(repr=False)  # 0 where PKRU is not described
     _by_name: Mapping[str, RegisterDef] = field(repr=False)
     expedite_regnums: tuple[int, ...] = EXPEDITE_REGNUMS
 
@@ -599,21 +678,25 @@ def _store(reg: RegisterDef, value: bytes, xs: bytearray) -> None:
         xs[offset] = abridged_tag_byte(_U32.unpack(value)[0])
 
 
-def _component_spans(xcr0: int, pkru_at: int) -> tuple[tuple[int, int, int], ...]:
+def _component_spans(offsets: Mapping[int, int]) -> tuple[tuple[int, int, int], ...]:
     """(XSTATE_BV bit, start, end) of the xstate bytes each described component owns (mxcsr excluded)."""
     spans = [
         (XSTATE_X87, 0, _MXCSR_OFFSET),
         (XSTATE_X87, _ST0_OFFSET, _XMM0_OFFSET),
         (XSTATE_SSE, _XMM0_OFFSET, _XMM0_OFFSET + 256),
-        (XSTATE_AVX, YMMH_OFFSET, YMMH_OFFSET + 256),
-        (XSTATE_PKRU, pkru_at, pkru_at + 4),
     ]
-    return tuple(span for span in spans if xcr0 & span[0])
+    for bit, offset in sorted(offsets.items()):
+        used = 4 if bit == XSTATE_PKRU else _COMPONENT_BY_BIT[bit].size  # PKRU's last 4 bytes are padding
+        spans.append((bit, offset, offset + used))
+    return tuple(spans)
 
 
 @functools.cache
-def _build(xcr0: int, xsave_header: bool, pkru_at: int) -> RegisterLayout:
-    target_xml, registers = _describe(xcr0, pkru_at)
+def _build(xcr0: int, xsave_header: bool, offset_items: tuple[tuple[int, int], ...], described: bool) -> RegisterLayout:
+    offsets = dict(offset_items)
+    target_xml, registers = _describe(xcr0, offsets)
+    if not described:
+        target_xml = _NO_XML_TARGET
     if registers[_FTAG_REGNUM].name != "ftag" or registers[_FOP_REGNUM].name != "fop":
         raise RuntimeError("core feature file does not number ftag 34 and fop 39")
     gather, to_g_order = _gather_struct(registers)
@@ -621,34 +704,40 @@ def _build(xcr0: int, xsave_header: bool, pkru_at: int) -> RegisterLayout:
     return RegisterLayout(
         xcr0=xcr0,
         xsave_header=xsave_header,
+        described=described,
         registers=registers,
         target_xml=target_xml,
         g_size=g.size,
         _gather=gather,
         _to_g_order=to_g_order,
         _g=g,
-        _spans=_component_spans(xcr0, pkru_at) if xsave_header else (),
-        _pkru_at=pkru_at if xsave_header else 0,
+        _spans=_component_spans(offsets) if xsave_header else (),
+        _pkru_at=offsets.get(XSTATE_PKRU, 0),
         _by_name={r.name: r for r in registers},
     )
 
 
-def layout_for_xcr0(xcr0: int, *, xstate_len: int | None = None, xsave_header: bool = True) -> RegisterLayout:
-    """The layout for an XCR0 value; `xstate_len` (the regset size) helps place PKRU when CPUID cannot."""
-    xcr0 = (xcr0 & XSTATE_SUPPORTED) | XSTATE_X87 | XSTATE_SSE
-    if not xsave_header:
-        xcr0 = XSTATE_X87 | XSTATE_SSE
-    pkru_at = 0
-    if xcr0 & XSTATE_PKRU:
-        pkru_at = pkru_offset(xstate_len if xstate_len is not None else _INTEL_PKRU_OFFSET + 8)
-        if xstate_len is not None and pkru_at + 4 > xstate_len:
-            xcr0 &= ~XSTATE_PKRU
-            pkru_at = 0
-    return _build(xcr0, xsave_header, pkru_at)
+def layout_for_xcr0(
+    xcr0: int, *, xstate_len: int | None = None, xsave_header: bool = True, described: bool = True
+) -> RegisterLayout:
+    """The layout for an XCR0 value; `xstate_len` (the regset size) helps place components when CPUID cannot.
+
+    `described=False` gives what gdbserver serves a client that sent no `xmlRegisters=i386` in qSupported
+    (GDB with `set remote target-features-packet off`, gdb.arch/i386-avx.exp): x87 and SSE only, the 560-byte
+    `g` GDB's built-in amd64 Linux description expects, and a target.xml that names the architecture alone.
+    """
+    length = xstate_len if xstate_len is not None else 1 << 16  # unknown: large enough for every component
+    usable = XSTATE_SUPPORTED if described else XSTATE_X87 | XSTATE_SSE
+    offsets = component_offsets(xcr0 & usable, length) if xsave_header else {}
+    xcr0 = XSTATE_X87 | XSTATE_SSE | sum(offsets)
+    return _build(xcr0, xsave_header, tuple(sorted(offsets.items())), described)
 
 
-def layout_for(xstate: bytes) -> RegisterLayout:
+def layout_for(xstate: bytes, *, described: bool = True) -> RegisterLayout:
     """The layout matching an NT_X86_XSTATE (or bare FXSAVE) image of the process; cached per XCR0."""
     return layout_for_xcr0(
-        xcr0_from_xstate(xstate), xstate_len=len(xstate), xsave_header=len(xstate) >= XSAVE_HEADER_END
+        xcr0_from_xstate(xstate),
+        xstate_len=len(xstate),
+        xsave_header=len(xstate) >= XSAVE_HEADER_END,
+        described=described,
     )

@@ -105,20 +105,22 @@ def test_xcr0_from_cpuinfo() -> None:
     assert arch.xcr0_from_cpuinfo("flags : fpu sse2 xsave avx pku\n") == 0x7
     assert arch.xcr0_from_cpuinfo("flags : fpu sse2 avx\n") == 0x3
     assert arch.xcr0_from_cpuinfo("nothing here\n") == 0x3
+    assert arch.xcr0_from_cpuinfo("flags : fpu sse2 xsave avx avx2 avx512f avx512bw\n") == 0xE7
+    assert arch.xcr0_from_cpuinfo("flags : xsave avx mpx avx512f pku ospke\n") == 0x2FF
 
 
 @pytest.mark.parametrize(("size", "offset"), [(2440, 2432), (2696, 2688), (4096, 2688), (840, 832)])
 def test_pkru_offset_without_cpuid(size: int, offset: int) -> None:
-    assert arch.pkru_offset(size) == offset
+    assert arch.component_offsets(0x207, size) == {arch.XSTATE_AVX: 576, arch.XSTATE_PKRU: offset}
 
 
 def test_pkru_offset_prefers_cpuid(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = {(0, 0): (0xD, 0, 0, 0), (0xD, 9): (8, 2688, 0, 0)}
+    fake = {(0, 0): (0xD, 0, 0, 0), (0xD, 2): (256, 576, 0, 0), (0xD, 9): (8, 2688, 0, 0)}
     monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: fake.get((leaf, subleaf)))
-    assert arch.pkru_offset(2440) == 2432  # the CPUID offset would not fit in the image
-    assert arch.pkru_offset(2696) == 2688
+    assert arch.component_offsets(0x207, 2440)[arch.XSTATE_PKRU] == 2432  # CPUID's offset would not fit
+    assert arch.component_offsets(0x207, 2696)[arch.XSTATE_PKRU] == 2688
     fake[(0xD, 9)] = (8, 2432, 0, 0)
-    assert arch.pkru_offset(2696) == 2432
+    assert arch.component_offsets(0x207, 2696)[arch.XSTATE_PKRU] == 2432
 
 
 def test_layout_drops_pkru_that_does_not_fit() -> None:
