@@ -19,8 +19,8 @@ Their offsets in the standard format are the CPU's: CPUID leaf 0xD sub-leaf n gi
 which Python cannot ask directly, so `cpuid` runs a 27-byte stub from an anonymous executable page through
 ctypes.  Intel and AMD differ: AMD's layout has no MPX area, so AVX-512 starts at 832 (Intel: 1088) and PKRU
 sits at 2432 (Intel: 2688).  Where CPUID cannot run, the whole layout is guessed from the regset's length as
-GDB 14's `i387_guess_xsave_layout` does: 2440 bytes is AMD's, anything else Intel's (PKRU may also sit at the
-image's end).  gdbserver 13.1 always reads Intel's offsets, so on AMD CPUs it reports pkru and the AVX-512
+GDB 14's `i387_guess_xsave_layout` does: Intel's where the image holds it all, else AMD's (PKRU may also
+sit at the image's end).  gdbserver 13.1 always reads Intel's offsets, so on AMD CPUs it reports pkru and the AVX-512
 registers wrongly; ptstub reports the real values.
 
 Register numbers, names, types and groups equal gdbserver 13.1's, and the served `target.xml` is
@@ -132,7 +132,6 @@ _FP_XSTATE_MAGIC1 = 0x46505853
 XSTATE_BV_OFFSET = 512
 XSAVE_HEADER_END = 576
 YMMH_OFFSET = 576
-_AMD_XSTATE_SIZE = 2440  # AMD Zen 3/4 with PKRU: the layout without the MPX area (module docstring)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,16 +244,16 @@ def _cpuid_offset(component: XsaveComponent) -> int | None:
 def component_offsets(xcr0: int, xstate_len: int) -> dict[int, int]:
     """Where each extended component of `xcr0` lives in an NT_X86_XSTATE image of `xstate_len` bytes.
 
-    CPUID's answers where it gives one for every component; otherwise a whole layout guessed from the image's
-    size, as GDB 14's `i387_guess_xsave_layout` does: 2440 bytes is AMD's layout, anything else Intel's.
-    A component the image cannot hold is left out, except that PKRU, the last one, may sit at the image's
+    CPUID's answers where it gives one for every component; otherwise a whole vendor layout guessed from the
+    image's size (as GDB 14's `i387_guess_xsave_layout` does): Intel's where the image holds all of it, else
+    AMD's where that fits (AMD Zen images are 2432 or 2440 bytes), else Intel's as far as it fits.  A
+    component the image cannot hold is left out, except that PKRU, the last one, may sit at the image's
     end.  An AVX-512 or MPX feature needs every component behind it, so a partial group is left out whole.
     """
     wanted = [c for c in XSAVE_COMPONENTS if xcr0 & c.bit]
     table = {c.bit: _cpuid_offset(c) for c in wanted}
     if None in table.values():
-        amd = xstate_len == _AMD_XSTATE_SIZE
-        table = {c.bit: c.amd_offset if amd else c.intel_offset for c in wanted}
+        table = _guessed_layout(wanted, xstate_len)
     offsets = {
         bit: offset
         for bit, offset in table.items()
@@ -268,6 +267,17 @@ def component_offsets(xcr0: int, xstate_len: int) -> dict[int, int]:
         if any(bit & group and bit not in offsets for bit in table):
             offsets = {bit: offset for bit, offset in offsets.items() if not bit & group}
     return offsets
+
+
+def _guessed_layout(wanted: list[XsaveComponent], xstate_len: int) -> dict[int, int | None]:
+    """Intel's offsets for `wanted` if an image of `xstate_len` bytes holds them all, else AMD's if it does."""
+    intel = {c.bit: c.intel_offset for c in wanted}
+    amd = {c.bit: c.amd_offset for c in wanted}
+    for layout in (intel, amd):
+        ends = [o + _COMPONENT_BY_BIT[b].size if o is not None else xstate_len + 1 for b, o in layout.items()]
+        if max(ends, default=0) <= xstate_len:
+            return dict(layout)
+    return dict(intel)
 
 
 # ------------------------------------------------------------------------------ x87 tag words

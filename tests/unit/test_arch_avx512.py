@@ -90,6 +90,8 @@ def test_feature_files_are_single_features() -> None:
 
 def test_component_offsets_follow_the_vendor_layout() -> None:
     assert arch.component_offsets(0x2E7, AMD["size"]) == {0x4: 576, 0x20: 832, 0x40: 896, 0x80: 1408, 0x200: 2432}
+    assert arch.component_offsets(0xE7, 2432) == {0x4: 576, 0x20: 832, 0x40: 896, 0x80: 1408}  # Zen 4, no PKRU
+    assert arch.component_offsets(0xE7, 2688) == {0x4: 576, 0x20: 1088, 0x40: 1152, 0x80: 1664}
     intel = arch.component_offsets(0x2FF, INTEL["size"])
     assert intel == {0x4: 576, 0x8: 960, 0x10: 1024, 0x20: 1088, 0x40: 1152, 0x80: 1664, 0x200: 2688}
 
