@@ -1562,13 +1562,35 @@ static void retire_unstoppable(pt_engine *e)
     }
 }
 
+/* Collect the stops of many interrupted threads by tid.  waitpid(-1) walks every tracee of the tracer
+ * (wait_consider_task on each entry of its ptraced list) even when one status is ready, so collecting n
+ * stops that way costs O(n^2): 135 us a call with 1,000 threads, 960 us with 4,000 (measured on 6.18).
+ * waitpid(tid) looks the one task up (do_wait_pid, Linux 6.1+): 6-10 us a call at any count.  Statuses
+ * of threads not in the table (a clone child before its parent's event, another engine's threads) stay
+ * queued in the kernel for drain(), which takes over once few threads are left running. */
+#define MANY_RUNNING 16
+
+static int collect_by_tid(pt_engine *e)
+{
+    int found = 0, st;
+    for (int32_t i = 0; i < e->nthreads; i++) { /* on_status may append threads: re-read both each time */
+        pt_thread *t = e->threads[i];
+        if (t->state != PT_RUNNING)
+            continue;
+        pid_t r = waitpid(t->tid, &st, __WALL | WNOHANG);
+        if (r > 0)
+            found |= on_status(e, r, st);
+    }
+    return found;
+}
+
 /* Wait (blocking, in slices) until no thread is running. */
 static int wait_all_stopped(pt_engine *e)
 {
     int found = 0;
     uint64_t next_check = pt_now_ns() + 100000000ull;
     while (e->nrunning > 0) {
-        found |= drain(e);
+        found |= e->nrunning > MANY_RUNNING ? collect_by_tid(e) : drain(e);
         if (e->nrunning <= 0 || e->exited)
             break;
         int slept = e->nrunning <= FEW_RUNNING ? sleep_in_waitpid(e, 0, &found) : -ENOSYS;
