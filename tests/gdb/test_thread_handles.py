@@ -56,3 +56,29 @@ def test_thread_handles_match_pthread_self(stub: str, fixture_path) -> None:
     assert len(set(re.findall(r"OWN-HANDLE (\d+) 0x[0-9a-f]+", out))) == THREADS, out
     assert f"LISTED-HANDLES {THREADS + 1}" in out, out
     assert "Traceback" not in out and "Error" not in out, out
+
+
+RAW_CLONE_SCRIPT = """import gdb
+
+gdb.execute("break both_ready")
+gdb.execute("continue")
+for t in sorted(gdb.selected_inferior().threads(), key=lambda t: t.num):
+    try:
+        print("HANDLE", t.num, t.handle().hex())
+    except RuntimeError as exc:
+        print("HANDLE", t.num, "none:", exc)
+print("SELF", int(gdb.parse_and_eval("(unsigned long) pthread_self()")).to_bytes(8, "little").hex())
+gdb.execute("kill")
+"""
+
+
+def test_a_raw_clone_on_its_parents_tls_has_no_handle(stub: str, fixture_path) -> None:
+    """clone(2) without CLONE_SETTLS: the clone shares main's fs_base and is no pthread; main keeps the
+    handle, the clone has none (gdbserver's libthread_db lookup finds main's tid and drops it)."""
+    program = fixture_path("raw_clone")
+    with running_stub(stub, ["--once", "127.0.0.1:0", program]) as s:
+        out = run_gdb_script(s.port, program, RAW_CLONE_SCRIPT).output
+    own = re.search(r"SELF ([0-9a-f]{16})", out)
+    assert own is not None, out
+    assert f"HANDLE 1 {own.group(1)}" in out, out
+    assert "HANDLE 2 none: Thread handle not found." in out, out
