@@ -46,7 +46,7 @@ from ptstub.rsp.features import (
 from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadState
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
 
 if TYPE_CHECKING:
     from ptstub.rsp.agentexpr import AgentExpression
@@ -456,11 +456,14 @@ class Session:
             # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
             # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
             threads = [(p.pid, t) for p in self._served() for t in p.threads() if t.state is not ThreadState.EXITING]
-            key = (self.features.multiprocess, *((pid, t.tid, t.core, t.name) for pid, t in threads))
+            key = (self.features.multiprocess, *((pid, t.tid, t.core, t.name, t.thread_pointer) for pid, t in threads))
             document = self._threads_docs.get(key)
-            if document is None:  # the thread set or a name changed since a stop that had this list
+            if document is None:  # the thread set, a name or a handle changed since a stop that had this list
+                handles = _thread_handles(threads)
                 described = (
-                    replies.ThreadDescription(ThreadId(pid, t.tid), t.core if t.core >= 0 else None, t.name)
+                    replies.ThreadDescription(
+                        ThreadId(pid, t.tid), t.core if t.core >= 0 else None, t.name, handles.get((pid, t.tid))
+                    )
                     for pid, t in threads
                 )
                 document = replies.threads_xml(described, self.features.multiprocess)
@@ -1730,6 +1733,24 @@ class Session:
         self._xml_client = None
         self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
         self._invalidate()
+
+
+def _thread_handles(threads: list[tuple[int, ThreadInfo]]) -> dict[tuple[int, int], bytes]:
+    """(pid, tid) -> the `handle` GDB gets in the thread list: the thread's `pthread_t` (its fs_base on
+    x86-64), its 8 bytes in memory (little-endian) order, as gdbserver hex-encodes libthread_db's `thread_t`.
+
+    None for a thread whose fs_base is still 0 (before TLS set-up gdbserver has no handle either, and
+    GDB's `Thread.handle()` then says "Thread handle not found"), nor for a thread sharing its fs_base
+    with one listed before it in the same process: a raw clone(2) without CLONE_SETTLS, which is no
+    pthread of its own (libthread_db maps it to the other thread's tid and gdbserver drops it)."""
+    handles: dict[tuple[int, int], bytes] = {}
+    seen: set[tuple[int, int]] = set()
+    for pid, t in threads:
+        pointer = t.thread_pointer
+        if pointer and (pid, pointer) not in seen:
+            seen.add((pid, pointer))
+            handles[(pid, t.tid)] = pointer.to_bytes(8, "little")
+    return handles
 
 
 def _xml_escape(name: bytes) -> bytes:

@@ -44,12 +44,16 @@ class ThreadState(Enum):
 
 @dataclass(frozen=True, slots=True)
 class ThreadInfo:
-    """One live thread: its tid, its name (/proc comm) and the CPU it last ran on."""
+    """One live thread: its tid, its name (/proc comm) and the CPU it last ran on.
+
+    `thread_pointer` is its fs_base, which glibc and musl on x86-64 make the thread's `pthread_t`
+    (`pthread_self()`); 0 while unknown (before the C library set up TLS, or never read)."""
 
     tid: int
     name: str
     core: int
     state: ThreadState
+    thread_pointer: int = 0
 
 
 class BreakpointKind(Enum):

@@ -58,6 +58,7 @@ WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCES
 WAIT_FOREVER = -1
 PEER = 4  # wait_in_group: another process of the session has the event
 NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
+FS_BASE_OFFSET = 21 * 8  # user_regs_struct.fs_base (<sys/user.h>)
 COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
 _PASS_MASKS: dict[frozenset[int], int] = {}  # QPassSignals lists seen -> the engine's signal mask
 
@@ -95,6 +96,8 @@ class Inferior:
         self._names: dict[int, tuple[str, int, ThreadInfo | None]] = {}  # tid -> (comm, _resumes when read, info)
         self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
+        self._pointer_unset: dict[int, int] = {}  # tid -> _resumes when its fs_base was last read as 0
+        self._gpr_buf = ffi.new("uint8_t[]", GPR_SIZE)  # reused by _thread_pointer
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
 
     # -------------------------------------------------------------------------------- life cycle
@@ -145,9 +148,12 @@ class Inferior:
             if cached is None or cached[1] != resumes:
                 cached = names[tid] = (self._read_comm(tid), resumes, cached[2] if cached is not None else None)
             name, info, thread_state = cached[0], cached[2], STATES[state]
-            if info is None or info.state is not thread_state or info.name != name:
+            pointer = info.thread_pointer if info is not None else 0
+            if not pointer and state == lib.PT_STOPPED:
+                pointer = self._thread_pointer(tid)
+            if info is None or info.state is not thread_state or info.name != name or info.thread_pointer != pointer:
                 # A new value only when something changed: GDB lists the threads at every stop.
-                info = ThreadInfo(tid, name, -1, thread_state)
+                info = ThreadInfo(tid, name, -1, thread_state, pointer)
                 names[tid] = (name, resumes, info)
             result.append(info)
         if len(names) != len(result):  # a thread exited (one born since was added above)
@@ -180,8 +186,30 @@ class Inferior:
             os.close(fd)
         return data.rstrip(b"\n").decode(errors="replace")
 
+    def _thread_pointer(self, tid: int) -> int:
+        """fs_base of a stopped thread, the `pthread_t` GDB gets as the thread's handle, or 0.
+
+        Read once per thread: the value is kept in its ThreadInfo from the first stop where it is not
+        0, as gdbserver keeps the handle libthread_db gave it for the thread's life. A thread that
+        moves its own TLS later (arch_prctl(ARCH_SET_FS)) keeps the first value, as with gdbserver;
+        exec forgets them all (`_close_comm_fds`). While it reads 0 (the first instructions, before
+        the C library set up TLS) it is read again at most once per resume."""
+        if self._pointer_unset.get(tid) == self._resumes:
+            return 0
+        # ESRCH: the thread exited since the engine saw it stopped; no handle then.
+        pointer = 0
+        if lib.pt_get_regs(self._e, tid, self._gpr_buf) == 0:
+            pointer = int.from_bytes(ffi.buffer(self._gpr_buf, GPR_SIZE)[FS_BASE_OFFSET : FS_BASE_OFFSET + 8], "little")
+        if pointer:
+            self._pointer_unset.pop(tid, None)
+        else:
+            self._pointer_unset[tid] = self._resumes
+        return pointer
+
     def _forget_names(self, live: set[int]) -> None:
         """Drop the names (and comm descriptors) of threads that are gone."""
+        for tid in [tid for tid in self._pointer_unset if tid not in live]:
+            del self._pointer_unset[tid]
         for tid in [tid for tid in self._names if tid not in live]:
             del self._names[tid]
             fd = self._comm_fds.pop(tid, None)
@@ -193,6 +221,7 @@ class Inferior:
             os.close(fd)
         self._comm_fds.clear()
         self._names.clear()
+        self._pointer_unset.clear()
 
     def thread_ids(self) -> list[int]:
         e = self._e

@@ -52,6 +52,7 @@ class FakeTarget:
         self.gpr = {PID: make_gpr(0x1000), PID + 1: make_gpr(0x2000)}
         self.xstate = make_xstate()
         self.names = {PID: "main", PID + 1: "worker"}
+        self.pointers: dict[int, int] = {}  # tid -> fs_base (its pthread_t); 0 when absent
         self.register_reads = 0
         self.thread_reads = 0
         self.next_event: StopEvent = BreakpointHit(PID, 0x1000)
@@ -64,7 +65,9 @@ class FakeTarget:
 
     def threads(self) -> list[ThreadInfo]:
         self.thread_reads += 1
-        return [ThreadInfo(tid, self.names[tid], -1, ThreadState.STOPPED) for tid in self.gpr]
+        return [
+            ThreadInfo(tid, self.names[tid], -1, ThreadState.STOPPED, self.pointers.get(tid, 0)) for tid in self.gpr
+        ]
 
     def read_gpr(self, tid: int) -> bytes:
         self.register_reads += 1
@@ -168,3 +171,26 @@ def test_thread_list_is_built_again_after_a_resume(stopped: tuple[Session, FakeT
     del target.gpr[PID + 1]  # the worker exited while the program ran
     resume_and_stop(session, target, 0x1000)
     assert b"renamed" not in session.handle_packet(b"qXfer:threads:read::0,1000")[0]
+
+
+def test_thread_handles_appear_once_tls_is_set_up(stopped: tuple[Session, FakeTarget]) -> None:
+    """No `handle` while fs_base is 0 (gdbserver has none before libthread_db knows the thread); the
+    pthread_t as 8 little-endian bytes once it is set, in a list built again, not the cached one."""
+    session, target = stopped
+    assert b"handle=" not in session.handle_packet(b"qXfer:threads:read::0,1000")[0]
+    target.pointers = {PID: 0x7FFFF7DD2740, PID + 1: 0x7FFFF75D06C0}
+    resume_and_stop(session, target, 0x1000)
+    document = session.handle_packet(b"qXfer:threads:read::0,1000")[0]
+    assert b'<thread id="p64.64" name="main" handle="4027ddf7ff7f0000"/>' in document
+    assert b'<thread id="p64.65" name="worker" handle="c0065df7ff7f0000"/>' in document
+
+
+def test_a_thread_sharing_another_ones_fs_base_has_no_handle(stopped: tuple[Session, FakeTarget]) -> None:
+    """A raw clone(2) without CLONE_SETTLS runs on its parent's TLS: it is not a pthread of its own,
+    and the parent, listed first, keeps the handle (gdbserver's libthread_db lookup drops the child)."""
+    session, target = stopped
+    target.pointers = {PID: 0x7FFFF7DD2740, PID + 1: 0x7FFFF7DD2740}
+    resume_and_stop(session, target, 0x1000)
+    document = session.handle_packet(b"qXfer:threads:read::0,1000")[0]
+    assert document.count(b"handle=") == 1
+    assert b'<thread id="p64.64" name="main" handle="4027ddf7ff7f0000"/>' in document
