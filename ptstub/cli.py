@@ -297,8 +297,9 @@ def _skip_wrapper_exec(inferior: Any) -> None:
 
     gdbserver counts one exec for the wrapper and one for the program (plus the shell's, which ptstub
     has not: it starts the wrapper directly), passing the wrapper's signals on, as GDB's
-    startup_inferior does. So a wrapper that execs once more (`env A=1 env B=2 -- PROG`) leaves the
-    program at the second exec in both. Like gdbserver, it waits as long as the wrapper takes.
+    startup_inferior does. So a wrapper that execs once more (`env A=1 env B=2 -- PROG`) is stopped at
+    that exec, in the second `env`, under both. Like gdbserver, it waits as long as the wrapper takes;
+    forks the wrapper makes on the way are let go (a shell script wrapper runs commands first).
     """
     from ptstub.events import Exec, Exited, Killed
 
