@@ -2,20 +2,24 @@
 
     ptstub [OPTIONS] COMM PROG [ARGS...]       launch PROG and serve it
     ptstub [OPTIONS] --attach COMM PID         attach to PID and serve it
-    ptstub [OPTIONS] --multi COMM              extended-remote server (vRun / vAttach)
+    ptstub [OPTIONS] --multi COMM [PROG ...]   extended-remote server (vRun / vAttach); PROG started first
     ptstub attach PID [COMM]                   attach, listen on 127.0.0.1:0, print a gdb line
     ptstub stress PROG [ARGS] --break SYM ...  the breakpoint stress harness
 
-COMM is `host:port`, `:port` (127.0.0.1 unless a host is given), `-`/`stdio`, or `unix:PATH`.
+COMM is `host:port`, `:port` (127.0.0.1 unless a host is given), `-`/`stdio`, or `unix:PATH`. A launched
+program inherits ptstub's stdin, stdout and stderr; over stdio it gets /dev/null and ptstub's stderr.
 The stderr lines (`Process X created; pid = N`, `Listening on port N`, ...) are gdbserver's, since
 IDEs and GDB's testsuite wait for them. A bad command line prints one line and exits with status 2.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +28,7 @@ from ptstub.errors import LaunchError, PtstubError
 USAGE = """\
 Usage:\tptstub [OPTIONS] COMM PROG [ARGS ...]
 \tptstub [OPTIONS] --attach COMM PID
-\tptstub [OPTIONS] --multi COMM
+\tptstub [OPTIONS] --multi COMM [PROG [ARGS ...]]
 \tptstub attach PID [COMM]
 \tptstub stress PROG [ARGS ...] --break SYM[,SYM...] [options]  (ptstub stress --help)
 
@@ -35,14 +39,16 @@ PID is the process ID to attach to, when --attach is specified.
 
 Operating modes:
   --attach              Attach to running process PID.
-  --multi               Start server without a specific program, and
-                        only quit when explicitly commanded.
+  --multi               Start server without a specific program (or with
+                        PROG, started first), and only quit when
+                        explicitly commanded.
   --once                Exit after the first connection has closed.
   --help                Print this message and then exit.
   --version             Display version information and exit.
 
 Other options:
-  --wrapper WRAPPER --  Run WRAPPER to start new programs.
+  --wrapper WRAPPER --  Run WRAPPER to start new programs (directly, not
+                        through a shell); PROG is served from its exec.
   --disable-randomization
                         Run PROG with address space randomization disabled (default).
   --no-disable-randomization
@@ -169,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_server(opts, endpoint)
     except PtstubError as err:
         print(str(err), file=sys.stderr)
-        if isinstance(err, LaunchError):  # gdbserver's words when the program cannot start
+        if isinstance(err, LaunchError) and not isinstance(err, StartupEnded):  # gdbserver's words when exec fails
             print("During startup program exited with code 127.", file=sys.stderr)
         print("Exiting", file=sys.stderr)
         return 1
@@ -206,18 +212,31 @@ def _remote_debug_printer(direction: str, body: bytes) -> None:
         print(f'putpkt ("${text}#{sum(body) & 0xFF:02x}");', file=sys.stderr, flush=True)
 
 
-def _launcher(opts: Options) -> Any:
+def _launcher(opts: Options, stdio: bool) -> Any:
+    """`start(argv, settings)`: launch a program as gdbserver does, print `Process X created`.
+
+    The program inherits ptstub's stdin, stdout and stderr, except when GDB talks over ptstub's own
+    stdin/stdout (`-`/`stdio`): then, as gdbserver's linux_ptrace_fun does in its child before each
+    exec, it reads /dev/null and writes to ptstub's stderr, so it can neither eat GDB's packets nor
+    write into the protocol stream, and its output still reaches the user.
+    """
     from ptstub.linux import launch
     from ptstub.settings import LaunchSettings
 
     def start(argv: list[str], settings: LaunchSettings) -> Any:
-        inferior = launch(
-            opts.wrapper + argv,
-            env=settings.environment,
-            cwd=settings.working_directory,
-            disable_randomization=settings.disable_randomization,
-            new_process_group=True,
-        )
+        if stdio:
+            print("stdin/stdout redirected", file=sys.stderr, flush=True)  # gdbserver's, once per launch
+        with _program_stdio(stdio) as (stdin, stdout, stderr):
+            inferior = launch(
+                opts.wrapper + argv,
+                env=settings.environment,
+                cwd=settings.working_directory,
+                stdin=stdin,
+                stdout=stdout,
+                stderr=stderr,
+                disable_randomization=settings.disable_randomization,
+                new_process_group=True,
+            )
         if opts.wrapper:
             _skip_wrapper_exec(inferior)
         _give_terminal(inferior.pid)
@@ -225,6 +244,19 @@ def _launcher(opts: Options) -> Any:
         return inferior
 
     return start
+
+
+@contextlib.contextmanager
+def _program_stdio(stdio: bool) -> Iterator[tuple[int | None, int | None, int | None]]:
+    """The fds a launched program gets as its stdin, stdout and stderr (None: ptstub's own)."""
+    if not stdio:
+        yield None, None, None
+        return
+    null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)  # the child's dup2 clears close-on-exec
+    try:
+        yield null, sys.stderr.fileno(), sys.stderr.fileno()
+    finally:
+        os.close(null)
 
 
 def _give_terminal(pid: int) -> None:
@@ -235,7 +267,6 @@ def _give_terminal(pid: int) -> None:
     gdbserver's post_fork_inferior: SIGTTOU/SIGTTIN ignored, the old foreground restored at exit.
     """
     import atexit
-    import os
 
     try:
         fd = sys.stderr.fileno()
@@ -251,26 +282,49 @@ def _give_terminal(pid: int) -> None:
 
 
 def _restore_terminal(fd: int, pgrp: int) -> None:
-    import os
-
     try:
         os.tcsetpgrp(fd, pgrp)
     except OSError:
         pass  # the terminal or the old group is gone
 
 
+class StartupEnded(LaunchError):
+    """The program, or its --wrapper, ended before it could be served; `str()` is gdbserver's line."""
+
+
 def _skip_wrapper_exec(inferior: Any) -> None:
-    """With --wrapper, run the wrapper until it execs the real program (gdbserver counts execs)."""
-    from ptstub.errors import LaunchError
-    from ptstub.events import Exec, SignalReceived
+    """With --wrapper, run the wrapper until it execs the program, then stop there.
+
+    gdbserver counts one exec for the wrapper and one for the program (plus the shell's, which ptstub
+    has not: it starts the wrapper directly), passing the wrapper's signals on, as GDB's
+    startup_inferior does. So a wrapper that execs once more (`env A=1 env B=2 -- PROG`) is stopped at
+    that exec, in the second `env`, under both. Like gdbserver, it waits as long as the wrapper takes;
+    forks the wrapper makes on the way are let go (a shell script wrapper runs commands first).
+    """
+    from ptstub.events import Exec, Exited, Killed
 
     while True:
-        event = inferior.cont(timeout=30.0)
+        event = inferior.cont(timeout=None)
         if isinstance(event, Exec):
             return
-        if not isinstance(event, SignalReceived):
+        if isinstance(event, Exited | Killed):
             inferior.close()
-            raise LaunchError("the wrapper exited before starting the program")
+            raise StartupEnded(_startup_end(event))
+
+
+def _startup_end(event: Any) -> str:
+    """GDB's startup_inferior words for a program that ended before its exec."""
+    from ptstub.events import Killed
+
+    if isinstance(event, Killed):
+        try:
+            name = signal.Signals(event.signal).name
+        except ValueError:  # a real-time signal has no name of its own
+            name = f"SIG{event.signal}"
+        return f"During startup program terminated with signal {name}, {signal.strsignal(event.signal)}."
+    if event.code == 0:
+        return "During startup program exited normally."
+    return f"During startup program exited with code {event.code}."
 
 
 def _attacher() -> Any:
@@ -293,11 +347,9 @@ def run_server(opts: Options, endpoint: Any) -> int:
     from ptstub.loop import Listener
     from ptstub.settings import LaunchSettings
 
-    launcher = _launcher(opts)
+    launcher = _launcher(opts, endpoint.stdio)
     attacher = _attacher()
     target = None
-    if endpoint.stdio:
-        print("stdin/stdout redirected", file=sys.stderr, flush=True)  # gdbserver's first line there
     settings = LaunchSettings(disable_randomization=opts.disable_randomization, program=list(opts.program))
     if opts.attach_pid is not None:
         try:
@@ -307,7 +359,7 @@ def run_server(opts: Options, endpoint: Any) -> int:
             print(message[:1].upper() + message[1:], file=sys.stderr)
             print("Exiting", file=sys.stderr)
             return 1
-    elif opts.program and not opts.multi:
+    elif opts.program:  # with --multi too: gdbserver starts PROG, then serves it in extended mode
         target = launcher(opts.program, settings)
 
     def new_session() -> Any:
