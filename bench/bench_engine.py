@@ -14,7 +14,7 @@ means.
 Usage:  python3 bench/bench_engine.py [--quick] [--json FILE] [--only hits,stopall,attach]
 
 Process hygiene: the ptstub side runs in worker subprocesses of this script (`--worker ...`), so that no
-`subprocess.Popen` of this process can reap a traced child (DESIGN.md §7, last item) and a crash or hang of
+`subprocess.Popen` of this process can reap a traced child (docs/kernel-facts.md §7, last item) and a crash or hang of
 the engine costs one figure, not the run.  Every process started here is registered and killed on any exit,
 Ctrl-C or SIGTERM included; launched targets die with their tracer (PTRACE_O_EXITKILL).
 """

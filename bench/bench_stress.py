@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """bench_stress.py: `ptstub stress` against the C reference tracer, and its `--stub` mode for ptstub against
-GNU gdbserver, in one run (issue 4's benchmark).
+GNU gdbserver, in one run.
 
 Prints min/median/max over --repeats and the ratio of the medians:
   - engine face: `ptstub stress fixtures/stress --break hit_target --duration S` hits/s with 1 and 8

@@ -7,7 +7,7 @@
  *                   [--no-stop-all] [--expect E] [--] PROG [ARGS...]
  *       Launches PROG (fork, child waits on a pipe, PTRACE_SEIZE with TRACECLONE|TRACEEXEC|TRACEEXIT|EXITKILL,
  *       address-space randomisation off like gdbserver and ptstub, run to the exec event), puts an int3 on the
- *       breakpoint address and runs the full all-stop cycle per hit (DESIGN.md §2):
+ *       breakpoint address and runs the full all-stop cycle per hit (docs/kernel-facts.md §2):
  *         wait for a hit -> PTRACE_INTERRUPT every other running thread and wait for each, keeping other hits
  *         pending -> report one hit (chosen at random among the pending ones) -> if hits are still pending,
  *         report the next one without resuming anything -> otherwise step every reported thread over the
@@ -209,9 +209,9 @@ static void insert_breakpoint(pid_t via, uint64_t addr)
 }
 
 /* At an interrupt stop with PC == bp+1, the thread may have executed the int3 just as it was interrupted, with
- * the SIGTRAP still queued (DESIGN.md §2.3) -- or it may simply be at the instruction after a one-byte first
- * instruction (push %rbp).  PTRACE_PEEKSIGINFO on the thread's private queue tells them apart; only needed in
- * the rare bp+1 case. */
+ * the SIGTRAP still queued (docs/kernel-facts.md §2.3) -- or it may simply be at the instruction after a
+ * one-byte first instruction (push %rbp).  PTRACE_PEEKSIGINFO on the thread's private queue tells them apart;
+ * only needed in the rare bp+1 case. */
 static int sigtrap_queued(pid_t tid)
 {
     struct {
@@ -388,7 +388,8 @@ static int handle_running(pid_t r, int st)
         resume(t, 0);
         return 0;
     case PTRACE_EVENT_STOP:
-        /* a new thread's initial stop, or the extra stop of an interrupt that stayed armed (DESIGN.md §2.2) */
+        /* a new thread's initial stop, or the extra stop of an interrupt that stayed armed
+         * (docs/kernel-facts.md §2.2) */
         if (t->newborn)
             t->newborn = t->intr = 0;
         else
@@ -865,7 +866,7 @@ static int mode_attach(int argc, char **argv)
     collect_stops(waiting);
     uint64_t t1 = now_ns();
     int n = count_state(STOPPED);
-    /* detach: non-leader threads first, the leader last (DESIGN.md §2.8) */
+    /* detach: non-leader threads first, the leader last (docs/kernel-facts.md §2.8) */
     for (int i = 0; i < E.n; i++)
         if (E.t[i].state == STOPPED && E.t[i].tid != pid)
             ptrace(PTRACE_DETACH, E.t[i].tid, 0, (void *)(long)E.t[i].sig);

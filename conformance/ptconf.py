@@ -1,4 +1,4 @@
-"""GDB's own testsuite as ptstub's conformance gate (issue 5).
+"""GDB's own testsuite as ptstub's conformance gate.
 
 This module is the whole tool behind ``conformance/run``; it uses the standard library only, so it runs
 before (and without) ptstub being installed.

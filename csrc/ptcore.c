@@ -1,7 +1,7 @@
 /* ptcore.c - ptstub's all-stop engine core: waitpid, stop-all, breakpoint step-over, memory, registers.
  *
  * Follows ptrace(2) (PTRACE_SEIZE / PTRACE_INTERRUPT semantics), signal(7) (syscall restart) and the
- * facts measured in DESIGN.md §2-§3.  Invariants:
+ * facts in docs/kernel-facts.md §2-§3.  Invariants:
  *   - one tracer thread calls everything here (ptrace requires it);
  *   - a thread is PT_RUNNING exactly when the kernel may run it; e->nrunning counts them;
  *   - we never PTRACE_INTERRUPT a thread that is stopped (the interrupt would stay armed);
@@ -598,7 +598,7 @@ static int poke_byte(int memfd, uint64_t addr, uint8_t byte)
 static int64_t raw_read(pt_engine *e, uint64_t addr, uint8_t *buf, uint64_t len)
 {
     uint64_t done = 0;
-    if (len > 64) { /* process_vm_readv is fastest for large reads (DESIGN.md §7) */
+    if (len > 64) { /* process_vm_readv is fastest for large reads (docs/kernel-facts.md §7) */
         struct iovec local = {buf, len}, remote = {(void *)(uintptr_t)addr, len};
         ssize_t n = process_vm_readv(e->pid, &local, 1, &remote, 1, 0);
         if (n > 0)
@@ -822,7 +822,7 @@ int pt_get_dr6(int32_t tid, uint64_t *out)
 /* ------------------------------------------------------------------------------------------------ */
 /* resuming                                                                                          */
 
-/* DESIGN.md §7: when busy threads outnumber CPUs, each PTRACE_CONT wakes a thread that can preempt
+/* docs/kernel-facts.md §7: when busy threads outnumber CPUs, each PTRACE_CONT wakes a thread that can preempt
  * the tracer in the middle of resuming the rest.  For the length of a resume batch the tracer thread
  * gets a higher weight (nice -15, this thread only, when permitted), then its own back; holding it
  * longer measured worse (the tracer then preempts threads on their way to a stop).  Only with more
@@ -961,7 +961,7 @@ static int record(pt_thread *t, int kind, int sig, uint64_t pc, uint64_t data)
 }
 
 /* ------------------------------------------------------------------------------------------------ */
-/* transparent restart (DESIGN.md §3)                                                                */
+/* transparent restart (docs/kernel-facts.md §3)                                                     */
 
 static int returns_eintr_when_stopped(long nr)
 {
@@ -1113,7 +1113,7 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
 }
 
 /* Work at the interrupt stop we asked for: restart fix-up, and the trap-as-interrupted race
- * (DESIGN.md §2.3): pc one past a breakpoint of ours with an int3 SIGTRAP queued is a hit; a queued
+ * (docs/kernel-facts.md §2.3): pc one past a breakpoint of ours with an int3 SIGTRAP queued is a hit; a queued
  * hardware trap is a watchpoint hit, taken now, while DR6 still names the registers GDB set (GDB
  * re-inserts its watchpoints in another order before the next resume). */
 static int at_interrupt_stop(pt_engine *e, pt_thread *t)
@@ -1196,7 +1196,7 @@ static int on_event_stop(pt_engine *e, pt_thread *t, int sig)
     if (e->stopping || (ours && e->world_stopped))
         return at_interrupt_stop(e, t);
     /* The interrupt stayed armed while the thread stopped for something else; this is its echo after
-     * the resume (DESIGN.md §2.2).  Re-issue the same resume. */
+     * the resume (docs/kernel-facts.md §2.2).  Re-issue the same resume. */
     e->n_stale_stops++;
     return keep_or_resume(e, t);
 }
@@ -2569,7 +2569,7 @@ int pt_kill(pt_engine *e)
     settle_unreported_children(e, 1);
     kill(e->pid, SIGKILL);
     /* Threads in a ptrace-stop (an exit stop, or stopped by us) are let go so that they can die; a
-     * wait that never blocks for long keeps a vanished status from hanging us (DESIGN.md §2.8). */
+     * wait that never blocks for long keeps a vanished status from hanging us (docs/kernel-facts.md §2.8). */
     for (int32_t i = 0; i < e->nthreads; i++)
         if (e->threads[i]->state != PT_GONE)
             ptrace(PTRACE_CONT, e->threads[i]->tid, 0, 0);

@@ -10,7 +10,7 @@
 #include <stdint.h>
 
 /* CDEF-BEGIN */
-/* Thread states (DESIGN.md §2).  STOPPING is RUNNING with interrupt_pending set. */
+/* Thread states (docs/kernel-facts.md §2).  STOPPING is RUNNING with interrupt_pending set. */
 enum {
     PT_RUNNING = 0,
     PT_STOPPED = 1,

@@ -3,8 +3,9 @@
 The session owns what the protocol remembers between packets (no-ack mode, `Hg`/`Hc`, negotiated
 features, the last stop, register caches valid for one stop) and turns typed commands into calls on
 the target and typed stop events into stop replies. It never parses or frames bytes itself
-(`ptstub.rsp` does) and never calls ptrace (`ptstub.linux` does). Behaviour follows GNU gdbserver 13.1,
-captured in shared/reference/gdbserver-anchors.md §4; where ptstub differs it says why.
+(`ptstub.rsp` does) and never calls ptrace (`ptstub.linux` does). Behaviour follows GNU gdbserver 13.1
+as the tests capture it (tests/gdb/ runs each GDB script against both stubs, conformance/ compares
+GDB's own testsuite with gdbserver's checked-in result); where ptstub differs it says why.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class ResumeAction:
 
 
 class ThreadState(Enum):
-    """A traced thread's state as the engine sees it (DESIGN.md §2)."""
+    """A traced thread's state as the engine sees it (docs/kernel-facts.md §2)."""
 
     RUNNING = "running"
     STOPPING = "stopping"

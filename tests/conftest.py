@@ -8,7 +8,7 @@
 - `no_leftover_children`: opt-in check (`pytest.mark.usefixtures`) that a test left no child process of
   the pytest process behind; leftovers are killed, reaped, and the test errors.
 
-Caution (DESIGN.md §7): never call `poll()`/`wait()` on a Popen whose process ptstub is tracing; the
+Caution (docs/kernel-facts.md §7): never call `poll()`/`wait()` on a Popen whose process ptstub is tracing; the
 waitpid would steal ptrace stops. Detach or close the Inferior first, as `native_process` nesting does.
 """
 

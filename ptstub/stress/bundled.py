@@ -3,7 +3,7 @@
 `ptstub stress --stub CMD` (and `ptstub stress` without PROG) runs it: `--threads N` workers call
 `hit_target()` `--calls M` times each, a counter thread increments `frozen_counter` as fast as it can
 until they are done, and the main thread sits in ONE long blocking call of `--syscall KIND` meanwhile
-(DESIGN.md §3's list). At exit it prints the protocol lines of `protocol.py`, and exits 1 if a count is
+(docs/kernel-facts.md §3's list). At exit it prints the protocol lines of `protocol.py`, and exits 1 if a count is
 wrong or its call saw EINTR / returned early. Built once per source version into the user cache
 directory (-O0 -g, so GDB's `break hit_target` stops once per call).
 """

@@ -1,7 +1,7 @@
 """Every thread's state and registers when a run is declared deadlocked.
 
 Engine face: the world is stopped (the engine's timeout stops it), so registers come from ptrace:
-rip and rsp, and `orig_rax` says which system call a thread was blocked in (DESIGN.md §3: a thread
+rip and rsp, and `orig_rax` says which system call a thread was blocked in (docs/kernel-facts.md §3: a thread
 interrupted inside a call stops with orig_rax = the call number). Stub face: the program belongs to
 the stub, so the state comes from /proc/PID/task/TID/{stat,comm,syscall} (proc(5)); `syscall` holds
 the number, stack pointer and pc of a thread blocked in a call, and is readable by the stub's parent.

@@ -4,7 +4,7 @@ At every reported stop each `--frozen` variable is read twice, at the start and 
 harness's work on that stop, with nothing resumed in between (and a sched_yield(2) between, so a
 writer outside the traced process gets the CPU on a busy machine); the two values must be equal. When a
 stop is reported without any stop-all since the previous one (the engine handing out events it kept
-pending, DESIGN.md §2.4), nothing has run in between either, so the first read must also equal the
+pending, docs/kernel-facts.md §2.4), nothing has run in between either, so the first read must also equal the
 last read of the previous stop. Every few stop-alls the harness also reads each thread's state in
 /proc/PID/task/TID/stat (proc(5)): a thread the engine holds stopped must be in tracing stop `t`.
 

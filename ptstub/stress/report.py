@@ -1,7 +1,7 @@
 """Rendering a `Report`: the text a person reads, JSON for scripts, JUnit XML for CI systems.
 
 The text ends with one verdict line (`PASS ...` / `FAIL ...`) so a CI log's last line says it all.
-The JUnit file has one test case per invariant (DESIGN.md §2's all-stop contract as the harness
+The JUnit file has one test case per invariant (docs/kernel-facts.md §2's all-stop contract as the harness
 checks it), failed with the violations of that kind, or skipped when the run could not check it.
 """
 

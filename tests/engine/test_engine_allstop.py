@@ -1,9 +1,9 @@
-"""All-stop under breakpoint load (issue 2, "What must hold", first two items), on fixtures/stress.
+"""All-stop under breakpoint load on fixtures/stress.
 
 With a breakpoint on hit_target and `cont()` in a loop: every call is reported (exact count per thread,
 against the fixture's own `ptstub-count:` lines), the counter thread's `frozen_counter` never changes
 between two reads in one stop, and the main thread's one long blocking call completes normally with no
-EINTR and no short sleep (DESIGN.md §3), whatever call it is.
+EINTR and no short sleep (docs/kernel-facts.md §3), whatever call it is.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ REQUIRED_KINDS = [
     "epoll_wait",
     "sigtimedwait",
 ]
-# DESIGN.md §3's other cases: EINTR-returning socket timeouts, timed EINTR-returning waits, glibc cond.
+# docs/kernel-facts.md §3's other cases: EINTR-returning socket timeouts, timed EINTR-returning waits, glibc cond.
 EXTRA_KINDS = [
     "cond",
     "poll-timeout",

@@ -1,4 +1,4 @@
-"""Detach, attach, interrupt, and ptstub's own death (issue 2, "What must hold", fifth item; DESIGN §2.8).
+"""Detach, attach, interrupt, and ptstub's own death (docs/kernel-facts.md §2.8).
 
 After `detach()` no int3 is left in memory (read through /proc/PID/mem, not through ptstub), no thread
 is stopped or traced, and the program runs on: its busy threads call the function that had the

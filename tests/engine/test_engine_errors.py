@@ -1,6 +1,6 @@
-"""Bad input (issue 2, "What must hold", last item): each case gets its own `PtstubError` subclass with a
-one-line message, and leaves no stuck, half-traced or unreaped process behind (the module-wide
-`no_leftover_children` check), and the engine stays usable after a refused request.
+"""Bad input: each case gets its own `PtstubError` subclass with a one-line message, and leaves no
+stuck, half-traced or unreaped process behind (the module-wide `no_leftover_children` check), and the
+engine stays usable after a refused request.
 """
 
 from __future__ import annotations

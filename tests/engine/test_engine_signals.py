@@ -1,4 +1,4 @@
-"""Signals under all-stop (issue 2, "What must hold", fourth item), on fixtures/signals.
+"""Signals under all-stop, on fixtures/signals.
 
 A signal is reported as `SignalReceived` with every thread stopped, then delivered on the next `cont()`
 (or dropped with `pass_signal=False`); SIGSTOP and SIGCONT sent from outside (or a program that stops

@@ -1,4 +1,4 @@
-"""Thread life cycle under all-stop (issue 2, "What must hold", third item; DESIGN.md §2.7).
+"""Thread life cycle under all-stop (docs/kernel-facts.md §2.7).
 
 Threads created and exiting continuously never escape a stop and never confuse the thread table;
 exec from a non-leader thread (the exec'ing thread takes over the leader's tid) and a leader that exits

@@ -80,7 +80,7 @@ def test_no_eintr_leak_where_gdbserver_leaks(stub: str, fixture_path, syscall: s
     line = re.search(rf"^ptstub-syscall: {syscall} (\S+)", program_output, re.M)
     assert line is not None, program_output
     if stub == "gdbserver":
-        # Known gdbserver defect (DESIGN.md §3): each stop leaks an EINTR into the program.
+        # Known gdbserver defect (docs/kernel-facts.md §3): each stop leaks an EINTR into the program.
         assert line.group(1).startswith("eintr="), "gdbserver no longer leaks EINTR? " + line.group(0)
     else:
         assert line.group(1) == "ok", f"ptstub leaked: {line.group(0)}"

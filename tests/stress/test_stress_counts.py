@@ -1,6 +1,6 @@
 """The engine face on the fixtures/ stress program: the hits seen equal the program's own counts.
 
-For 1, 4 and 16 worker threads and every long blocking call of fixtures/README.md (DESIGN.md §3) in
+For 1, 4 and 16 worker threads and every long blocking call of fixtures/README.md (docs/kernel-facts.md §3) in
 the main thread, with `frozen_counter` read twice at every stop: every invariant must hold, the
 per-thread hits must equal the `ptstub-count:` lines exactly and the syscall must report `ok`.
 Call counts are small so the whole matrix runs in seconds; timed kinds sleep 150 ms.

@@ -1,7 +1,7 @@
 """`--stub` mode: the same scenario through /usr/bin/gdb against GNU gdbserver and ptstub's own server.
 
 gdbserver stops every thread (the frozen counter holds) but leaks EINTR into a main thread blocked in
-epoll_wait (DESIGN.md §3); the harness must pass the first run and report the second. ptstub's server
+epoll_wait (docs/kernel-facts.md §3); the harness must pass the first run and report the second. ptstub's server
 must pass both. (qemu-user, which does not stop other threads, is in test_stress_faults.py.)
 """
 
