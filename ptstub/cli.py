@@ -360,6 +360,7 @@ def _serve_stdio(session: Any, opts: Options) -> int:
     from ptstub.loop import StdioConnection, serve_connection
 
     remote_debug = _remote_debug_printer if opts.remote_debug else None
+    session.agent_output_fd = 2  # stdout carries the protocol: a dprintf's output goes to stderr
     try:
         serve_connection(session, StdioConnection(), remote_debug)
     except ConnectionError:
