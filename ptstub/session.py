@@ -690,8 +690,9 @@ class Session:
         """Run the commands of the breakpoints at a hit, in the order GDB sent them, while every thread
         is stopped (all-stop) as for a condition. One that fails ends the rest, as gdbserver's
         `run_breakpoint_commands` gives up ("stop digging the hole deeper"), and is told on stderr once
-        per breakpoint. gdbserver runs only the last command of a list: its dprintf bytecode ends with
-        an empty stack, which its loop takes for an error; here every dprintf at the address prints."""
+        per breakpoint. gdbserver 13 prints only the first dprintf at an address (its parser keeps one
+        expression of a `cmds:` list, and its loop takes the empty stack a dprintf ends with for an
+        error); here every dprintf there prints."""
         from ptstub.rsp.agentexpr import AgentExpressionError, run_command
 
         read_register, read_memory = self._agent_readers(tid)
