@@ -1,0 +1,119 @@
+"""Target-side dprintf (`set dprintf-style agent`, `BreakpointCommands+`) through the real GDB, both stubs.
+
+GDB compiles the dprintf to agent bytecode ending in `printf` and sends it with the breakpoint
+(`Z0,addr,1;cmds:1,X<len>,<hex>`); the stub prints at every hit, where the program's stdout goes (the
+stub's own stdout, as gdbserver's `printf` in `ax_printf`), and never reports the hit: GDB sees no stop
+until the program ends. `set debug remote 1` shows the packets, so the tests check that the commands
+went to the stub and that no stop reply ever named the dprintf's address.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from tests.gdb.stubs import run_gdb, running_stub
+
+REMOTE_TRACE = re.compile(r"\[remote\] [^\n]*\n")
+Z_WITH_COMMANDS = re.compile(r"Sending packet: \$Z0,([0-9a-f]+),1;(?:X[0-9a-f]+,[0-9a-f]+)*;?cmds:1,X[0-9a-f]+,")
+DPRINTF_AT = re.compile(r"Dprintf \d+ at (0x[0-9a-f]+)")
+
+
+def _session(stub: str, program: str, args: list[str], commands: list[str]) -> tuple[str, str, str]:
+    """GDB's output (packet traces kept), the stub's stdout and its stderr, for one run to the end."""
+    with running_stub(stub, ["--once", "127.0.0.1:0", program, *args]) as server:
+        setup = ["set dprintf-style agent", *commands, "set debug remote 1", "continue", "set debug remote 0"]
+        result = run_gdb(server.port, program, setup)
+        server.proc.wait(timeout=30)
+        assert server.proc.stdout is not None
+        return result.output, server.proc.stdout.read().decode(), server.read_stderr(timeout=1)
+
+
+def _stops_at(trace: str, address: int) -> list[str]:
+    """Stop replies GDB received whose expedited pc (register 16, `10:`) is `address`."""
+    pc = (address).to_bytes(8, "little").hex()
+    return [line for line in trace.splitlines() if "Packet received: T" in line and f";10:{pc};" in line]
+
+
+def _check_agent_session(output: str) -> int:
+    """The dprintf went to the stub as a target-side command, and GDB never saw it hit; its address."""
+    assert "Target cannot run dprintf commands" not in output, output[-3000:]
+    address = int(DPRINTF_AT.search(output).group(1), 16)  # type: ignore[union-attr]
+    assert address in {int(m.group(1), 16) for m in Z_WITH_COMMANDS.finditer(output)}, output[-4000:]
+    assert _stops_at(output, address) == [], output[-4000:]
+    return address
+
+
+@pytest.mark.timeout(120)
+def test_agent_dprintf_prints_every_call_on_the_stub_stdout_and_never_stops(stub: str, fixture_path) -> None:
+    program = fixture_path("simple")
+    output, stdout, _ = _session(
+        stub,
+        program,
+        ["--iterations", "7", "--exit", "3"],
+        ['dprintf work,"work i=%d label=%s sum=%#x\\n",i,global_point.label,i*2+3'],
+    )
+    _check_agent_session(output)
+    lines = stdout.splitlines()
+    expected = [f"work i={i} label=origin sum={i * 2 + 3:#x}" for i in range(7)]
+    assert [line for line in lines if line.startswith("work ")] == expected, stdout
+    assert lines.index(expected[-1]) < lines.index(
+        f"simple: result={sum(i * 2 + 3 for i in range(7))}"
+    )  # printed at the hit, in order
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited with code 03\]", output), output[-3000:]
+    assert "work i=" not in REMOTE_TRACE.sub("", output)  # GDB printed nothing itself
+
+
+@pytest.mark.timeout(180)
+def test_agent_dprintf_in_many_threads(stub: str, fixture_path) -> None:
+    """Four workers call hit_target(i) for i in 0..29: 120 lines, each value once per worker, and the
+    program's own per-thread counts intact (every hit resumed exactly once)."""
+    program = fixture_path("stress")
+    output, stdout, _ = _session(
+        stub,
+        program,
+        ["--threads", "4", "--calls", "30", "--syscall", "none"],
+        ['dprintf hit_target,"hit %d\\n",i'],
+    )
+    _check_agent_session(output)
+    hits = Counter(line for line in stdout.splitlines() if line.startswith("hit "))
+    assert hits == {f"hit {i}": 4 for i in range(30)}, stdout[-3000:]
+    assert len(re.findall(r"ptstub-count: hit_target \d+ 30\b", stdout)) == 4, stdout[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_agent_dprintf_with_a_condition(stub: str, fixture_path) -> None:
+    """GDB sends the condition with the commands (`;X...;cmds:...`). ptstub prints only when it holds;
+    gdbserver 13 runs a breakpoint's commands at every hit whatever its condition (linux-low.cc calls
+    `run_breakpoint_commands` unconditionally), so it prints all of them."""
+    program = fixture_path("simple")
+    output, stdout, _ = _session(
+        stub,
+        program,
+        ["--iterations", "6"],
+        ['dprintf work,"even %d\\n",i', "condition 1 i % 2 == 0"],
+    )
+    _check_agent_session(output)
+    assert re.search(r"Sending packet: \$Z0,[0-9a-f]+,1;X[0-9a-f]+,[0-9a-f]+;cmds:", output), output[-3000:]
+    printed = [line for line in stdout.splitlines() if line.startswith("even ")]
+    expected = range(0, 6, 2) if stub == "ptstub" else range(6)
+    assert printed == [f"even {i}" for i in expected], stdout
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+
+
+@pytest.mark.timeout(120)
+def test_agent_dprintf_that_cannot_print_is_told_once_and_the_program_runs_on(fixture_path) -> None:
+    """gdbserver 13 has no `%f` in its agent printf and exits on it ("Format directive ... not supported
+    in agent printf"), killing the program; ptstub says so once on stderr and goes on."""
+    program = fixture_path("simple")
+    output, stdout, stderr = _session(
+        "ptstub", program, ["--iterations", "4"], ['dprintf work,"%d %f\\n",i,1.5', 'dprintf add1,"never\\n"']
+    )
+    address = _check_agent_session(output)
+    message = f"ptstub: breakpoint command at {address:#x} failed: printf: format directive '%f' not supported"
+    assert stderr.count(message) == 1, stderr
+    assert "simple: global_counter=4" in stdout and "never" not in stdout
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
