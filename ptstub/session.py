@@ -27,6 +27,7 @@ from ptstub.events import (
     Forked,
     Interrupted,
     Killed,
+    SignalReceived,
     StopEvent,
     SyscallStop,
     ThreadExited,
@@ -123,6 +124,9 @@ class Session:
         self.running = False
         self.finished = False
         self.exit_requested = False
+        # GDB detached leaving persistent breakpoint commands: the program runs on, traced, with them
+        # (`run_detached_commands`, called by the CLI once the connection is over).
+        self.detached_with_commands = False
         self.g_thread = 0
         self.c_thread = -1
         self.last_stop: bytes | None = None
@@ -1672,6 +1676,8 @@ class Session:
         if c.pid is not None and process is None:
             return replies.error(errno_mod.ESRCH)
         target = process or self._alive()
+        if self._keeps_commands_after_detach(target):
+            return self._detach_leaving_commands(target)
         self.announce(f"Detaching from process {target.pid}")
         if self.non_stop and len(self.processes) > 1:
             self._discard_stops_of(target)
@@ -1695,6 +1701,68 @@ class Session:
             self.exit_requested = True
             self.finished = True
         return replies.ok()
+
+    # ------------------------------------------------------------------------------------- persistent commands
+    def _keeps_commands_after_detach(self, target: Any) -> bool:
+        """Whether `D` leaves the program traced and running with its breakpoint commands (GDB sets
+        `persist` by default: `set disconnected-dprintf on`). Served for the simple case only: one
+        process, all-stop, `target remote`; otherwise the detach is a plain one and the commands end."""
+        pid = target.pid
+        if self.extended or self.non_stop or target is not self.target or len(self.processes) != 1:
+            return False
+        return any(key[0] == pid and commands.persist for key, commands in self._commands.items())
+
+    def _detach_leaving_commands(self, target: Any) -> bytes:
+        """gdbserver's `handle_detach` with persistent commands: it stays attached, says so (its words),
+        resumes every thread and answers OK; the commands keep printing while no GDB is connected.
+        Signals GDB would have been told of go to the program, forks are let go (no GDB to follow them)."""
+        import signal as signal_mod
+
+        self.announce("Persistent commands are present, leaving gdbserver attached to the process")
+        target.set_options(fork_events=False, catch_syscalls=False, thread_exits=False)
+        target.set_pass_signals(frozenset(range(1, 65)) - {signal_mod.SIGTRAP, signal_mod.SIGSTOP})
+        self.catch_syscalls = None
+        self._last_resume = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
+        self._resumed_among = tuple(self._last_resume)
+        target.resume(self._last_resume)
+        self.running = False  # for the connection: it ends now, with no stop to wait for
+        self.detached_with_commands = True
+        self.finished = True
+        return replies.ok()
+
+    def run_detached_commands(self, wake_fd: int | None) -> bool:
+        """Serve the program GDB detached from leaving persistent commands, with no GDB: hits run their
+        commands, a signal goes to the program, anything else resumes it. True once it ended (told as
+        when GDB is connected); False when `wake_fd` (a new GDB) is readable first: the program is
+        stopped and keeps no breakpoint, as `close` leaves a program whose GDB left it running."""
+        self.detached_with_commands = False
+        target = self.target
+        while target is not None and target.alive:
+            event = target.wait(None, wake_fd)
+            if event is None:
+                self._stop_for_next_client(target)
+                return False
+            if isinstance(event, (Exited, Killed)):
+                self.report(event)
+                return True
+            self._should_report(event)  # runs the commands of a hit, reports nothing
+            actions = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
+            if isinstance(event, SignalReceived):
+                actions[event.tid] = ResumeAction(ResumeKind.CONTINUE, event.signal)
+            target.resume(actions)
+        return True
+
+    def _stop_for_next_client(self, target: Any) -> None:
+        """A GDB connects to the program left running with commands: stop it and make that stop the one
+        `?` reports (not GDB's last stop, long gone). A hit the stop caught runs its commands and is
+        reported as a plain stop: the breakpoints go with the departed GDB (`close`)."""
+        with contextlib.suppress(PtstubError):
+            event = target.stop()
+            if type(event) is BreakpointHit:
+                self._should_report(event)
+                event = Interrupted(event.tid, event.pc)
+            self.report(event)
+        self.finished = False  # the program is served again, to the GDB that is connecting
 
     # ------------------------------------------------------------------------------------- host files
     def handle_file_setfs(self, c: cmd.FileSetFilesystem) -> bytes:
