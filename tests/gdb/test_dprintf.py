@@ -117,3 +117,70 @@ def test_agent_dprintf_that_cannot_print_is_told_once_and_the_program_runs_on(fi
     assert stderr.count(message) == 1, stderr
     assert "simple: global_counter=4" in stdout and "never" not in stdout
     assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", output), output[-3000:]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("once", [False, True], ids=["reconnectable", "once"])
+def test_detach_leaves_persistent_dprintfs_running_to_the_end(stub: str, fixture_path, once: bool) -> None:
+    """GDB marks agent dprintfs persistent (`set disconnected-dprintf on`, the default) and leaves them
+    inserted at `detach` when breakpoints stay inserted (`always-inserted on`): the stub stays attached
+    and the program goes on printing without GDB. ptstub serves it to its end and exits with it, also
+    with --once; gdbserver --once kills it as soon as GDB's connection closes (its exit path), so it
+    gets only that far there."""
+    program = fixture_path("simple")
+    comm = ["--once"] if once else []
+    with running_stub(stub, [*comm, "127.0.0.1:0", program, "--iterations", "2000", "--exit", "5"]) as server:
+        commands = [
+            "set breakpoint always-inserted on",
+            "set dprintf-style agent",
+            'dprintf work,"left %d\\n",i',
+            "break touch_watch",
+            "continue",
+            "delete 2",
+            "detach",
+        ]
+        output = run_gdb(server.port, program, commands).output
+        assert server.proc.wait(timeout=60) == 0, server.read_stderr(timeout=1)
+        assert server.proc.stdout is not None
+        stdout = server.proc.stdout.read().decode()
+        stderr = server.read_stderr(timeout=1)
+    assert "Persistent commands are present, leaving gdbserver attached to the process" in stderr, stderr
+    assert "Breakpoint 2, touch_watch" in output, output[-3000:]
+    printed = [line for line in stdout.splitlines() if line.startswith("left ")]
+    if once and stub == "gdbserver":
+        assert "Killing process(es)" in stderr, stderr
+        assert printed == [f"left {i}" for i in range(len(printed))] and len(printed) < 2000
+        return
+    assert "Child exited with status 5" in stderr, stderr
+    assert printed == [f"left {i}" for i in range(2000)]
+    assert "simple: global_counter=2000" in stdout
+
+
+@pytest.mark.timeout(120)
+def test_a_new_gdb_finds_the_program_stopped_and_the_dprintfs_gone(fixture_path) -> None:
+    """While the program runs with the commands a detached GDB left, ptstub keeps listening: the next
+    GDB to connect gets the program stopped where it is (not at the first GDB's last stop), and the
+    dprintfs end with the GDB that set them. A busy thread calls hit_target() for ever."""
+    program = fixture_path("spin")
+    with running_stub("ptstub", ["127.0.0.1:0", program, "--threads", "2", "--busy", "1"]) as server:
+        first = [
+            "set breakpoint always-inserted on",
+            "set dprintf-style agent",
+            "break main",
+            "continue",
+            'dprintf hit_target,"busy %lu\\n",busy_counter',
+            "detach",
+        ]
+        run_gdb(server.port, program, first)
+        assert server.proc.stdout is not None
+        early = [server.proc.stdout.readline() for _ in range(2)]  # `ready` and the first dprintf, any order
+        assert any(line.startswith(b"busy ") for line in early), early  # printing without GDB
+        second = run_gdb(server.port, program, ["info threads", "print busy_counter", "kill"]).output
+        assert server.proc.wait(timeout=30) == 0
+        rest = server.proc.stdout.read().decode().split()
+    assert "in main (" not in second, second[-3000:]  # not the first GDB's stop, long gone
+    assert "hit_target" in second, second[-3000:]
+    counter = int(re.search(r"\$1 = (\d+)", second).group(1))  # type: ignore[union-attr]
+    numbers = [int(word) for word in rest if word.isdigit()]
+    last = numbers[-1] if numbers else 0
+    assert counter - 1 <= last <= counter, (counter, rest[-4:])  # no dprintf once the program stopped
