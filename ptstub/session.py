@@ -707,7 +707,7 @@ class Session:
                 log.debug("breakpoint command failed in thread %d: %s", tid, err)
                 if where not in self._command_failures:
                     self._command_failures.add(where)
-                    print(f"ptstub: breakpoint command at {where[1]:#x} failed: {err}", file=sys.stderr, flush=True)
+                    self.announce(f"ptstub: breakpoint command at {where[1]:#x} failed: {err}")
                 return
 
     def _print_agent_output(self, data: bytes) -> None:
@@ -1722,10 +1722,7 @@ class Session:
         target.set_options(fork_events=False, catch_syscalls=False, thread_exits=False)
         target.set_pass_signals(frozenset(range(1, 65)) - {signal_mod.SIGTRAP, signal_mod.SIGSTOP})
         self.catch_syscalls = None
-        self._last_resume = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
-        self._resumed_among = tuple(self._last_resume)
-        target.resume(self._last_resume)
-        self.running = False  # for the connection: it ends now, with no stop to wait for
+        target.resume({tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()})
         self.detached_with_commands = True
         self.finished = True
         return replies.ok()
@@ -1745,7 +1742,10 @@ class Session:
             if isinstance(event, (Exited, Killed)):
                 self.report(event)
                 return True
-            self._should_report(event)  # runs the commands of a hit, reports nothing
+            if type(event) is Exec:
+                self.report(event)  # the new image has none of the breakpoints: the session forgets them
+            else:
+                self._should_report(event)  # runs the commands of a hit, reports nothing
             actions = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
             if isinstance(event, SignalReceived):
                 actions[event.tid] = ResumeAction(ResumeKind.CONTINUE, event.signal)
