@@ -24,6 +24,7 @@ Pure: no I/O. Target memory comes through a callback, as in `agentexpr`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -91,6 +92,7 @@ Piece = bytes | Directive
 """A literal run of output (`%%` already made `%`) or a directive that consumes one argument."""
 
 
+@functools.lru_cache(maxsize=256)  # a dprintf prints the same format at every hit: parse it once
 def parse_format(raw: bytes) -> tuple[Piece, ...]:
     """The pieces of a format as GDB sends it (escapes not yet undone, NUL-terminated or not)."""
     text = unescape(raw)
