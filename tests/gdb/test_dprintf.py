@@ -10,11 +10,12 @@ went to the stub and that no stop reply ever named the dprintf's address.
 from __future__ import annotations
 
 import re
+import subprocess
 from collections import Counter
 
 import pytest
 
-from tests.gdb.stubs import run_gdb, running_stub
+from tests.gdb.stubs import GDB, _kill_group, run_gdb, running_stub, stub_command
 
 REMOTE_TRACE = re.compile(r"\[remote\] [^\n]*\n")
 Z_WITH_COMMANDS = re.compile(r"Sending packet: \$Z0,([0-9a-f]+),1;(?:X[0-9a-f]+,[0-9a-f]+)*;?cmds:1,X[0-9a-f]+,")
@@ -184,3 +185,28 @@ def test_a_new_gdb_finds_the_program_stopped_and_the_dprintfs_gone(fixture_path)
     numbers = [int(word) for word in rest if word.isdigit()]
     last = numbers[-1] if numbers else 0
     assert counter - 1 <= last <= counter, (counter, rest[-4:])  # no dprintf once the program stopped
+
+
+@pytest.mark.timeout(120)
+def test_over_stdio_the_output_goes_to_stderr(fixture_path) -> None:
+    """`target remote | ptstub - prog`: stdout carries the protocol, so a dprintf prints on stderr (which
+    GDB shows) and the session is intact. gdbserver prints on its stdout there, into the protocol."""
+    program = fixture_path("simple")
+    pipe = " ".join([*stub_command("ptstub", ["-", program, "--iterations", "3"])])
+    args = [GDB, "-nx", "-batch", "-ex", "set confirm off", "-ex", f"target remote | {pipe}"]
+    for command in ["set dprintf-style agent", 'dprintf work,"over stdio %d\\n",i', "continue"]:
+        args += ["-ex", command]
+    proc = subprocess.Popen(
+        [*args, program],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        output, _ = proc.communicate(timeout=60)
+    finally:
+        _kill_group(proc)  # type: ignore[arg-type]
+    text = output.decode(errors="replace")
+    assert re.findall(r"^over stdio (\d)$", text, re.MULTILINE) == ["0", "1", "2"], text[-3000:]
+    assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", text), text[-3000:]
