@@ -1844,6 +1844,7 @@ class Session:
         self._hardware_breakpoints.clear()
         self._conditions.clear()
         self._commands.clear()
+        self._command_failures.clear()
         self._pass_signals = frozenset()  # a process run later must not get the last client's
         self._interrupt_due, self._interrupted = False, None  # a Ctrl-C left due is not the next client's
         self.catching = False

@@ -15,7 +15,10 @@ from collections import Counter
 
 import pytest
 
+from ptstub.linux import symbols
+from ptstub.rsp.agentexpr import Op
 from tests.gdb.stubs import GDB, _kill_group, run_gdb, running_stub, stub_command
+from tests.gdb.test_nonstop_rsp import RawClient, tid_of
 
 REMOTE_TRACE = re.compile(r"\[remote\] [^\n]*\n")
 Z_WITH_COMMANDS = re.compile(r"Sending packet: \$Z0,([0-9a-f]+),1;(?:X[0-9a-f]+,[0-9a-f]+)*;?cmds:1,X[0-9a-f]+,")
@@ -210,3 +213,37 @@ def test_over_stdio_the_output_goes_to_stderr(fixture_path) -> None:
     text = output.decode(errors="replace")
     assert re.findall(r"^over stdio (\d)$", text, re.MULTILINE) == ["0", "1", "2"], text[-3000:]
     assert re.search(r"\[Inferior 1 \(process \d+\) exited normally\]", text), text[-3000:]
+
+
+@pytest.mark.timeout(60)
+def test_commands_at_the_packet_level(fixture_path) -> None:
+    """Hand-made bytecode (`printf "raw %d|%s\\n", 7, <a string in the program>`): `BreakpointCommands+`
+    in qSupported, each hit prints, `vCont;c` is answered only by the exit; bytecode that cannot be run
+    is answered E01 and inserts nothing."""
+    program = fixture_path("simple")
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program, "--iterations", "3"]) as server:
+        client = RawClient(server.port)
+        try:
+            assert b"BreakpointCommands+" in client.ask(b"qSupported:multiprocess+;swbreak+")
+            pid = tid_of(client.ask(b"?"))
+            work = b"%x" % symbols.resolve_symbol(pid, program, "work")
+            label = symbols.resolve_symbol(pid, program, "global_point") + 8  # its `label` member
+            fmt = b"raw %d|%s\\n\0"
+            code = (
+                bytes([Op.CONST8, 7])
+                + bytes([Op.CONST64])
+                + label.to_bytes(8, "big")
+                + bytes([Op.REF64, Op.SWAP, Op.CONST8, 0, Op.CONST8, 0, Op.PRINTF, 2, 0, len(fmt)])
+                + fmt
+                + bytes([Op.END])
+            )
+            for bad in (code[:-4] + bytes([Op.END]), bytes([0xFF, Op.END])):
+                assert client.ask(b"Z0,%s,1;cmds:1,X%x,%s" % (work, len(bad), bad.hex().encode())) == b"E01"
+            assert client.ask(b"Z0,%s,1;cmds:0,X%x,%s" % (work, len(code), code.hex().encode())) == b"OK"
+            assert client.ask(b"vCont;c").startswith(b"W0;")  # no stop before the exit
+        finally:
+            client.close()
+        server.proc.wait(timeout=30)
+        assert server.proc.stdout is not None
+        stdout = server.proc.stdout.read().decode()
+    assert stdout.splitlines()[:3] == ["raw 7|origin"] * 3, stdout
