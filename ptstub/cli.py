@@ -412,8 +412,11 @@ def _serve_stdio(session: Any, opts: Options) -> int:
     from ptstub.loop import StdioConnection, serve_connection
 
     remote_debug = _remote_debug_printer if opts.remote_debug else None
+    session.agent_output_fd = 2  # stdout carries the protocol: a dprintf's output goes to stderr
     try:
         serve_connection(session, StdioConnection(), remote_debug)
+        if session.detached_with_commands:
+            session.run_detached_commands(None)
     except ConnectionError:
         pass
     finally:
@@ -445,7 +448,13 @@ def _serve_socket(session: Any, listener: Any, opts: Options) -> int:
             disconnected = True
         finally:
             conn.close()
-            session.close()
+            if not session.detached_with_commands:
+                session.close()
+        if session.detached_with_commands:  # GDB detached leaving dprintfs to run: until the end or a new GDB
+            try:
+                session.run_detached_commands(None if opts.once else listener.sock.fileno())
+            finally:
+                session.close()
         if session.exit_requested and not (opts.multi and not session.finished):
             return 0
         if session.finished and not opts.multi:

@@ -28,6 +28,7 @@ from ptstub.events import (
     Forked,
     Interrupted,
     Killed,
+    SignalReceived,
     StopEvent,
     SyscallStop,
     ThreadExited,
@@ -50,7 +51,7 @@ from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
 
 if TYPE_CHECKING:
-    from ptstub.rsp.agentexpr import AgentExpression
+    from ptstub.rsp.agentexpr import AgentExpression, BreakpointCommands
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -88,6 +89,7 @@ SERVER_FEATURES = ServerFeatures(
     working_directory=True,
     catch_syscalls=True,
     conditional_breakpoints=True,
+    breakpoint_commands=True,
     readable_objects=READABLE,
     writable_objects=frozenset({TransferObject.SIGINFO}),
 )
@@ -124,6 +126,9 @@ class Session:
         self.running = False
         self.finished = False
         self.exit_requested = False
+        # GDB detached leaving persistent breakpoint commands: the program runs on, traced, with them
+        # (`run_detached_commands`, called by the CLI once the connection is over).
+        self.detached_with_commands = False
         self.g_thread = 0
         self.c_thread = -1
         self.last_stop: bytes | None = None
@@ -167,6 +172,11 @@ class Session:
         # Target-side conditions (ConditionalBreakpoints): (pid, kind, address) -> bytecodes, only for
         # breakpoints GDB inserted with `;X...`; an unconditional one has no entry.
         self._conditions: dict[tuple[int, BreakpointKind, int], tuple[AgentExpression, ...]] = {}
+        # Target-side commands (BreakpointCommands, `set dprintf-style agent`): same keys, only for
+        # breakpoints inserted with `;cmds:`. A hit there runs them and is not reported.
+        self._commands: dict[tuple[int, BreakpointKind, int], BreakpointCommands] = {}
+        self.agent_output_fd = 1  # where a command's printf writes: the program's stdout (ptstub's own)
+        self._command_failures: set[tuple[int, int]] = set()  # (pid, address) whose failure was told once
         self.non_stop = False
         self.thread_events = False  # QThreadEvents:1: the end of every thread but a leader is reported
         self._ctrl_c_tids: set[int] = set()
@@ -562,10 +572,12 @@ class Session:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
         # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
         conditions: tuple[AgentExpression, ...] = ()
-        if c.conditions:  # agent expressions are rare: their module loads with the first one
+        commands: tuple[AgentExpression, ...] = ()
+        if c.conditions or c.commands:  # agent expressions are rare: their module loads with the first one
             from ptstub.rsp.agentexpr import parse_agent_expression
 
             conditions = tuple(parse_agent_expression(code) for code in c.conditions)
+            commands = tuple(parse_agent_expression(code) for code in c.commands)
         target = self._current()
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
@@ -583,6 +595,8 @@ class Session:
                 self._hardware_breakpoints.add(key)
         if conditions or self._conditions:
             self._set_conditions((target.pid, c.kind, c.address), conditions)
+        if commands or self._commands:
+            self._set_commands((target.pid, c.kind, c.address), commands, c.persist_commands)
         return replies.ok()
 
     def _set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
@@ -592,6 +606,18 @@ class Session:
             self._conditions[key] = conditions
         else:
             self._conditions.pop(key, None)
+
+    def _set_commands(
+        self, key: tuple[int, BreakpointKind, int], commands: tuple[AgentExpression, ...], persist: bool
+    ) -> None:
+        """As `_set_conditions`: a re-sent Z0/Z1 replaces the commands (or drops them when it has none)."""
+        if commands and key[1] in (BreakpointKind.SOFTWARE, BreakpointKind.HARDWARE):
+            from ptstub.rsp.agentexpr import BreakpointCommands
+
+            self._commands[key] = BreakpointCommands(commands, persist)
+        else:
+            self._commands.pop(key, None)
+        self._command_failures.discard((key[0], key[2]))
 
     def handle_remove_breakpoint(self, c: cmd.RemoveBreakpoint) -> bytes:
         if c.kind is BreakpointKind.READ_WATCH:
@@ -609,6 +635,8 @@ class Session:
             self._hardware_breakpoints.discard(key)
         if self._conditions:
             self._conditions.pop((target.pid, c.kind, c.address), None)
+        if self._commands:
+            self._commands.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
         return replies.ok()
 
@@ -622,21 +650,32 @@ class Session:
         """Whether a stop goes to GDB: a breakpoint hit does only if a GDB breakpoint at its address is
         unconditional or has a condition that holds (gdbserver's `gdb_condition_true_at_breakpoint`, which
         looks at the software and the hardware breakpoint there). A condition that cannot be evaluated
-        counts as true, as in gdbserver: GDB then sees the stop rather than the stub hiding it."""
-        if not self._conditions or type(event) is not BreakpointHit:
+        counts as true, as in gdbserver: GDB then sees the stop rather than the stub hiding it.
+        A hit whose condition holds at a breakpoint with target-side commands (an agent dprintf) runs
+        them and is not reported either (gdbserver's `gdb_no_commands_at_breakpoint`)."""
+        if (not self._conditions and not self._commands) or type(event) is not BreakpointHit:
             return True
         pid, pc = self._process_for(event.tid).pid, event.pc
-        lists = []
+        keys = []
         if pc in self._software_breakpoints.get(pid, ()):
-            lists.append(self._conditions.get((pid, BreakpointKind.SOFTWARE, pc), ()))
+            keys.append((pid, BreakpointKind.SOFTWARE, pc))
         if any(key[:3] == (pid, pc, BreakpointKind.HARDWARE) for key in self._hardware_breakpoints):
-            lists.append(self._conditions.get((pid, BreakpointKind.HARDWARE, pc), ()))
-        if not lists or not all(lists):
+            keys.append((pid, BreakpointKind.HARDWARE, pc))
+        if not keys:
             return True
-        return any(self._condition_holds(expression, event.tid) for conditions in lists for expression in conditions)
+        lists = [self._conditions.get(key, ()) for key in keys]
+        if all(lists) and not any(self._condition_holds(e, event.tid) for conditions in lists for e in conditions):
+            return False
+        commands = [self._commands[key] for key in keys if key in self._commands]
+        if not commands:
+            return True
+        self._run_commands(commands, event.tid, (pid, pc))
+        return False
 
-    def _condition_holds(self, expression: AgentExpression, tid: int) -> bool:
-        from ptstub.rsp.agentexpr import AgentExpressionError, evaluate
+    def _agent_readers(self, tid: int) -> tuple[Callable[[int], int], Callable[[int, int], bytes]]:
+        """Register (by GDB number, read once per hit) and memory readers of a stopped thread for the
+        agent-expression evaluator."""
+        from ptstub.rsp.agentexpr import AgentExpressionError
 
         target = self._process_for(tid)
         registers: dict[str, tuple[bytes, bytes]] = {}
@@ -654,11 +693,46 @@ class Session:
                 raise AgentExpressionError(f"register {regnum} is {len(raw)} bytes wide")
             return int.from_bytes(raw, "little")
 
+        return read_register, target.read_memory
+
+    def _condition_holds(self, expression: AgentExpression, tid: int) -> bool:
+        from ptstub.rsp.agentexpr import AgentExpressionError, evaluate
+
         try:
-            return evaluate(expression, read_register, target.read_memory) != 0
+            return evaluate(expression, *self._agent_readers(tid)) != 0
         except (AgentExpressionError, PtstubError, OSError, KeyError, ValueError) as err:
             log.debug("breakpoint condition failed in thread %d (%s): reported as true", tid, err)
             return True
+
+    def _run_commands(self, commands: list[BreakpointCommands], tid: int, where: tuple[int, int]) -> None:
+        """Run the commands of the breakpoints at a hit, in the order GDB sent them, while every thread
+        is stopped (all-stop) as for a condition. One that fails ends the rest, as gdbserver's
+        `run_breakpoint_commands` gives up ("stop digging the hole deeper"), and is told on stderr once
+        per breakpoint. gdbserver 13 prints only the first dprintf at an address (its parser keeps one
+        expression of a `cmds:` list, and its loop takes the empty stack a dprintf ends with for an
+        error); here every dprintf there prints."""
+        from ptstub.rsp.agentexpr import AgentExpressionError, run_command
+
+        read_register, read_memory = self._agent_readers(tid)
+        for expression in (expression for command in commands for expression in command.expressions):
+            try:
+                run_command(expression, read_register, read_memory, self._print_agent_output)
+            except (AgentExpressionError, PtstubError, OSError, KeyError, ValueError) as err:
+                log.debug("breakpoint command failed in thread %d: %s", tid, err)
+                if where not in self._command_failures:
+                    self._command_failures.add(where)
+                    self.announce(f"ptstub: breakpoint command at {where[1]:#x} failed: {err}")
+                return
+
+    def _print_agent_output(self, data: bytes) -> None:
+        """A command's printf output, written at once (gdbserver flushes after each printf) to where the
+        program's stdout goes; nothing is lost to a partial write, an error only logged (stdout closed)."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self.agent_output_fd, view) :]
+        except OSError as err:
+            log.debug("agent printf output lost: %s", err)
 
     # ------------------------------------------------------------------------------------- non-stop
     def handle_set_thread_events(self, c: cmd.SetThreadEvents) -> bytes:
@@ -1128,6 +1202,7 @@ class Session:
                 self._software_breakpoints.pop(self.pid, None)
                 self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != self.pid}
                 self._conditions = {k: v for k, v in self._conditions.items() if k[0] != self.pid}
+                self._commands = {k: v for k, v in self._commands.items() if k[0] != self.pid}
             if isinstance(event, Forked):
                 self._adopt_fork_child(event.child_pid)
             reply = self._stop_reply_for_thread(signal, event.tid, reason)
@@ -1259,6 +1334,7 @@ class Session:
         self._software_breakpoints.pop(process.pid, None)
         self._hardware_breakpoints = {k for k in self._hardware_breakpoints if k[0] != process.pid}
         self._conditions = {k: v for k, v in self._conditions.items() if k[0] != process.pid}
+        self._commands = {k: v for k, v in self._commands.items() if k[0] != process.pid}
         if process in self._running:
             self._running.remove(process)
         process.close()
@@ -1552,6 +1628,7 @@ class Session:
         self._release_others()
         self._software_breakpoints.clear()
         self._conditions.clear()
+        self._commands.clear()
         self._invalidate()
 
     def _release_others(self) -> None:
@@ -1613,6 +1690,8 @@ class Session:
         if c.pid is not None and process is None:
             return replies.error(errno_mod.ESRCH)
         target = process or self._alive()
+        if self._keeps_commands_after_detach(target):
+            return self._detach_leaving_commands(target)
         self.announce(f"Detaching from process {target.pid}")
         if self.non_stop and len(self.processes) > 1:
             self._discard_stops_of(target)
@@ -1636,6 +1715,68 @@ class Session:
             self.exit_requested = True
             self.finished = True
         return replies.ok()
+
+    # ------------------------------------------------------------------------------------- persistent commands
+    def _keeps_commands_after_detach(self, target: Any) -> bool:
+        """Whether `D` leaves the program traced and running with its breakpoint commands (GDB sets
+        `persist` by default: `set disconnected-dprintf on`). Served for the simple case only: one
+        process, all-stop, `target remote`; otherwise the detach is a plain one and the commands end."""
+        pid = target.pid
+        if self.extended or self.non_stop or target is not self.target or len(self.processes) != 1:
+            return False
+        return any(key[0] == pid and commands.persist for key, commands in self._commands.items())
+
+    def _detach_leaving_commands(self, target: Any) -> bytes:
+        """gdbserver's `handle_detach` with persistent commands: it stays attached, says so (its words),
+        resumes every thread and answers OK; the commands keep printing while no GDB is connected.
+        Signals GDB would have been told of go to the program, forks are let go (no GDB to follow them)."""
+        import signal as signal_mod
+
+        self.announce("Persistent commands are present, leaving gdbserver attached to the process")
+        target.set_options(fork_events=False, catch_syscalls=False, thread_exits=False)
+        target.set_pass_signals(frozenset(range(1, 65)) - {signal_mod.SIGTRAP, signal_mod.SIGSTOP})
+        self.catch_syscalls = None
+        target.resume({tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()})
+        self.detached_with_commands = True
+        self.finished = True
+        return replies.ok()
+
+    def run_detached_commands(self, wake_fd: int | None) -> bool:
+        """Serve the program GDB detached from leaving persistent commands, with no GDB: hits run their
+        commands, a signal goes to the program, anything else resumes it. True once it ended (told as
+        when GDB is connected); False when `wake_fd` (a new GDB) is readable first: the program is
+        stopped and keeps no breakpoint, as `close` leaves a program whose GDB left it running."""
+        self.detached_with_commands = False
+        target = self.target
+        while target is not None and target.alive:
+            event = target.wait(None, wake_fd)
+            if event is None:
+                self._stop_for_next_client(target)
+                return False
+            if isinstance(event, (Exited, Killed)):
+                self.report(event)
+                return True
+            if type(event) is Exec:
+                self.report(event)  # the new image has none of the breakpoints: the session forgets them
+            else:
+                self._should_report(event)  # runs the commands of a hit, reports nothing
+            actions = {tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()}
+            if isinstance(event, SignalReceived):
+                actions[event.tid] = ResumeAction(ResumeKind.CONTINUE, event.signal)
+            target.resume(actions)
+        return True
+
+    def _stop_for_next_client(self, target: Any) -> None:
+        """A GDB connects to the program left running with commands: stop it and make that stop the one
+        `?` reports (not GDB's last stop, long gone). A hit the stop caught runs its commands and is
+        reported as a plain stop: the breakpoints go with the departed GDB (`close`)."""
+        with contextlib.suppress(PtstubError):
+            event = target.stop()
+            if type(event) is BreakpointHit:
+                self._should_report(event)
+                event = Interrupted(event.tid, event.pc)
+            self.report(event)
+        self.finished = False  # the program is served again, to the GDB that is connecting
 
     # ------------------------------------------------------------------------------------- host files
     def handle_file_setfs(self, c: cmd.FileSetFilesystem) -> bytes:
@@ -1716,6 +1857,8 @@ class Session:
         self._software_breakpoints.clear()
         self._hardware_breakpoints.clear()
         self._conditions.clear()
+        self._commands.clear()
+        self._command_failures.clear()
         self._pass_signals = frozenset()  # a process run later must not get the last client's
         self._interrupt_due, self._interrupted = False, None  # a Ctrl-C left due is not the next client's
         self.catching = False

@@ -1,10 +1,12 @@
-"""Agent expressions: check and evaluate GDB's bytecode for target-side breakpoint conditions.
+"""Agent expressions: check and evaluate GDB's bytecode for target-side breakpoint conditions and commands.
 
 GDB compiles `break LOC if COND` to bytecode when `set breakpoint condition-evaluation target` is in
 effect (the default `auto` does so whenever the stub advertises `ConditionalBreakpoints+`) and sends it
 in `Z0`/`Z1` as `;X<len>,<hex>` (GDB manual, "Packets", `Z0`; appendix "The GDB Agent Expression
 Mechanism", "Bytecode Descriptions"; opcode values from GDB's `gdbsupport/ax.def`). The stub reports a
-hit only when a condition evaluates to non-zero.
+hit only when a condition evaluates to non-zero. With `set dprintf-style agent` a dprintf becomes a
+breakpoint *command* (`;cmds:<persist>,X<len>,<hex>`) that pushes its arguments and ends in `printf`;
+`run_command` runs one, its output formatted by `agentprintf`.
 
 Invariants:
 - Pure: no I/O, no ptrace. Registers and memory of the stopped thread come through the two callbacks
@@ -14,7 +16,9 @@ Invariants:
   inserted. Opcodes GDB defines but never emits for conditions (floating point, tracing, trace state
   variables) are accepted there and fail at evaluation, as in gdbserver's `gdb_eval_agent_expr`.
 - Evaluation never raises anything but `AgentExpressionError` (the callbacks' own errors excepted):
-  gdbserver counts a failed evaluation as a true condition, and so does the session.
+  gdbserver counts a failed evaluation as a true condition, and so does the session. `printf` runs only
+  in a command (a condition has nowhere to print); a command may end with an empty stack (GDB's dprintf
+  bytecode does: `printf` pops everything).
 - Values are 64-bit two's complement (GDB's `ULONGEST` stack); target memory is little-endian (x86-64).
 """
 
@@ -159,6 +163,15 @@ class AgentExpression:
     code: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class BreakpointCommands:
+    """The target-side commands of one breakpoint (`;cmds:`), in the order GDB sent them, and GDB's
+    `persist` flag (`set disconnected-dprintf`: keep running them while GDB is disconnected)."""
+
+    expressions: tuple[AgentExpression, ...]
+    persist: bool
+
+
 def parse_agent_expression(code: bytes) -> AgentExpression:
     """Check `code` instruction by instruction; ProtocolError if it cannot be run as GDB defines it."""
     if not code:
@@ -183,10 +196,12 @@ def _next_instruction(code: bytes, pc: int) -> tuple[int, int | None]:
         op = Op(code[pc])
     except ValueError:
         raise ProtocolError(f"agent expression: unknown opcode {code[pc]:#04x} at {pc}") from None
-    if op is Op.PRINTF:  # printf NARGS LEN16 FORMAT[LEN] (the format ends in NUL)
+    if op is Op.PRINTF:  # printf NARGS LEN16 FORMAT[LEN] (the format ends in NUL: GDB's `ax_string`)
         if pc + 4 > len(code):
             raise ProtocolError("agent expression: printf cut short")
         end = pc + 4 + int.from_bytes(code[pc + 2 : pc + 4], "big")
+        if end > len(code) or end == pc + 4 or code[end - 1] != 0:
+            raise ProtocolError(f"agent expression: printf format at {pc} not NUL-terminated")
     else:
         end = pc + 1 + _OPERAND_SIZE[op]
     if end > len(code):
@@ -201,8 +216,33 @@ MemoryReader = Callable[[int, int], bytes]
 """(address, length) → the bytes there; fewer bytes mean the memory is not readable."""
 
 
+PrintfOutput = Callable[[bytes], None]
+"""Where a command's `printf` writes its formatted bytes."""
+
+
 def evaluate(expression: AgentExpression, read_register: RegisterReader, read_memory: MemoryReader) -> int:
     """Run the bytecode to its `end`; the value on top of the stack (a condition holds when non-zero)."""
+    value = _run(expression, read_register, read_memory, None)
+    if value is None:
+        raise AgentExpressionError("nothing on the stack at end")
+    return value
+
+
+def run_command(
+    expression: AgentExpression, read_register: RegisterReader, read_memory: MemoryReader, output: PrintfOutput
+) -> None:
+    """Run a breakpoint command to its `end`, each `printf` writing to `output` as it runs (as
+    gdbserver's `ax_printf` prints, then flushes, at the op)."""
+    _run(expression, read_register, read_memory, output)
+
+
+def _run(
+    expression: AgentExpression,
+    read_register: RegisterReader,
+    read_memory: MemoryReader,
+    output: PrintfOutput | None,
+) -> int | None:
+    """Run the bytecode to its `end`: the value on top of the stack, None when it is empty."""
     code = expression.code
     stack: list[int] = []
     pc = 0
@@ -229,14 +269,33 @@ def evaluate(expression: AgentExpression, read_register: RegisterReader, read_me
                 raise AgentExpressionError(f"cannot read {size} bytes at {address:#x}")
             stack.append(int.from_bytes(data, "little"))
         elif op == Op.END:
-            if not stack:
-                raise AgentExpressionError("nothing on the stack at end")
-            return stack[-1]
+            return stack[-1] if stack else None
+        elif op == Op.PRINTF:
+            pc = _printf(code, pc, stack, read_memory, output)
         else:
             pc = _other(op, code, pc, stack, read_register)
         if len(stack) >= STACK_LIMIT:
             raise AgentExpressionError("stack overflow")
     raise AgentExpressionError(f"no end after {STEP_LIMIT} instructions")
+
+
+def _printf(code: bytes, pc: int, stack: list[int], read_memory: MemoryReader, output: PrintfOutput | None) -> int:
+    """`printf NARGS LEN FORMAT`: pop the function and channel GDB pushed last (0 for dprintf; unused,
+    as in gdbserver), then the arguments, first one on top (GDB pushes them in reverse)."""
+    from ptstub.rsp.agentprintf import AgentPrintfError, format_output
+
+    if output is None:
+        raise AgentExpressionError("printf outside a breakpoint command")
+    nargs = code[pc]
+    end = pc + 3 + int.from_bytes(code[pc + 1 : pc + 3], "big")
+    _pop(stack)  # the function
+    _pop(stack)  # the channel
+    args = [_pop(stack) for _ in range(nargs)]
+    try:
+        output(format_output(code[pc + 3 : end], args, read_memory))
+    except AgentPrintfError as err:
+        raise AgentExpressionError(f"printf: {err}") from None
+    return end
 
 
 def _other(op: int, code: bytes, pc: int, stack: list[int], read_register: RegisterReader) -> int:
