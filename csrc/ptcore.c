@@ -363,7 +363,9 @@ static int read_task_status(int pid, int tid, char *buf)
 
 /* True when the thread has a signal pending that it does not block (signal(7)): then an -EINTR
  * return is what a run without the debugger would see too, so we must not hide it.  One read of
- * /proc/PID/task/TID/status gives all three masks. */
+ * /proc/PID/task/TID/status gives all three masks, both pending sets included even for a signal the
+ * kernel queued without its siginfo (which PTRACE_PEEKSIGINFO cannot see).  Read only at an
+ * interrupt stop that pulled a thread out of a call returning -EINTR, never per clone, exit or stop. */
 static int has_deliverable_signal(int pid, int tid)
 {
     char buf[4096];
@@ -1648,7 +1650,10 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
 static int stop_all_masked(pt_engine *e);
 
 /* Threads we wait for but that can no longer stop (a zombie leader, a thread killed by SIGKILL whose
- * status went elsewhere) are marked exiting, so a stop-all never hangs on them. */
+ * status went elsewhere) are marked exiting, so a stop-all never hangs on them.  /proc stays here:
+ * such a thread gives no wait status at all (a zombie leader's comes only once every other thread is
+ * gone), so its state file is the only witness; read only after 100 ms without the stops we asked for,
+ * never per event. */
 static void retire_unstoppable(pt_engine *e)
 {
     for (int32_t i = 0; i < e->nthreads; i++) {
@@ -2064,6 +2069,8 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
  * status is on the way (a vfork child, whose parent is not us, showed Z before waitpid had it). */
 static int exit_status_due(pt_engine *e)
 {
+    /* The stat file is read only for a leader already marked exiting, for the same reason as in
+     * retire_unstoppable: a zombie leader tells nothing through wait(2) while others live. */
     int others = 0;
     for (int32_t i = 0; i < e->nthreads; i++)
         others |= e->threads[i]->tid != e->pid && e->threads[i]->state != PT_GONE;
