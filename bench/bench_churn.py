@@ -103,17 +103,17 @@ def start_stub(stub: Stub, argv: list[str], prefix: list[str]) -> tuple[subproce
 def gdb_run(stub: Stub, argv: list[str], script: str, prefix: list[str] | None = None) -> tuple[float, str]:
     """GDB running `script` through `stub` to the program's end: (seconds, the program's output)."""
     proc, port = start_stub(stub, argv, prefix or [])
-    with tempfile.NamedTemporaryFile("w", suffix=".gdb") as f:
-        f.write(script)
-        f.flush()
-        args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", "-ex", f"target remote 127.0.0.1:{port}"]
-        start = time.perf_counter()
-        subprocess.run([*args, "-x", f.name, argv[0]], capture_output=True, timeout=600, check=False)
-        seconds = time.perf_counter() - start
     try:
+        with tempfile.NamedTemporaryFile("w", suffix=".gdb") as f:
+            f.write(script)
+            f.flush()
+            args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", "-ex", f"target remote 127.0.0.1:{port}"]
+            start = time.perf_counter()
+            subprocess.run([*args, "-x", f.name, argv[0]], capture_output=True, timeout=600, check=False)
+            seconds = time.perf_counter() - start
         out, _ = proc.communicate(timeout=60)  # the program's output comes through the stub's stdout
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:  # GDB or the program timed out: the stub (and its program) go too
             proc.kill()
             proc.wait()
     return seconds, out.decode(errors="replace")
