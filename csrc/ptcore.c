@@ -208,7 +208,7 @@ static int take_stop_request(pt_engine *e)
 /* Sleep in waitpid() until a status comes (handled here; *found gets its result) or the wake
  * signal (a tick, a deadline, a stop request).  Returns 1 after a status, 0 after a wake, or
  * -ENOSYS when blocking waits are not available (the caller sleeps in ppoll instead). */
-static int on_status(pt_engine *e, int tid, int status);
+static int drain_from(pt_engine *e, int hold, int tid, int status);
 static int sleep_in_waitpid(pt_engine *e, uint64_t deadline_ns, int *found)
 {
     if (!wake_sig)
@@ -235,7 +235,7 @@ static int sleep_in_waitpid(pt_engine *e, uint64_t deadline_ns, int *found)
     pid_t r = waitpid(-1, &st, __WALL);
     __atomic_store_n(&e->blocking, 0, __ATOMIC_SEQ_CST);
     if (r > 0) {
-        *found |= on_status(e, r, st);
+        *found |= drain_from(e, 1, r, st); /* that status and whatever else is ready, as one batch */
         return 1;
     }
     return 0; /* EINTR, or ECHILD (the caller's drain() sees that the process is gone) */
@@ -363,7 +363,9 @@ static int read_task_status(int pid, int tid, char *buf)
 
 /* True when the thread has a signal pending that it does not block (signal(7)): then an -EINTR
  * return is what a run without the debugger would see too, so we must not hide it.  One read of
- * /proc/PID/task/TID/status gives all three masks. */
+ * /proc/PID/task/TID/status gives all three masks, both pending sets included even for a signal the
+ * kernel queued without its siginfo (which PTRACE_PEEKSIGINFO cannot see).  Read only at an
+ * interrupt stop that pulled a thread out of a call returning -EINTR, never per clone, exit or stop. */
 static int has_deliverable_signal(int pid, int tid)
 {
     char buf[4096];
@@ -417,6 +419,13 @@ static void hash_rebuild(pt_engine *e)
     }
 }
 
+/* The live record of tid.  A PT_GONE record is never returned: its thread's exit status was reaped,
+ * and the kernel frees a tid only when the task is released, which for a traced thread is that very
+ * reaping (wait_task_zombie() -> release_task()).  So any later status for the same tid belongs to a
+ * new thread.  With pid_max at 32,768 (the default below 32 CPUs) thread churn wraps the tid space in
+ * seconds; a new thread found under a dead one's record was left stopped at its first stop, unknown
+ * to the table once the record was pruned (a hang: its joiner, then main, waited for ever).  The gone
+ * record stays in the table (a pointer to it may be held) until pt_prune. */
 static pt_thread *find(pt_engine *e, int32_t tid)
 {
     if (!e->hashcap)
@@ -424,7 +433,7 @@ static pt_thread *find(pt_engine *e, int32_t tid)
     uint32_t h = ((uint32_t)tid * 2654435761u) & (uint32_t)(e->hashcap - 1);
     while (e->hash[h]) {
         pt_thread *t = e->threads[e->hash[h] - 1];
-        if (t->tid == tid)
+        if (t->tid == tid && t->state != PT_GONE)
             return t;
         h = (h + 1) & (uint32_t)(e->hashcap - 1);
     }
@@ -497,25 +506,49 @@ int pt_prune(pt_engine *e)
     return removed;
 }
 
-/* Keep a status for whichever engine claims its tid later.  When the table is full, an exit status
- * goes first (a tid no engine knew at its end is rarely asked for again); a first stop that was
- * dropped would leave its thread stopped for ever and the wait for it blocked. */
+static int take_own_orphan(pt_engine *e, int tid, int *status);
+
+/* Keep a status for whichever engine claims its tid later: the first stop of a clone or fork child
+ * that came before its parent's event (parked: the thread stays stopped until then), or an exit
+ * status of a tid no engine knows.  Stops are all kept, since one dropped would leave its thread
+ * stopped for ever; exit statuses at most PT_MAX_ORPHANS, the oldest going first.  An exit status
+ * replaces a parked stop of the same tid: the thread died before anyone claimed it, and its tid may
+ * be a new thread's next (see find()). */
 static void remember_orphan(pt_engine *e, int tid, int status)
 {
-    int slot = e->n_orphans;
-    if (slot == PT_MAX_ORPHANS) {
-        slot = 0;
+    int is_exit = WIFEXITED(status) || WIFSIGNALED(status), old;
+    if (is_exit) {
+        while (take_own_orphan(e, tid, &old))
+            ;
+        int exits = 0, oldest = -1;
         for (int i = 0; i < e->n_orphans; i++)
-            if (WIFEXITED(e->orphan_status[i]) || WIFSIGNALED(e->orphan_status[i]))
-                slot = i;
-    } else {
-        e->n_orphans++;
+            if (WIFEXITED(e->orphan_status[i]) || WIFSIGNALED(e->orphan_status[i])) {
+                exits++;
+                oldest = oldest < 0 ? i : oldest;
+            }
+        if (exits >= PT_MAX_ORPHANS) { /* taken out in order, so the first one is the oldest */
+            memmove(e->orphan_tid + oldest, e->orphan_tid + oldest + 1,
+                    (size_t)(e->n_orphans - oldest - 1) * sizeof(int32_t));
+            memmove(e->orphan_status + oldest, e->orphan_status + oldest + 1,
+                    (size_t)(e->n_orphans - oldest - 1) * sizeof(int32_t));
+            e->n_orphans--;
+        }
     }
-    e->orphan_tid[slot] = tid;
-    e->orphan_status[slot] = status;
+    if (e->n_orphans == e->orphan_cap) {
+        int32_t ncap = e->orphan_cap ? 2 * e->orphan_cap : 64;
+        int32_t *tids = realloc(e->orphan_tid, (size_t)ncap * sizeof *tids);
+        if (tids)
+            e->orphan_tid = tids;
+        int32_t *sts = tids ? realloc(e->orphan_status, (size_t)ncap * sizeof *sts) : NULL;
+        if (!sts)
+            return; /* out of memory: nothing better to do */
+        e->orphan_status = sts;
+        e->orphan_cap = ncap;
+    }
+    e->orphan_tid[e->n_orphans] = tid;
+    e->orphan_status[e->n_orphans] = status;
+    e->n_orphans++;
 }
-
-static int take_own_orphan(pt_engine *e, int tid, int *status);
 
 /* A status one engine collected may be kept by another engine of the same session (its waitpid(-1)
  * came first): look in the whole ring of peers. */
@@ -529,14 +562,15 @@ static int take_orphan(pt_engine *e, int tid, int *status)
     return 0;
 }
 
+/* Take the oldest status kept for tid (the order of the others is kept: remember_orphan relies on it). */
 static int take_own_orphan(pt_engine *e, int tid, int *status)
 {
     for (int i = 0; i < e->n_orphans; i++) {
         if (e->orphan_tid[i] == tid) {
             *status = e->orphan_status[i];
             e->n_orphans--;
-            e->orphan_tid[i] = e->orphan_tid[e->n_orphans];
-            e->orphan_status[i] = e->orphan_status[e->n_orphans];
+            memmove(e->orphan_tid + i, e->orphan_tid + i + 1, (size_t)(e->n_orphans - i) * sizeof(int32_t));
+            memmove(e->orphan_status + i, e->orphan_status + i + 1, (size_t)(e->n_orphans - i) * sizeof(int32_t));
             return 1;
         }
     }
@@ -556,6 +590,9 @@ static int route_to_peer(pt_engine *e, int tid, int status)
             owner = p;
     if (!owner && (WIFEXITED(status) || WIFSIGNALED(status)))
         return -1; /* an exit status of a thread no engine knows: /proc has nothing to tell any more */
+    /* Only with several processes (no peer, no loop): a peer's thread seen before the peer knew it.
+     * Parking it would do too (the claimant looks in every engine's orphans), but the routing is kept
+     * as it was measured with GDB's multi-process tests; one engine alone never reads /proc here. */
     for (pt_engine *p = e->peer; p && p != e && !owner; p = p->peer)
         if (tgid_of(tid) == p->pid)
             owner = p;
@@ -928,6 +965,40 @@ static int resume_thread(pt_engine *e, pt_thread *t, int sig)
 
 static int record(pt_thread *t, int kind, int sig, uint64_t pc, uint64_t data);
 
+/* Note a thread to resume when the drain under way ends; 0 when it must be resumed now (no memory). */
+static int defer_resume(pt_engine *e, pt_thread *t)
+{
+    if (t->resume_due)
+        return 1;
+    if (e->ndue == e->duecap) {
+        int32_t ncap = e->duecap ? 2 * e->duecap : 64;
+        pt_thread **n = realloc(e->due, (size_t)ncap * sizeof *n);
+        if (!n)
+            return 0;
+        e->due = n;
+        e->duecap = ncap;
+    }
+    e->due[e->ndue++] = t;
+    t->resume_due = 1;
+    return 1;
+}
+
+/* End of a drain: run the threads whose resume was deferred, or with `hold` (an event was found and
+ * the world is about to be stopped) leave them stopped: pt_resume runs them with everyone else. */
+static void settle_deferred(pt_engine *e, int hold)
+{
+    for (int32_t i = 0; i < e->ndue; i++) {
+        pt_thread *t = e->due[i];
+        t->resume_due = 0;
+        if (hold || t->state != PT_STOPPED || t->ev_kind != PT_EV_NONE)
+            continue; /* held, killed meanwhile (its exit status came), or it has an event after all */
+        int sig = t->deliver_sig;
+        t->deliver_sig = 0;
+        resume_thread(e, t, sig);
+    }
+    e->ndue = 0;
+}
+
 /* Resume a thread after a stop that is not reported, unless the world is stopping or stopped. */
 static int keep_or_resume(pt_engine *e, pt_thread *t)
 {
@@ -944,6 +1015,8 @@ static int keep_or_resume(pt_engine *e, pt_thread *t)
         uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
         return record(t, PT_EV_INTERRUPT, 0, pc, 0);
     }
+    if (e->collecting && defer_resume(e, t))
+        return 0; /* resumed at the end of the drain (see drain()) */
     int sig = t->deliver_sig;
     t->deliver_sig = 0;
     resume_thread(e, t, sig);
@@ -1201,20 +1274,28 @@ static int on_event_stop(pt_engine *e, pt_thread *t, int sig)
     return keep_or_resume(e, t);
 }
 
+/* A thread the kernel attached to us at its parent's clone (PTRACE_O_TRACECLONE): recorded as running
+ * towards its first stop, or, when that stop came first and was parked, handled now. */
+static void adopt_clone(pt_engine *e, int32_t newtid)
+{
+    if (find(e, newtid))
+        return;
+    pt_thread *n = add_thread(e, newtid, PT_RUNNING);
+    if (!n)
+        return;
+    n->awaiting_initial = 1;
+    int st;
+    if (take_orphan(e, newtid, &st))
+        on_status(e, newtid, st);
+}
+
 static int on_clone(pt_engine *e, pt_thread *t)
 {
     unsigned long newtid = 0;
     int32_t parent = t->tid;
-    if (ptrace(PTRACE_GETEVENTMSG, parent, 0, &newtid) == 0 && !find(e, (int32_t)newtid)) {
-        pt_thread *n = add_thread(e, (int32_t)newtid, PT_RUNNING);
-        if (n) {
-            n->awaiting_initial = 1;
-            int st;
-            if (take_orphan(e, (int)newtid, &st)) /* its first stop came before this event */
-                on_status(e, (int)newtid, st);
-        }
-    }
-    return keep_or_resume(e, find(e, parent));
+    if (ptrace(PTRACE_GETEVENTMSG, parent, 0, &newtid) == 0)
+        adopt_clone(e, (int32_t)newtid);
+    return keep_or_resume(e, t);
 }
 
 /* A fork child has a copy of the parent's memory, int3s included: put the original bytes back. */
@@ -1479,14 +1560,15 @@ static int on_status(pt_engine *e, int tid, int status)
     if (!WIFSTOPPED(status))
         return 0;
     if (!t) {
-        if (tgid_of(tid) != e->pid) { /* a fork child or another engine's thread: not ours to handle */
-            route_or_remember(e, tid, status);
-            return 0;
-        }
-        t = add_thread(e, tid, PT_RUNNING); /* a clone child seen before its parent's clone event */
-        if (!t)
-            return 0;
-        t->awaiting_initial = 1;
+        /* A tid we do not know: a clone or fork child whose first stop came before its parent's
+         * PTRACE_EVENT_CLONE/FORK (wait(2) looks at the newest tracee first, so under thread churn
+         * that is the usual order), or a peer's thread.  Parked, the child stays stopped until its
+         * parent's event claims it (adopt_clone, on_fork), as gdbserver keeps such stops
+         * (stopped_pids): that tells a thread from a fork child without reading /proc/TID/status,
+         * which cost a kernel text rendering per new thread, and a parked child cannot run and end
+         * before its parent's event is seen, so the tid that event names is always its own. */
+        route_or_remember(e, tid, status);
+        return 0;
     }
     if (t->state == PT_RUNNING)
         set_state(e, t, PT_STOPPED);
@@ -1519,10 +1601,21 @@ static int on_status(pt_engine *e, int tid, int status)
     }
 }
 
-/* Collect every status the kernel has ready, without blocking. */
-static int drain(pt_engine *e)
+/* Collect every status the kernel has ready, without blocking, as one batch (after the status
+ * `tid` already collected, when tid > 0).  While the world runs, a thread whose stop has nothing to
+ * report is resumed only when the batch ends, not at once: resumed at once it could stop again
+ * before the batch ended (it clones, its new thread stops, it ends), so under thread churn the drain
+ * never ran dry, and since wait(2) looks at the newest tracee first, a hit of the oldest thread, the
+ * main one, waited behind the churn for seconds.  A batch now ends once every thread has stopped at
+ * most once (gdbserver's wait loop too collects every pending status before it resumes any thread).
+ * With an event found and `hold` (all-stop: the world is stopped next) the deferred threads stay
+ * stopped, one interrupt fewer each; otherwise they run again.  Returns 1 when an event was found. */
+static int drain_from(pt_engine *e, int hold, int tid, int status)
 {
     int found = 0, st;
+    e->collecting = 1;
+    if (tid > 0)
+        found |= on_status(e, tid, status);
     for (;;) {
         pid_t r = waitpid(-1, &st, __WALL | WNOHANG);
         if (r > 0) {
@@ -1539,8 +1632,16 @@ static int drain(pt_engine *e)
                 set_state(e, e->threads[i], PT_GONE);
             found = 1;
         }
-        return found;
+        break;
     }
+    e->collecting = 0;
+    settle_deferred(e, hold && found);
+    return found;
+}
+
+static int drain(pt_engine *e)
+{
+    return drain_from(e, 1, 0, 0);
 }
 
 static void interrupt_running(pt_engine *e);
@@ -1549,7 +1650,10 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
 static int stop_all_masked(pt_engine *e);
 
 /* Threads we wait for but that can no longer stop (a zombie leader, a thread killed by SIGKILL whose
- * status went elsewhere) are marked exiting, so a stop-all never hangs on them. */
+ * status went elsewhere) are marked exiting, so a stop-all never hangs on them.  /proc stays here:
+ * such a thread gives no wait status at all (a zombie leader's comes only once every other thread is
+ * gone), so its state file is the only witness; read only after 100 ms without the stops we asked for,
+ * never per event. */
 static void retire_unstoppable(pt_engine *e)
 {
     for (int32_t i = 0; i < e->nthreads; i++) {
@@ -1807,15 +1911,10 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             e->n_stale_stops++;
             continue;
         }
-        if (event == PTRACE_EVENT_CLONE) {
+        if (event == PTRACE_EVENT_CLONE) { /* the child is held too (the world is stopped) */
             unsigned long nt = 0;
-            ptrace(PTRACE_GETEVENTMSG, tid, 0, &nt);
-            if (!find(e, (int32_t)nt)) {
-                pt_thread *n = add_thread(e, (int32_t)nt, PT_RUNNING);
-                if (n)
-                    n->awaiting_initial = 1;
-            }
-            t = find(e, tid);
+            if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &nt) == 0)
+                adopt_clone(e, (int32_t)nt);
             continue;
         }
         if (event == PTRACE_EVENT_EXIT) {
@@ -1992,6 +2091,8 @@ static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
  * status is on the way (a vfork child, whose parent is not us, showed Z before waitpid had it). */
 static int exit_status_due(pt_engine *e)
 {
+    /* The stat file is read only for a leader already marked exiting, for the same reason as in
+     * retire_unstoppable: a zombie leader tells nothing through wait(2) while others live. */
     int others = 0;
     for (int32_t i = 0; i < e->nthreads; i++)
         others |= e->threads[i]->tid != e->pid && e->threads[i]->state != PT_GONE;
@@ -2034,6 +2135,9 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
     int found = 0; /* an event that sleep_in_waitpid() collected */
     for (int first = 1;; first = 0) {
+        /* No pointer to a record is held between rounds: the dead threads' records go now, not at the
+         * next stop, or a long wait under thread churn gathered thousands for every loop to walk. */
+        pt_prune(e);
         if (take_stop_request(e))
             e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
         if (!(first && just_resumed) && (found || e->peer_event || drain(e) || e->exited)) {
@@ -2287,6 +2391,9 @@ void pt_engine_free(pt_engine *e)
     free(e->threads);
     free(e->hash);
     free(e->bps);
+    free(e->orphan_tid);
+    free(e->orphan_status);
+    free(e->due);
     if (e->memfd >= 0)
         close(e->memfd);
     if (e->wakefd >= 0)
@@ -2348,10 +2455,7 @@ static int attach_all_masked(pt_engine *e)
                 if (err == ESRCH || s == 'Z' || s == 'X' || s == 0)
                     continue; /* died meanwhile, or a zombie (a leader that exited first) */
                 if (err == EPERM && seized_any) {
-                    /* already ours: a clone child auto-attached since the last pass */
-                    pt_thread *t = add_thread(e, tid, PT_RUNNING);
-                    if (t)
-                        t->awaiting_initial = 1;
+                    adopt_clone(e, tid); /* already ours: a clone child auto-attached since the last pass */
                     continue;
                 }
                 closedir(d);
@@ -2620,7 +2724,7 @@ static int measure_stop_all_masked(pt_engine *e, int rounds, uint64_t *stop_ns, 
         uint64_t t2 = pt_now_ns();
         stop_ns[i] = t1 - t0;
         cycle_ns[i] = t2 - t0;
-        drain(e);
+        drain_from(e, 0, 0, 0);
     }
     return rounds;
 }
@@ -2796,7 +2900,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
         if (take_stop_request(e)) /* clears the flag too, or a later all-stop wait would act on it */
             for (int32_t i = 0; i < e->nthreads; i++)
                 stop_thread_masked(e, e->threads[i]->tid);
-        drain(e);
+        drain_from(e, 0, 0, 0); /* non-stop: nothing is held */
         pt_prune(e);
         if (choose_report(e, 0))
             return 1;
@@ -2815,7 +2919,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
         }
         if (extra_fd >= 0 && p[2].revents) { /* GDB first, unless an event is ready: a stream of
                                               * unreported stops (clones, echoes) must not starve it */
-            drain(e);
+            drain_from(e, 0, 0, 0);
             pt_prune(e);
             return choose_report(e, 0) ? 1 : e->peer && e->peer_event ? 4 : 2;
         }

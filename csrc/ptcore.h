@@ -18,7 +18,9 @@ enum {
     PT_GONE = 3
 };
 
-/* Statuses an engine keeps for tids that are not (yet) its own. */
+/* Exit statuses an engine keeps at most for tids that are not its own (the oldest goes first).  Stops
+ * of such tids are all kept: each is a thread held stopped until its parent's clone or fork event
+ * claims it, and a stop dropped would leave its thread stopped for ever. */
 enum { PT_MAX_ORPHANS = 64 };
 
 /* What a thread does on the next pt_resume. */
@@ -77,7 +79,7 @@ typedef struct pt_thread {
     int64_t restart_written;
     uint64_t bp_pc;            /* its pc when on_breakpoint was set (or GDB last set it) */
     int32_t step_unfinished;   /* resumed with PTRACE_SINGLESTEP and its step trap not seen yet */
-    int32_t pad_step;
+    int32_t resume_due;        /* a stop with nothing to report, its resume deferred to the end of the drain */
 } pt_thread;
 
 typedef struct pt_breakpoint {
@@ -125,9 +127,15 @@ typedef struct pt_engine {
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
-    int32_t n_orphans;         /* statuses of pids that are not ours, for the caller to route */
-    int32_t orphan_tid[PT_MAX_ORPHANS];
-    int32_t orphan_status[PT_MAX_ORPHANS];
+    int32_t n_orphans;         /* statuses of tids that are not (yet) ours: parked for their claimant */
+    int32_t orphan_cap;
+    int32_t *orphan_tid;
+    int32_t *orphan_status;
+    /* one drain of the kernel's statuses (see drain() in ptcore.c) */
+    int32_t collecting;        /* inside a drain with the world running: resumes are deferred */
+    int32_t ndue;              /* threads whose resume was deferred, in due[] */
+    int32_t duecap;
+    pt_thread **due;
     /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore.c) */
     int32_t tracer_tid;        /* the thread that waits: where pt_request_stop sends the wake signal */
     int32_t stop_flag;         /* set by pt_request_stop from any thread (atomic), taken by the waits */

@@ -143,7 +143,9 @@ class Inferior:
             if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
                 continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
             # /proc comm, read once per stop: GDB may ask several times, but any thread that ran may
-            # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp).
+            # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp). The kernel
+            # gives another thread's name nowhere else (PR_GET_NAME reads the caller's own), so this
+            # is the one /proc read per stop left: a pread per known thread, an open per new one.
             cached = names.get(tid)
             if cached is None or cached[1] != resumes:
                 cached = names[tid] = (self._read_comm(tid), resumes, cached[2] if cached is not None else None)

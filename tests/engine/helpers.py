@@ -160,6 +160,13 @@ def tracer_pids(pid: int) -> dict[int, int]:
     return result
 
 
+def check_released(pid: int) -> None:
+    """No thread of `pid` is traced, in a ptrace stop or in a group-stop."""
+    assert set(tracer_pids(pid).values()) == {0}, f"still traced after detach: {tracer_pids(pid)}"
+    states = {tid: seen[0] for tid in task_ids(pid) if (seen := task_state(pid, tid))}
+    assert not {tid: s for tid, s in states.items() if s in "tT"}, f"threads left stopped after detach: {states}"
+
+
 # ------------------------------------------------------------------------------------------ the loop
 @dataclass
 class RunResult:

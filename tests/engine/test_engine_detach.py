@@ -19,7 +19,15 @@ import threading
 import time
 
 import pytest
-from helpers import launched, read_proc_mem, task_ids, task_state, time_limit, tracer_pids, unstopped_threads
+from helpers import (
+    check_released,
+    launched,
+    read_proc_mem,
+    task_ids,
+    task_state,
+    time_limit,
+    unstopped_threads,
+)
 
 import ptstub
 import ptstub.linux.ffi
@@ -28,13 +36,6 @@ from ptstub.events import BreakpointHit, Exited, Forked, Interrupted, VforkDone
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def check_released(pid: int) -> None:
-    """No thread of `pid` is traced, in a ptrace stop or in a group-stop."""
-    assert set(tracer_pids(pid).values()) == {0}, f"still traced after detach: {tracer_pids(pid)}"
-    states = {tid: seen[0] for tid in task_ids(pid) if (seen := task_state(pid, tid))}
-    assert not {tid: s for tid, s in states.items() if s in "tT"}, f"threads left stopped after detach: {states}"
 
 
 def wait_counter_advances(pid: int, address: int, by: int, seconds: float = 10.0) -> None:

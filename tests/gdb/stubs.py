@@ -247,3 +247,22 @@ def process_state(pid: int, tid: int | None = None) -> str:
             return f.read().rsplit(")", 1)[1].split()[0]
     except FileNotFoundError:
         return "Z"
+
+
+def held_threads(pid: int) -> dict[int, str]:
+    """Threads of `pid` still traced or stopped (`t`/`T`), as {tid: "state letter, TracerPid N"}."""
+    held = {}
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except FileNotFoundError:
+        return {}
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        state, tracer = fields["State"].split()[0], int(fields["TracerPid"])
+        if tracer or state in "tT":
+            held[tid] = f"{state}, TracerPid {tracer}"
+    return held
