@@ -271,6 +271,115 @@ def stale_known(known: list[KnownRegression], comparisons: list, selection: set[
     return out
 
 
+# ------------------------------------------------------------------------------------------------
+# CPU-dependent files: their results follow the host's CPU, not only the stub
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuDependent:
+    """One line of cpu-dependent.txt: files whose results depend on these CPU features.
+
+    A feature is a ``/proc/cpuinfo`` flag (``avx512f``, ``pku``) or ``vendor``: the XSAVE layout, hence
+    where a stub finds a register, differs between vendors (gdbserver 13.1 assumes Intel's offsets).
+    """
+
+    pattern: str
+    features: tuple[str, ...]
+
+
+def parse_cpu_dependent(text: str) -> list[CpuDependent]:
+    """`PATTERN -- FEATURE...` lines ('#' comments); at least one feature per line."""
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        pattern, sep, feats = line.partition(" -- ")
+        if not sep or not pattern.strip() or not feats.split():
+            raise UsageError(f"cpu-dependent line {n}: expected 'PATTERN -- FEATURE...', got {line!r}")
+        out.append(CpuDependent(pattern.strip(), tuple(feats.split())))
+    return out
+
+
+def load_cpu_dependent(path: Path | None) -> list[CpuDependent]:
+    if path is None or not path.exists():
+        return []
+    return parse_cpu_dependent(path.read_text())
+
+
+def cpu_profile(cpuinfo: str) -> dict:
+    """The host's CPU as a baseline records it: vendor, model name and every flag of the first CPU.
+
+    The kernel lists a flag only when the feature is usable: it clears e.g. ``avx512f`` when XCR0 does
+    not enable the AVX-512 state, so the flags are what a debugged program (and a stub) can use.
+    """
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # first processor only: the others are the same CPU
+            continue
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return {
+        "vendor": fields.get("vendor_id", ""),
+        "model": fields.get("model name", ""),
+        "flags": sorted(set(fields.get("flags", "").split())),
+    }
+
+
+def host_cpu_profile(path: str = "/proc/cpuinfo") -> dict:
+    try:
+        return cpu_profile(Path(path).read_text())
+    except OSError:
+        return {"vendor": "", "model": "", "flags": []}
+
+
+def _feature(profile: dict, feature: str) -> str | bool:
+    return profile.get("vendor", "") if feature == "vendor" else feature in profile.get("flags", ())
+
+
+def cpu_live_files(
+    selection: list[str], deps: list[CpuDependent], base_profile: dict | None, host_profile: dict
+) -> dict[str, str]:
+    """Selected CPU-dependent files whose baseline results do not hold on this host, with the reason.
+
+    A file is live (gdbserver runs it again here) when the baseline's CPU differs from the host's in
+    one of the file's features, or when the baseline records no CPU at all.
+    """
+    out: dict[str, str] = {}
+    for exp in selection:
+        dep = next((d for d in deps if fnmatch.fnmatchcase(exp, d.pattern)), None)
+        if dep is None:
+            continue
+        if base_profile is None:
+            out[exp] = "the baseline records no CPU"
+            continue
+        differ = [f for f in dep.features if _feature(base_profile, f) != _feature(host_profile, f)]
+        if differ:
+            out[exp] = "CPU differs from the baseline's in " + ", ".join(differ)
+    return out
+
+
+def test_file(name: str) -> str:
+    """The .exp file of a test name (``gdb.arch/x.exp: name`` -> ``gdb.arch/x.exp``)."""
+    return name.split(": ", 1)[0]
+
+
+def reference_tests(base: dict[str, str], live: dict[str, str], live_files: set[str]) -> dict[str, str]:
+    """The baseline's results, with those of the live files replaced by this host's gdbserver run."""
+    out = {n: s for n, s in base.items() if test_file(n) not in live_files}
+    out.update({n: s for n, s in live.items() if test_file(n) in live_files})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# Comparing
+# ------------------------------------------------------------------------------------------------
+
+
 @dataclass
 class Comparison:
     board: str
@@ -492,7 +601,7 @@ def run_cmd(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 def ensure_packages(pkgs_by_cmd: dict[str, str]) -> None:
-    """Install (with the system's apt) the Debian packages whose command is missing."""
+    """Install (with the system's apt) the Debian packages whose command (or file, for a path) is missing."""
     missing = sorted({pkg for cmd, pkg in pkgs_by_cmd.items() if shutil.which(cmd) is None and not Path(cmd).is_file()})
     if not missing:
         return
@@ -560,6 +669,24 @@ def apt_options(apt_dir: Path) -> list[str]:
     ]
 
 
+# gdb/nat headers the tests include: x86-cpuid.h (CPUID for the AVX, AVX-512, PKU, SSE and MPX checks)
+# and the copy of GCC's cpuid.h it includes.
+NAT_HEADERS = ("gdb/nat/x86-cpuid.h", "gdb/nat/x86-gcc-cpuid.h")
+
+# Files a selection needs beyond the testsuite's own tools: (pattern of .exp paths, file, package).
+# The gdb.arch stap tests assemble probes with <sys/sdt.h>; without it they are only UNTESTED.
+EXTRA_PACKAGES = (("gdb.arch/*stap*.exp", "/usr/include/x86_64-linux-gnu/sys/sdt.h", "systemtap-sdt-dev"),)
+
+
+def packages_for(selection: list[str]) -> dict[str, str]:
+    """The {file: package} a selection needs (for ensure_packages)."""
+    return {
+        path: pkg
+        for pattern, path, pkg in EXTRA_PACKAGES
+        if any(fnmatch.fnmatchcase(exp, pattern) for exp in selection)
+    }
+
+
 class Testsuite:
     """The downloaded, unpacked and configured GDB testsuite in the cache directory."""
 
@@ -579,13 +706,36 @@ class Testsuite:
         return self.stamp.exists() and (self.build / "site.exp").exists() and self.srcdir.is_dir()
 
     def prepare(self, mirror: str, security: str) -> None:
-        if self.ready:
+        if not self.ready:
+            self.root.mkdir(parents=True, exist_ok=True)
+            self._download(mirror, security)
+            self._unpack()
+            self._configure()
+            self.stamp.write_text(f"{self.version}\n")
+        self._add_nat_headers(mirror, security)
+
+    def _add_nat_headers(self, mirror: str, security: str) -> None:
+        """Add NAT_HEADERS to a cache unpacked without them, beside the files already there.
+
+        Another invocation may be running tests from this cache: nothing is removed, and each header
+        appears whole (extracted aside, then renamed into place).
+        """
+        missing = [h for h in NAT_HEADERS if not (self.src_top / h).is_file()]
+        if not missing:
             return
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._download(mirror, security)
-        self._unpack()
-        self._configure()
-        self.stamp.write_text(f"{self.version}\n")
+        top = self.src_top.name
+        tmp = self.root / f"nat.part-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            self._download(mirror, security)  # a no-op while the source package is in the cache
+            tarball = sorted(self.dl_dir.glob("*.orig.tar.*"))[0]
+            run_cmd(["tar", "-xf", str(tarball), "-C", str(tmp), *(f"{top}/{h}" for h in missing)])
+            for h in missing:
+                (self.src_top / h).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp / top / h, self.src_top / h)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     def _download(self, mirror: str, security: str) -> None:
         if list(self.dl_dir.glob("*.orig.tar.*")):
@@ -613,7 +763,8 @@ class Testsuite:
         shutil.rmtree(src, ignore_errors=True)
         src.mkdir(parents=True)
         log(f"unpacking {top}/gdb/testsuite from {tarball.name}")
-        # configure looks for install-sh/config.* two levels up; the Makefile includes gdb/*.mk.
+        # configure looks for install-sh/config.* two levels up; the Makefile includes gdb/*.mk; the
+        # gdb.arch x86 tests and lib/gdb.exp's have_avx/have_mpx compile with -I$srcdir/../nat.
         run_cmd(
             [
                 "tar",
@@ -627,6 +778,7 @@ class Testsuite:
                 f"{top}/config.guess",
                 f"{top}/config.sub",
                 f"{top}/gdb/*.mk",
+                *(f"{top}/{h}" for h in NAT_HEADERS),
             ]
         )
 
@@ -741,7 +893,13 @@ class RunSpec:
 
     @property
     def label(self) -> str:
+        if self.iteration == LIVE_ITERATION:
+            return f"{self.stub}/{self.board} (live)"
         return f"{self.stub}/{self.board}" + (f"#{self.iteration}" if self.iteration > 1 else "")
+
+
+# The gdbserver run of the CPU-dependent files whose baseline results do not hold on this host.
+LIVE_ITERATION = 98
 
 
 @dataclass
@@ -948,7 +1106,8 @@ def order_jobs(jobs: list[Job], timings: dict[str, float]) -> list[Job]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="conformance/run",
-        description="Run GDB's own testsuite (gdb.server, gdb.threads, stub-related gdb.base) through "
+        description="Run GDB's own testsuite (gdb.server, gdb.threads, stub-related gdb.base, gdb.arch, "
+        "gdb.python and gdb.mi files) through "
         "ptstub or GNU gdbserver and compare the results.",
     )
     p.add_argument(
@@ -1011,6 +1170,24 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the gdbserver results (first iteration) as a baseline file for --against",
     )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --write-baseline: merge this run's files into FILE (its other files stay as they are)",
+    )
+    p.add_argument(
+        "--cpu-dependent",
+        type=Path,
+        default=HERE / "cpu-dependent.txt",
+        help="files whose results depend on CPU features (default conformance/cpu-dependent.txt)",
+    )
+    p.add_argument(
+        "--cpu-live",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="with --against: run gdbserver here on the CPU-dependent files when the baseline's CPU "
+        "differs in their features (auto), always, or never (trust the baseline)",
+    )
     p.add_argument("--gdb", default="/usr/bin/gdb", help="GDB under which to run (default /usr/bin/gdb)")
     p.add_argument("--mirror", default=DEFAULT_MIRROR, help="Debian mirror for the deb-src line")
     p.add_argument("--security-mirror", default=DEFAULT_SECURITY_MIRROR)
@@ -1071,9 +1248,17 @@ def reference_from_file(data: dict, board: str) -> dict | None:
 
 
 def baseline_doc(
-    runs: list[dict], gdb_version: str, subset: str, selection: list[str], jobs: int, wall: float, unstable: dict
+    runs: list[dict],
+    gdb_version: str,
+    subset: str,
+    selection: list[str],
+    jobs: int,
+    wall: float,
+    unstable: dict,
+    cpu: dict | None = None,
 ) -> dict:
-    """A compact results file for --against: the reference runs without machine-local paths."""
+    """A compact results file for --against: the reference runs without machine-local paths, and the
+    CPU they ran on (the results of cpu-dependent.txt's files hold for that CPU only)."""
     slim = []
     for rj in runs:
         files = {e: {k: f[k] for k in ("outcome", "seconds", "counts")} for e, f in rj["files"].items()}
@@ -1091,6 +1276,7 @@ def baseline_doc(
         "format": FORMAT,
         "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "host": {"machine": platform.machine(), "kernel": platform.release(), "cpus": os.cpu_count()},
+        "cpu": cpu if cpu is not None else host_cpu_profile(),
         "gdb": gdb_version,
         "subset": subset,
         "selection": selection,
@@ -1099,6 +1285,106 @@ def baseline_doc(
         "runs": slim,
         "unstable": unstable,
     }
+
+
+def counts_by_dir_json(files: dict[str, dict]) -> dict[str, dict[str, int]]:
+    """counts_by_dir for a baseline's per-file entries (outcome, seconds, counts)."""
+    out: dict[str, dict] = {}
+    for exp in sorted(files):
+        f = files[exp]
+        d = out.setdefault(exp_dir(exp), {k: 0 for k in (*STATUSES, "ERROR", "files", "timeouts")})
+        for k, v in f["counts"].items():
+            d[k] = d.get(k, 0) + v
+        d["files"] += 1
+        d["timeouts"] += f["outcome"] == "timeout"
+        d["seconds"] = round(d.get("seconds", 0) + f["seconds"], 1)
+    return out
+
+
+def merge_baselines(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s files added (or replaced, for files both hold); old files stay as they are.
+
+    Per board, the tests and per-file entries of ``new``'s selection replace the old ones; the
+    selection grows by the new files, in order.  ``merged`` records each merge.  The CPU recorded is the
+    new one (check_merge_cpu refuses a merge that would mislabel old CPU-dependent results).
+    """
+    new_files = set(new["selection"])
+    boards_old = {r["board"] for r in old["runs"]}
+    boards_new = {r["board"] for r in new["runs"]}
+    if boards_old != boards_new:
+        raise UsageError(f"cannot merge: the baseline has boards {sorted(boards_old)}, the run {sorted(boards_new)}")
+    if old.get("gdb") != new.get("gdb"):
+        raise UsageError(f"cannot merge results of gdb {new.get('gdb')} into a baseline of gdb {old.get('gdb')}")
+    runs = []
+    for ro in old["runs"]:
+        rn = next(r for r in new["runs"] if r["board"] == ro["board"])
+        tests = {n: s for n, s in ro["tests"].items() if test_file(n) not in new_files}
+        tests.update(rn["tests"])
+        files = {e: f for e, f in ro["files"].items() if e not in new_files}
+        files.update(rn["files"])
+        # Directories the new files touch are counted again; the others keep their entry as it was.
+        counts = dict(ro["counts_by_dir"])
+        touched = {exp_dir(e) for e in new_files}
+        counts.update({d: c for d, c in counts_by_dir_json(files).items() if d in touched})
+        runs.append(ro | {"files": files, "tests": tests, "counts_by_dir": dict(sorted(counts.items()))})
+    merged = list(old.get("merged", []))
+    merged.append({k: new.get(k) for k in ("created", "subset", "jobs", "wall_seconds")} | {"files": len(new_files)})
+    unstable = {k: dict(v) for k, v in old.get("unstable", {}).items()}
+    for k, v in new.get("unstable", {}).items():
+        unstable.setdefault(k, {}).update(v)
+    return old | {
+        "cpu": new.get("cpu"),
+        "selection": [*old["selection"], *(e for e in new["selection"] if e not in old["selection"])],
+        "runs": runs,
+        "unstable": unstable,
+        "merged": merged,
+    }
+
+
+def merge_into(path: Path, new: dict, deps: list[CpuDependent]) -> dict:
+    """The baseline in ``path`` with ``new`` merged in (see merge_baselines)."""
+    old = load_baseline(path)
+    check_merge_cpu(old, new, deps)
+    return merge_baselines(old, new)
+
+
+def load_baseline(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise UsageError(f"--merge: {path} is not a baseline: {e}") from e
+
+
+def precheck_merge(path: Path, planned: dict, deps: list[CpuDependent]) -> None:
+    """Refuse before running what merge_into would refuse after it (``planned``: the run's gdb,
+    selection, cpu and one entry per board)."""
+    if not path.exists():
+        return
+    old = load_baseline(path)
+    check_merge_cpu(old, planned, deps)
+    merge_baselines(old, planned | {"runs": [{"board": r["board"], "tests": {}, "files": {}} for r in planned["runs"]]})
+
+
+def live_files(
+    mode: str, selection: list[str], deps: list[CpuDependent], against: dict | None, host_cpu: dict
+) -> dict[str, str]:
+    """--cpu-live: the CPU-dependent files whose reference is gdbserver on this host, with the reason."""
+    if against is None or mode == "never":
+        return {}
+    if mode == "always":
+        return {e: "--cpu-live always" for e in selection if any(fnmatch.fnmatchcase(e, d.pattern) for d in deps)}
+    return cpu_live_files(selection, deps, against.get("cpu"), host_cpu)
+
+
+def check_merge_cpu(old: dict, new: dict, deps: list[CpuDependent]) -> None:
+    """Refuse a merge that would label old CPU-dependent results with another CPU."""
+    kept = [e for e in old["selection"] if e not in set(new["selection"])]
+    stale = cpu_live_files(kept, deps, old.get("cpu"), new.get("cpu") or {})
+    if stale:
+        raise UsageError(
+            "cannot merge: the baseline holds CPU-dependent results from another CPU, not run again: "
+            + ", ".join(sorted(stale))
+        )
 
 
 CONFIRM_ITERATION = 99
@@ -1192,6 +1478,9 @@ def _main(args: argparse.Namespace) -> int:
     if args.against and not args.against.is_file():
         raise UsageError(f"--against: no such file {args.against}")
     known = load_known(args.known)  # read first: a malformed file must not cost a whole run
+    cpu_deps = load_cpu_dependent(args.cpu_dependent)
+    if args.merge and not args.write_baseline:
+        raise UsageError("--merge needs --write-baseline FILE (the baseline to merge into)")
     boards = list(BOARDS) if args.board == "both" else [args.board]
     try:
         against = json.loads(args.against.read_text()) if args.against else None
@@ -1227,9 +1516,23 @@ def _main(args: argparse.Namespace) -> int:
     if args.list:
         print("\n".join(selection))
         return 0
+    ensure_packages(packages_for(selection))
 
     stubs = [args.stub] + (["gdbserver"] if args.baseline and args.stub != "gdbserver" else [])
-    progs = {s: resolve_server_prog(s, cache) for s in stubs}
+    host_cpu = host_cpu_profile()
+    live = live_files(args.cpu_live, selection, cpu_deps, against, host_cpu)
+    live_run = bool(live) and "gdbserver" not in stubs  # else gdbserver runs every file anyway
+    if live_run:
+        ensure_packages({"gdbserver": "gdbserver"})
+    if args.merge:
+        planned = {
+            "gdb": suite.version,
+            "selection": selection,
+            "cpu": host_cpu,
+            "runs": [{"board": b} for b in boards],
+        }
+        precheck_merge(args.write_baseline, planned, cpu_deps)
+    progs = {s: resolve_server_prog(s, cache) for s in [*stubs, *(["gdbserver"] if live_run else [])]}
     if args.stub_prog:
         if not os.access(args.stub_prog, os.X_OK):
             raise UsageError(f"--stub-prog: {args.stub_prog} is not an executable")
@@ -1247,18 +1550,27 @@ def _main(args: argparse.Namespace) -> int:
         for b in boards
         for i in range(1, args.repeat + 1)
     ]
-    for spec in specs:
+    live_specs = [
+        RunSpec("gdbserver", b, LIVE_ITERATION, progs["gdbserver"], run_dir / f"gdbserver-{b}" / "live")
+        for b in (boards if live_run else [])
+    ]
+    for spec in specs + live_specs:
         runner.setup_objdir(spec)
     timings_path = cache / "timings.json"
     timings = load_timings(timings_path)
-    jobs = order_jobs([Job(spec, exp) for spec in specs for exp in selection], timings)
+    all_jobs = [Job(spec, exp) for spec in specs for exp in selection]
+    all_jobs += [Job(spec, exp) for spec in live_specs for exp in live]
+    jobs = order_jobs(all_jobs, timings)
+    specs += live_specs
 
     log(
         f"gdb {suite.version}; {len(selection)} file(s) from {subset_label}; stubs {', '.join(stubs)}; "
         f"boards {', '.join(boards)}; -j {args.jobs}; ports from {port_base(0, lane, args.jobs)}; logs in {run_dir}"
     )
-    for s in stubs:
+    for s in progs:
         log(f"  {s}: {progs[s]}")
+    for exp, why in live.items():
+        log(f"  reference of {exp}: gdbserver on this host ({why})")
     t0 = time.monotonic()
     results = runner.run(jobs)
     wall = time.monotonic() - t0
@@ -1309,15 +1621,20 @@ def _main(args: argparse.Namespace) -> int:
         for b in boards:
             ref = reference_from_file(against, b)
             cur = by_key[(args.stub, b, 1)]
+            ref_tests, ref_label = ref["tests"], f"{ref.get('stub', '?')} ({args.against})"
+            if live:
+                here = by_key.get(("gdbserver", b, LIVE_ITERATION)) or by_key[("gdbserver", b, 1)]
+                ref_tests = reference_tests(ref_tests, here["tests"], set(live))
+                ref_label += f"; {len(live)} CPU-dependent file(s) from gdbserver on this host"
             comparisons.append(
                 compare(
-                    ref["tests"],
+                    ref_tests,
                     cur["tests"],
                     files=set(selection),
                     flaky=flaky,
                     known=known,
                     board=b,
-                    ref_label=f"{ref.get('stub', '?')} ({args.against})",
+                    ref_label=ref_label,
                     cur_label=args.stub,
                 )
             )
@@ -1347,6 +1664,8 @@ def _main(args: argparse.Namespace) -> int:
             "format": FORMAT,
             "created": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
             "host": {"machine": platform.machine(), "kernel": platform.release(), "cpus": os.cpu_count()},
+            "cpu": host_cpu,
+            "live": live,
             "gdb": suite.version,
             "subset": subset_label,
             "selection": selection,
@@ -1366,7 +1685,9 @@ def _main(args: argparse.Namespace) -> int:
         base_runs = [rj for rj in run_json if rj["stub"] == "gdbserver" and rj["iteration"] == 1]
         if not base_runs:
             raise UsageError("--write-baseline needs a gdbserver run (--stub gdbserver or --baseline)")
-        doc = baseline_doc(base_runs, suite.version, subset_label, selection, args.jobs, wall, unstable)
+        doc = baseline_doc(base_runs, suite.version, subset_label, selection, args.jobs, wall, unstable, host_cpu)
+        if args.merge and args.write_baseline.exists():
+            doc = merge_into(args.write_baseline, doc, cpu_deps)
         args.write_baseline.write_text(json.dumps(doc, indent=1) + "\n")
         log(f"baseline written to {args.write_baseline}")
 

@@ -1,4 +1,4 @@
-"""Unit tests of conformance/run's own logic: no network, no processes, milliseconds.
+"""Unit tests of conformance/run's own logic: no network, no processes but tar, milliseconds.
 
 They cover gdb.sum parsing, counting, the regression/win computation, flaky filtering, board file
 generation, the private apt configuration and the selection lists.
@@ -315,12 +315,25 @@ def test_checked_in_selections_are_consistent():
     ci = ptconf.read_selection(CONF_DIR / "ci.txt")
     assert "gdb.server/*.exp" in full and "gdb.threads/*.exp" in full
     assert "gdb.server/*.exp" in ci
-    # Every explicit ci file is part of the full selection.
+    # Every explicit ci file is part of the full selection (gdb.server and gdb.threads are whole there).
     for entry in ci:
-        if entry.startswith("gdb.base/"):
-            assert entry in full, entry
-        else:
-            assert entry.startswith(("gdb.server/", "gdb.threads/")), entry
+        if entry.startswith(("gdb.server/", "gdb.threads/")):
+            continue
+        assert entry in full, entry
+
+
+@pytest.mark.parametrize("name", ["ci", "full"])
+def test_checked_in_baselines_hold_every_explicit_file_and_a_cpu(name):
+    """A file added to a selection without gdbserver's results would compare against nothing."""
+    data = json.loads((CONF_DIR / f"baseline-{name}.json").read_text())
+    assert data["cpu"]["vendor"] and data["cpu"]["flags"]
+    for entry in ptconf.read_selection(CONF_DIR / f"{name}.txt"):
+        if "*" in entry:
+            assert any(ptconf.fnmatch.fnmatchcase(e, entry) for e in data["selection"]), entry
+            continue
+        assert entry in data["selection"], entry
+        for run in data["runs"]:
+            assert entry in run["files"], (run["board"], entry)
 
 
 def test_checked_in_baseline_matches_ci_selection():
@@ -415,3 +428,234 @@ def test_confirm_keeps_only_regressions_that_fail_again(tmp_path):
     assert sorted(runner.ran) == [("native", "gdb.server/a.exp"), ("native", "gdb.server/b.exp")]
     assert [e["name"] for e in cmp_.regressions] == ["gdb.server/a.exp: t2"]
     assert sorted(e["name"] for e in cmp_.unconfirmed) == ["gdb.server/a.exp: t1", "gdb.server/b.exp: t3"]
+
+
+CPUINFO = """\
+processor	: 0
+vendor_id	: AuthenticAMD
+model name	: AMD EPYC
+flags		: fpu sse avx avx2 pku ospke
+
+processor	: 1
+vendor_id	: AuthenticAMD
+model name	: AMD EPYC
+flags		: fpu sse avx avx2 pku ospke avx512f
+"""
+
+AVX2 = {"vendor": "AuthenticAMD", "model": "AMD EPYC", "flags": ["avx", "avx2", "fpu", "ospke", "pku", "sse"]}
+ZEN4 = {"vendor": "AuthenticAMD", "flags": ["avx", "avx2", "avx512bw", "avx512f", "avx512vl", "ospke", "pku"]}
+INTEL_AVX512 = ZEN4 | {"vendor": "GenuineIntel"}
+
+CPU_DEPS = """\
+# comment
+gdb.arch/i386-avx512*.exp -- vendor avx512f avx512bw
+gdb.arch/x86-avx512bf16.exp -- vendor avx512_bf16  # trailing comment
+gdb.arch/i386-pkru.exp -- vendor pku
+gdb.arch/i386-mpx*.exp -- mpx
+"""
+CPU_SEL = [
+    "gdb.arch/i386-avx512.exp",
+    "gdb.arch/x86-avx512bf16.exp",
+    "gdb.arch/i386-pkru.exp",
+    "gdb.arch/i386-mpx.exp",
+    "gdb.arch/amd64-byte.exp",
+]
+
+
+def test_cpu_profile_reads_the_first_cpu():
+    assert ptconf.cpu_profile(CPUINFO) == AVX2
+    assert ptconf.cpu_profile("") == {"vendor": "", "model": "", "flags": []}
+
+
+def test_parse_cpu_dependent():
+    deps = ptconf.parse_cpu_dependent(CPU_DEPS)
+    assert deps[0] == ptconf.CpuDependent("gdb.arch/i386-avx512*.exp", ("vendor", "avx512f", "avx512bw"))
+    assert deps[1].features == ("vendor", "avx512_bf16")
+    for bad in ("gdb.arch/x.exp", "gdb.arch/x.exp -- ", " -- avx"):
+        with pytest.raises(ptconf.UsageError):
+            ptconf.parse_cpu_dependent(bad)
+
+
+def test_checked_in_cpu_dependent_list_parses():
+    deps = ptconf.load_cpu_dependent(CONF_DIR / "cpu-dependent.txt")
+    assert any(ptconf.fnmatch.fnmatchcase("gdb.arch/i386-avx512.exp", d.pattern) for d in deps)
+
+
+def test_cpu_live_files_only_where_a_feature_of_the_file_differs():
+    deps = ptconf.parse_cpu_dependent(CPU_DEPS)
+    # The baseline's own CPU: every baseline result holds.
+    assert ptconf.cpu_live_files(CPU_SEL, deps, AVX2, AVX2) == {}
+    # An AVX-512 host of the same vendor: only the files that look at avx512f/avx512bw.
+    assert list(ptconf.cpu_live_files(CPU_SEL, deps, AVX2, ZEN4)) == ["gdb.arch/i386-avx512.exp"]
+    # Another vendor: the XSAVE layout differs, so every file whose registers live there.
+    live = ptconf.cpu_live_files(CPU_SEL, deps, ZEN4, INTEL_AVX512)
+    assert list(live) == ["gdb.arch/i386-avx512.exp", "gdb.arch/x86-avx512bf16.exp", "gdb.arch/i386-pkru.exp"]
+    assert live["gdb.arch/i386-pkru.exp"] == "CPU differs from the baseline's in vendor"
+    # A baseline without a CPU: every CPU-dependent file, never the others.
+    assert len(ptconf.cpu_live_files(CPU_SEL, deps, None, AVX2)) == 4
+
+
+def test_live_files_modes():
+    deps = ptconf.parse_cpu_dependent(CPU_DEPS)
+    against = {"cpu": AVX2}
+    assert ptconf.live_files("auto", CPU_SEL, deps, against, ZEN4) == {
+        "gdb.arch/i386-avx512.exp": "CPU differs from the baseline's in avx512f, avx512bw"
+    }
+    assert ptconf.live_files("never", CPU_SEL, deps, against, ZEN4) == {}
+    assert len(ptconf.live_files("always", CPU_SEL, deps, against, AVX2)) == 4
+    assert ptconf.live_files("always", CPU_SEL, deps, None, AVX2) == {}  # no --against: nothing to replace
+
+
+def test_reference_takes_live_files_from_this_hosts_gdbserver():
+    """On an AVX-512 host the baseline's UNSUPPORTED gives way to the live run's results, whatever
+    they are (gdbserver's FAILs there are not asked of the stub); other files keep the baseline's."""
+    base = {
+        "gdb.arch/i386-avx512.exp: no avx512": "UNSUPPORTED",
+        "gdb.arch/amd64-byte.exp: t": "PASS",
+    }
+    live = {
+        "gdb.arch/i386-avx512.exp: zmm0": "PASS",
+        "gdb.arch/i386-avx512.exp: k1": "FAIL",
+        "gdb.arch/amd64-byte.exp: t": "FAIL",  # not live: ignored
+    }
+    ref = ptconf.reference_tests(base, live, {"gdb.arch/i386-avx512.exp"})
+    assert ref == {
+        "gdb.arch/amd64-byte.exp: t": "PASS",
+        "gdb.arch/i386-avx512.exp: zmm0": "PASS",
+        "gdb.arch/i386-avx512.exp: k1": "FAIL",
+    }
+    cur = {"gdb.arch/amd64-byte.exp: t": "PASS", "gdb.arch/i386-avx512.exp: k1": "PASS"}
+    cmp_ = ptconf.compare(ref, cur, files={"gdb.arch/amd64-byte.exp", "gdb.arch/i386-avx512.exp"})
+    assert [e["name"] for e in cmp_.regressions] == ["gdb.arch/i386-avx512.exp: zmm0"]
+    assert [e["name"] for e in cmp_.wins] == ["gdb.arch/i386-avx512.exp: k1"]
+
+
+def _baseline(files: dict[str, dict[str, str]], selection: list[str], cpu=None, boards=("native", "extended")):
+    runs = []
+    for b in boards:
+        fr = {}
+        tests = {}
+        for exp, t in files.items():
+            parsed = ptconf.FileResult(exp=exp, tests=dict(t), seconds=1.5)
+            fr[exp] = {k: v for k, v in parsed.to_json().items() if k in ("outcome", "seconds", "counts")}
+            tests.update(t)
+        runs.append({"stub": "gdbserver", "board": b, "iteration": 1, "files": fr, "tests": tests})
+    return ptconf.baseline_doc(runs_with_dirs(runs), "13.1-3", "x", selection, 1, 10.0, {}, cpu or AVX2)
+
+
+def runs_with_dirs(runs):
+    for r in runs:
+        r["counts_by_dir"] = ptconf.counts_by_dir_json(r["files"])
+    return runs
+
+
+def test_merge_keeps_old_files_as_they_are_and_adds_or_replaces_the_run():
+    old = _baseline(
+        {
+            "gdb.base/a.exp": {"gdb.base/a.exp: t1": "PASS", "gdb.base/a.exp: t2": "FAIL"},
+            "gdb.arch/x.exp": {"gdb.arch/x.exp: old": "PASS"},
+        },
+        ["gdb.base/a.exp", "gdb.arch/x.exp"],
+    )
+    del old["cpu"]  # a baseline written before CPUs were recorded
+    for run in old["runs"]:  # a directory the merge does not touch keeps its entry as checked in
+        run["counts_by_dir"]["gdb.base"]["seconds"] = 99.99
+    new = _baseline(
+        {
+            "gdb.arch/x.exp": {"gdb.arch/x.exp: new": "FAIL"},
+            "gdb.python/p.exp": {"gdb.python/p.exp: p": "PASS"},
+        },
+        ["gdb.arch/x.exp", "gdb.python/p.exp"],
+        cpu=ZEN4,
+    )
+    merged = ptconf.merge_baselines(old, new)
+    assert merged["selection"] == ["gdb.base/a.exp", "gdb.arch/x.exp", "gdb.python/p.exp"]
+    assert merged["cpu"] == ZEN4 and merged["created"] == old["created"]
+    assert merged["merged"][0]["files"] == 2
+    for run in merged["runs"]:
+        assert run["tests"] == {
+            "gdb.base/a.exp: t1": "PASS",
+            "gdb.base/a.exp: t2": "FAIL",
+            "gdb.arch/x.exp: new": "FAIL",
+            "gdb.python/p.exp: p": "PASS",
+        }
+        assert sorted(run["files"]) == ["gdb.arch/x.exp", "gdb.base/a.exp", "gdb.python/p.exp"]
+        assert run["counts_by_dir"]["gdb.arch"]["FAIL"] == 1 and run["counts_by_dir"]["gdb.arch"]["PASS"] == 0
+        assert run["counts_by_dir"]["gdb.base"] == old["runs"][0]["counts_by_dir"]["gdb.base"]
+        assert run["counts_by_dir"]["gdb.base"]["seconds"] == 99.99
+        assert run["counts_by_dir"]["gdb.arch"]["seconds"] == 1.5
+        assert ptconf.reference_from_file(merged, run["board"]) is run
+    json.dumps(merged)  # still a plain JSON document
+
+
+def test_merge_refuses_other_boards_gdbs_and_stale_cpu_results():
+    old = _baseline({"gdb.arch/i386-avx512.exp": {"gdb.arch/i386-avx512.exp: z": "PASS"}}, ["gdb.arch/i386-avx512.exp"])
+    new = _baseline({"gdb.base/a.exp": {"gdb.base/a.exp: t": "PASS"}}, ["gdb.base/a.exp"], cpu=ZEN4)
+    with pytest.raises(ptconf.UsageError):
+        ptconf.merge_baselines(old, new | {"runs": new["runs"][:1]})
+    with pytest.raises(ptconf.UsageError):
+        ptconf.merge_baselines(old, new | {"gdb": "14.2-1"})
+    deps = ptconf.parse_cpu_dependent(CPU_DEPS)
+    with pytest.raises(ptconf.UsageError, match="i386-avx512"):
+        ptconf.check_merge_cpu(old, new, deps)
+    ptconf.check_merge_cpu(old, new | {"cpu": AVX2}, deps)  # same CPU: fine
+    ptconf.check_merge_cpu(old, new | {"selection": ["gdb.arch/i386-avx512.exp"]}, deps)  # run again: fine
+
+
+def test_merge_into_a_file(tmp_path):
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(_baseline({"gdb.base/a.exp": {"gdb.base/a.exp: t": "PASS"}}, ["gdb.base/a.exp"])))
+    new = _baseline({"gdb.mi/m.exp": {"gdb.mi/m.exp: m": "PASS"}}, ["gdb.mi/m.exp"])
+    merged = ptconf.merge_into(path, new, [])
+    assert merged["selection"] == ["gdb.base/a.exp", "gdb.mi/m.exp"]
+    path.write_text("{oops")
+    with pytest.raises(ptconf.UsageError):
+        ptconf.merge_into(path, new, [])
+
+
+def test_merge_needs_write_baseline():
+    assert ptconf.main(["--merge"]) == 2
+
+
+def test_nat_headers_are_added_to_a_cache_beside_what_is_there(tmp_path):
+    """A cache unpacked before the gdb.arch files needed gdb/nat is completed in place: the testsuite
+    another invocation may be running from is not unpacked again."""
+    import tarfile
+
+    suite = ptconf.Testsuite(tmp_path / "cache", "13.1-3")
+    suite.dl_dir.mkdir(parents=True)
+    src = tmp_path / "pkg"
+    for h in ptconf.NAT_HEADERS:
+        (src / "gdb-13.1" / h).parent.mkdir(parents=True, exist_ok=True)
+        (src / "gdb-13.1" / h).write_text(f"/* {h} */\n")
+    with tarfile.open(suite.dl_dir / "gdb_13.1.orig.tar.xz", "w:xz") as tar:
+        tar.add(src / "gdb-13.1", arcname="gdb-13.1")
+    suite.srcdir.mkdir(parents=True)
+    (suite.srcdir / "running.exp").write_text("in use\n")
+    (suite.build).mkdir(parents=True)
+    (suite.build / "site.exp").write_text("")
+    suite.stamp.write_text("13.1-3\n")
+    suite.prepare("http://mirror.invalid", "http://security.invalid")
+    for h in ptconf.NAT_HEADERS:
+        assert (suite.src_top / h).read_text() == f"/* {h} */\n"
+    assert (suite.srcdir / "running.exp").read_text() == "in use\n"
+    assert sorted(p.name for p in suite.root.iterdir()) == ["build", "configured.stamp", "download", "src"]
+
+
+def test_selections_needing_a_header_package():
+    assert ptconf.packages_for(["gdb.arch/amd64-stap-expressions.exp", "gdb.base/break.exp"]) == {
+        "/usr/include/x86_64-linux-gnu/sys/sdt.h": "systemtap-sdt-dev"
+    }
+    assert ptconf.packages_for(["gdb.base/break.exp"]) == {}
+
+
+def test_a_merge_that_would_be_refused_is_refused_before_the_run(tmp_path):
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(_baseline({"gdb.arch/i386-avx512.exp": {"gdb.arch/i386-avx512.exp: z": "PASS"}}, ["x"])))
+    deps = ptconf.parse_cpu_dependent(CPU_DEPS)
+    planned = {"gdb": "13.1-3", "selection": ["gdb.base/a.exp"], "cpu": AVX2, "runs": [{"board": "native"}]}
+    with pytest.raises(ptconf.UsageError, match="boards"):
+        ptconf.precheck_merge(path, planned, deps)
+    both = planned | {"runs": [{"board": "native"}, {"board": "extended"}]}
+    ptconf.precheck_merge(path, both, deps)
+    ptconf.precheck_merge(tmp_path / "new.json", planned, deps)  # nothing to merge into yet
