@@ -115,8 +115,8 @@ def test_bundled_program_churn_and_idle(programs, tmp_path) -> None:
     assert "syscall      idle-read: ok" in result.stdout
     data = json.loads(json_path.read_text())
     churned = [row for row in data["threads"] if row["short_lived"]]
-    assert data["fairness"]["threads"] == 2 and len(churned) == data["churn"]["threads"] >= 2
-    assert data["churn"]["hits"] == data["churn"]["program_count"] == sum(row["hits"] for row in churned)
+    assert data["fairness"]["threads"] == 2 and len(churned) == data["churn"]["threads"] >= 1
+    assert data["churn"]["hits"] == data["churn"]["program_count"] == sum(row["hits"] for row in churned) >= 2
     assert data["hits"] == 80 + data["churn"]["hits"]
 
 

@@ -111,9 +111,9 @@ def test_churn_and_idle_threads_keep_counts_exact(programs, kind: str) -> None:
     workers = [row for row in report.threads if not row.short_lived]
     churned = [row for row in report.threads if row.short_lived]
     assert [(row.hits, row.program_count) for row in workers] == [(150, 150)] * 3
-    assert len(churned) >= 2 and all(row.hits == row.program_count >= 1 for row in churned)
+    assert churned and all(row.hits == row.program_count >= 1 for row in churned)
     assert report.churn is not None and report.churn.threads == len(churned)
-    assert report.churn.hits == report.churn.program_count == sum(row.hits for row in churned)
+    assert report.churn.hits == report.churn.program_count == sum(row.hits for row in churned) >= 2  # 1+ per spawner
     assert report.hits == 450 + report.churn.hits
     # fairness over the 3 workers only: with the one-hit threads in, the index would be far below 1
     assert report.fairness is not None and (report.fairness.threads, report.fairness.jain) == (3, 1.0)

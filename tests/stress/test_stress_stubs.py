@@ -100,8 +100,8 @@ def test_churn_and_idle_through_the_stub(programs, stub: str) -> None:
     assert report.counts == "exact"
     workers = [row for row in report.threads if not row.short_lived]
     assert [(row.hits, row.program_count) for row in workers] == [(60, 60)] * 2
-    assert report.churn is not None and report.churn.threads >= 2
-    assert report.churn.hits == report.churn.program_count
+    assert report.churn is not None and report.churn.threads >= 1
+    assert report.churn.hits == report.churn.program_count >= 2  # at least one thread per spawner
     assert report.hits == 120 + report.churn.hits
     assert report.fairness is not None and (report.fairness.threads, report.fairness.jain) == (2, 1.0)
     assert ("idle-read", "ok") in [(s.name, s.result) for s in report.syscalls]
