@@ -100,7 +100,8 @@ def _split_latency(record: RunRecord, short_lived: frozenset[int]) -> tuple[list
     """
     if not short_lived or len(record.latency_tids) != len(record.latency_ns):
         return record.latency_ns, []
-    long_ns, short_ns = [], []
+    long_ns: list[int] = []
+    short_ns: list[int] = []
     for ns, tid in zip(record.latency_ns, record.latency_tids, strict=True):
         (short_ns if tid in short_lived else long_ns).append(ns)
     return long_ns, short_ns
