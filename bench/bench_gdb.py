@@ -185,11 +185,15 @@ def gdb_cpu_probe(pid: int, path: str) -> str:
     return f"python import time; open({path!r}, 'w').write(repr(time.clock_gettime({cpu_clock(pid)}) * 1000))"
 
 
-def launch_stub(stub: str, args: list[str]) -> tuple[subprocess.Popen[bytes], int, float, float]:
-    """Start a stub; (process, port, wall ms to `Listening on port`, stub CPU ms at that line)."""
-    command = [sys.executable, "-m", "ptstub", *args] if stub == "ptstub" else [GDBSERVER, *args]
+def launch_stub(
+    stub: str, args: list[str], command: list[str] | None = None, stdout: Any = subprocess.DEVNULL
+) -> tuple[subprocess.Popen[bytes], int, float, float]:
+    """Start a stub; (process, port, wall ms to `Listening on port`, stub CPU ms at that line).
+    `command` replaces the stub's own (a wrapper that takes the same ARGS); `stdout` gets the program's."""
+    if command is None:
+        command = [sys.executable, "-m", "ptstub"] if stub == "ptstub" else [GDBSERVER]
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     text = b""
     while b"Listening on port" not in text or not text.endswith(b"\n"):

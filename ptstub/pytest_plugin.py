@@ -110,8 +110,9 @@ def ptstub_attach(request: pytest.FixtureRequest) -> Iterator[Callable[..., Infe
 def ptstub_stress() -> Callable[..., Report]:
     """`ptstub_stress(argv=None, *, breaks=(), frozen=(), check=True, **config)`: one stress run.
 
-    Without `argv` the bundled stress program runs (with `threads`, `calls`, `syscall` for it) and
-    `breaks` / `frozen` default to its `hit_target` / `frozen_counter`. Other keywords are
+    Without `argv` the bundled stress program runs (with `threads`, `calls`, `syscall`, `churn`, `idle`
+    for it, as `ptstub stress --stress-*`) and `breaks` / `frozen` default to its `hit_target` /
+    `frozen_counter`. Other keywords are
     `StressConfig` fields (hits, duration, timeout, seed, expect_exit, stub, gdb, listen_timeout).
     """
 
@@ -124,12 +125,14 @@ def ptstub_stress() -> Callable[..., Report]:
         threads: int = 4,
         calls: int = 200,
         syscall: str = "nanosleep",
+        churn: int = 0,
+        idle: int = 0,
         **config: Any,
     ) -> Report:
         from ptstub.stress import StressConfig, bundled, run_stress
 
         if argv is None:
-            argv = bundled.argv(threads, calls, syscall)
+            argv = bundled.argv(threads, calls, syscall, churn=churn, idle=idle)
             breaks = breaks or (bundled.BREAK,)
             frozen = frozen or (bundled.FROZEN,)
         report = run_stress(StressConfig(argv=tuple(argv), breaks=tuple(breaks), frozen=tuple(frozen), **config))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ptstub.stress.model import (
+    Churn,
     Report,
     StressConfig,
     StressSetupError,
@@ -20,6 +21,7 @@ from ptstub.stress.model import (
 )
 
 __all__ = [
+    "Churn",
     "Report",
     "StressConfig",
     "StressSetupError",

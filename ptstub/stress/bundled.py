@@ -3,9 +3,12 @@
 `ptstub stress --stub CMD` (and `ptstub stress` without PROG) runs it: `--threads N` workers call
 `hit_target()` `--calls M` times each, a counter thread increments `frozen_counter` as fast as it can
 until they are done, and the main thread sits in ONE long blocking call of `--syscall KIND` meanwhile
-(docs/kernel-facts.md §3's list). At exit it prints the protocol lines of `protocol.py`, and exits 1 if a count is
-wrong or its call saw EINTR / returned early. Built once per source version into the user cache
-directory (-O0 -g, so GDB's `break hit_target` stops once per call).
+(docs/kernel-facts.md §3's list). `--churn S` adds S spawner threads that create and join short-lived
+threads (each calls `hit_target()` once) until the workers are done; `--idle N` adds N threads blocked
+in `read()` on a pipe for the whole run, woken at the end. At exit it prints the protocol lines of
+`protocol.py` (short-lived threads' counts marked `short-lived`), and exits 1 if a count is wrong or a
+call saw EINTR / returned early. Built once per source version into the user cache directory (-O0 -g,
+so GDB's `break hit_target` stops once per call).
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ SYSCALL_KINDS = (
     "none",
 )
 BREAK = "hit_target"
+MAX_CHURN = 64  # spawner threads (MAX_SPAWNERS in the C source)
+MAX_IDLE = 10_000  # idle threads (MAX_IDLE)
 FROZEN = "frozen_counter"
 
 SOURCE = r"""
@@ -56,6 +61,9 @@ SOURCE = r"""
 #include <unistd.h>
 
 #define MAX_THREADS 256
+#define MAX_SPAWNERS 64
+#define MAX_IDLE 10000
+#define SMALL_STACK (64 * 1024) /* short-lived and idle threads: thousands of them must fit */
 #define LONG_MS 120000 /* the timeout of wake-up kinds: must never expire */
 
 volatile unsigned long frozen_counter;
@@ -66,12 +74,16 @@ enum { NANOSLEEP, CLOCK_NANOSLEEP, READ, FUTEX, POLL, POLL_TIMEOUT, SELECT, ACCE
        RECV_TIMEOUT, NONE, NKINDS };
 static const char *kinds[NKINDS] = {"nanosleep", "clock_nanosleep", "read", "futex", "poll", "poll-timeout",
     "select", "accept", "epoll_wait", "sigtimedwait", "recv-timeout", "none"};
-static int kind = NANOSLEEP, nthreads = 4, ncalls = 500, duration_ms = 500;
+static int kind = NANOSLEEP, nthreads = 4, ncalls = 500, duration_ms = 500, nspawners, nidle;
 static int pipefd[2], sockfd[2], listen_fd, epfd;
 static struct sockaddr_in addr;
 static atomic_int remaining, futex_word, done;
 static pthread_t main_thread;
 static struct { pid_t tid; unsigned long calls; } result[MAX_THREADS];
+struct churned { pid_t tid; unsigned long calls; };
+static struct { pthread_t thread; struct churned *recs; size_t n, cap; } spawners[MAX_SPAWNERS];
+static int idle_pipe[2];
+static atomic_int idle_started, idle_eintr, idle_errno;
 
 static long now_ms(void)
 {
@@ -110,6 +122,73 @@ static void *worker(void *arg)
 }
 
 static void *counter(void *arg) { (void)arg; while (!atomic_load(&done)) frozen_counter++; return NULL; }
+
+static void *short_lived(void *arg)
+{
+    struct churned *rec = arg;
+    hit_target(-1);
+    rec->calls = 1;
+    rec->tid = (pid_t)syscall(SYS_gettid);
+    return NULL;
+}
+
+/* --churn: create and join one short-lived thread after another (at least one) until the workers are done. */
+static void *spawner(void *arg)
+{
+    int idx = (int)(long)arg;
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, SMALL_STACK);
+    do {
+        if (spawners[idx].n == spawners[idx].cap) {
+            spawners[idx].cap = spawners[idx].cap ? 2 * spawners[idx].cap : 256;
+            spawners[idx].recs = realloc(spawners[idx].recs, spawners[idx].cap * sizeof *spawners[idx].recs);
+            if (!spawners[idx].recs) abort();
+        }
+        if (pthread_create(&t, &attr, short_lived, &spawners[idx].recs[spawners[idx].n])) abort();
+        pthread_join(t, NULL);
+        spawners[idx].n++;
+    } while (!atomic_load(&done));
+    pthread_attr_destroy(&attr);
+    return NULL;
+}
+
+/* --idle: one read() of one byte on a pipe, from before the workers start until everything else ended. */
+static void *idle(void *arg)
+{
+    char c;
+    long r;
+    (void)arg;
+    atomic_fetch_add(&idle_started, 1);
+    while ((r = read(idle_pipe[0], &c, 1)) < 0 && errno == EINTR) atomic_fetch_add(&idle_eintr, 1);
+    if (r != 1) atomic_store(&idle_errno, r < 0 ? errno : EPIPE);
+    return NULL;
+}
+
+static pthread_t *start_idle(void)
+{
+    pthread_t *threads = calloc((size_t)nidle + 1, sizeof *threads);
+    pthread_attr_t attr;
+    if (!threads || pipe(idle_pipe)) abort();
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, SMALL_STACK);
+    for (int i = 0; i < nidle; i++)
+        if (pthread_create(&threads[i], &attr, idle, NULL)) abort();
+    pthread_attr_destroy(&attr);
+    while (atomic_load(&idle_started) < nidle) sched_yield(); /* all of them on their way into read() */
+    return threads;
+}
+
+static void end_idle(pthread_t *threads)
+{
+    char wake[4096];
+    memset(wake, 'x', sizeof wake);
+    for (int left = nidle, n; left > 0; left -= n)
+        if ((n = (int)write(idle_pipe[1], wake, left < (int)sizeof wake ? (size_t)left : sizeof wake)) <= 0) abort();
+    for (int i = 0; i < nidle; i++) pthread_join(threads[i], NULL);
+    free(threads);
+}
 
 /* One call of the long blocking syscall: 0 done, 1 call it again (woken early), -1 EINTR. */
 static int one_call(long deadline, int *err)
@@ -171,13 +250,14 @@ static void setup(void)
 
 static void usage(const char *prog)
 {
-    fprintf(stderr, "usage: %s [--threads N] [--calls M] [--syscall KIND] [--duration-ms D]\n", prog);
+    fprintf(stderr, "usage: %s [--threads N] [--calls M] [--syscall KIND] [--duration-ms D] [--churn S] [--idle N]\n",
+            prog);
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    pthread_t workers[MAX_THREADS], counter_thread;
+    pthread_t workers[MAX_THREADS], counter_thread, *idlers;
     int err = 0, eintr = 0, ok = 1, st;
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i += 2) {
@@ -186,31 +266,47 @@ int main(int argc, char **argv)
         if (!strcmp(a, "--threads")) nthreads = atoi(v);
         else if (!strcmp(a, "--calls")) ncalls = atoi(v);
         else if (!strcmp(a, "--duration-ms")) duration_ms = atoi(v);
+        else if (!strcmp(a, "--churn")) nspawners = atoi(v);
+        else if (!strcmp(a, "--idle")) nidle = atoi(v);
         else if (!strcmp(a, "--syscall")) { for (kind = 0; kind < NKINDS && strcmp(kinds[kind], v); kind++); }
         else usage(argv[0]);
     }
-    if (kind == NKINDS || nthreads < 1 || nthreads > MAX_THREADS || ncalls < 0) usage(argv[0]);
+    if (kind == NKINDS || nthreads < 1 || nthreads > MAX_THREADS || ncalls < 0 || nspawners < 0 ||
+        nspawners > MAX_SPAWNERS || nidle < 0 || nidle > MAX_IDLE)
+        usage(argv[0]);
     setup();
     main_thread = pthread_self();
     atomic_store(&remaining, nthreads);
+    idlers = start_idle();
     pthread_create(&counter_thread, NULL, counter, NULL);
     for (long i = 0; i < nthreads; i++) pthread_create(&workers[i], NULL, worker, (void *)i);
+    for (long i = 0; i < nspawners; i++) pthread_create(&spawners[i].thread, NULL, spawner, (void *)i);
     long start = now_ms(), deadline = start + duration_ms;
     while ((st = one_call(deadline, &err)) != 0) eintr += st < 0;
     long elapsed = now_ms() - start;
     for (int i = 0; i < nthreads; i++) pthread_join(workers[i], NULL);
     pthread_join(counter_thread, NULL);
+    for (int i = 0; i < nspawners; i++) pthread_join(spawners[i].thread, NULL);
+    end_idle(idlers);
     for (int i = 0; i < nthreads; i++) {
         ok &= result[i].calls == (unsigned long)ncalls;
         printf("ptstub-count: hit_target %d %lu\n", result[i].tid, result[i].calls);
     }
+    for (int s = 0; s < nspawners; s++)
+        for (size_t j = 0; j < spawners[s].n; j++) {
+            ok &= spawners[s].recs[j].calls == 1;
+            printf("ptstub-count: hit_target %d %lu short-lived\n", spawners[s].recs[j].tid, spawners[s].recs[j].calls);
+        }
     int timed = kind == NANOSLEEP || kind == CLOCK_NANOSLEEP;
     if (err) printf("ptstub-syscall: %s error=%s\n", kinds[kind], strerrorname_np(err));
     else if (eintr) printf("ptstub-syscall: %s eintr=%d\n", kinds[kind], eintr);
     else if (timed && elapsed < duration_ms) printf("ptstub-syscall: %s short=%ld\n", kinds[kind], elapsed);
     else printf("ptstub-syscall: %s ok\n", kinds[kind]);
+    if (nidle && idle_errno) printf("ptstub-syscall: idle-read error=%s\n", strerrorname_np(idle_errno));
+    else if (nidle && idle_eintr) printf("ptstub-syscall: idle-read eintr=%d\n", atomic_load(&idle_eintr));
+    else if (nidle) printf("ptstub-syscall: idle-read ok\n");
     printf("ptstub-frozen: frozen_counter\n");
-    ok &= !err && !eintr && !(timed && elapsed < duration_ms);
+    ok &= !err && !eintr && !(timed && elapsed < duration_ms) && !idle_errno && !idle_eintr;
     return ok ? 0 : 1;
 }
 """
@@ -246,10 +342,18 @@ def build(directory: str | None = None) -> str:
     return path
 
 
-def argv(threads: int = 4, calls: int = 500, syscall: str = "nanosleep", duration_ms: int = 500) -> tuple[str, ...]:
-    """The command line of the bundled program (built if needed)."""
+def argv(
+    threads: int = 4,
+    calls: int = 500,
+    syscall: str = "nanosleep",
+    duration_ms: int = 500,
+    churn: int = 0,
+    idle: int = 0,
+) -> tuple[str, ...]:
+    """The command line of the bundled program (built if needed); `--churn`/`--idle` only when asked for."""
     if syscall not in SYSCALL_KINDS:
         raise StressSetupError(f"unknown syscall kind {syscall!r} (one of: {', '.join(SYSCALL_KINDS)})")
+    extra = (*(("--churn", str(churn)) if churn else ()), *(("--idle", str(idle)) if idle else ()))
     return (
         build(),
         "--threads",
@@ -260,4 +364,5 @@ def argv(threads: int = 4, calls: int = 500, syscall: str = "nanosleep", duratio
         syscall,
         "--duration-ms",
         str(duration_ms),
+        *extra,
     )

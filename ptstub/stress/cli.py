@@ -7,9 +7,11 @@
 
 Harness options are recognised anywhere before `--`; the first other word is PROG and every other word
 is passed to it (so a program option that is also a harness option must come after `--`). Without
-PROG the bundled stress program runs (`--stress-threads/-calls/-syscall`), with `--break hit_target
---frozen frozen_counter` by default. Exit status: 0 every invariant held, 1 one failed (or the run
-could not be completed), 2 usage error. One line on stderr for any error, never a traceback.
+PROG the bundled stress program runs (`--stress-threads/-calls/-syscall/-churn/-idle`), with `--break
+hit_target --frozen frozen_counter` by default; the `--stress-*` options are refused with a PROG (they
+would not reach it), and are prefixed so that a program's own `--threads` or `--churn` is not taken.
+Exit status: 0 every invariant held, 1 one failed (or the run could not be completed), 2 usage error.
+One line on stderr for any error, never a traceback.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ options:
   --stress-calls M        bundled program: calls of hit_target per worker (default 500)
   --stress-syscall KIND   bundled program: the main thread's long blocking call (default nanosleep):
                           {kinds}
+  --stress-churn S        bundled program: S spawner threads (0-64) create and join short-lived
+                          threads, each calling hit_target once, while the workers run; their hits
+                          are counted apart and left out of the fairness index (default 0)
+  --stress-idle N         bundled program: N extra threads (0-10000) blocked in read() on a pipe for
+                          the whole run, woken at its end (default 0)
 
 exit status: 0 all invariants held, 1 an invariant failed, 2 usage error
 """
@@ -74,6 +81,16 @@ def _positive_float(text: str) -> float:
     if not math.isfinite(value) or value <= 0:
         raise ValueError
     return value
+
+
+def _count_up_to(maximum: int) -> Callable[[str], int]:
+    def convert(text: str) -> int:
+        value = int(text)
+        if not 0 <= value <= maximum:
+            raise ValueError
+        return value
+
+    return convert
 
 
 def _names(text: str) -> list[str]:
@@ -101,6 +118,9 @@ class Options:
     stress_threads: int = 4
     stress_calls: int = 500
     stress_syscall: str = "nanosleep"
+    stress_churn: int = 0
+    stress_idle: int = 0
+    given: set[str] = field(default_factory=set)  # the options the command line named
 
 
 # option -> (attribute, converter, what a good value looks like, accumulates)
@@ -120,6 +140,8 @@ OPTIONS: dict[str, tuple[str, Callable[[str], Any], str, bool]] = {
     "--stress-threads": ("stress_threads", _positive_int, "a positive integer", False),
     "--stress-calls": ("stress_calls", _positive_int, "a positive integer", False),
     "--stress-syscall": ("stress_syscall", str, "a syscall kind", False),
+    "--stress-churn": ("stress_churn", _count_up_to(64), "a number of spawner threads (0-64)", False),
+    "--stress-idle": ("stress_idle", _count_up_to(10_000), "a number of idle threads (0-10000)", False),
 }
 
 
@@ -155,6 +177,7 @@ def _set(opts: Options, name: str, text: str) -> None:
         value = convert(text)
     except ValueError:
         raise UsageError(f"{name} {text!r}: expected {good}") from None
+    opts.given.add(name)
     if accumulates:
         getattr(opts, attribute).extend(value)
     else:
@@ -166,6 +189,9 @@ def _check(opts: Options) -> None:
 
     if opts.program and not opts.breaks:
         raise UsageError("--break SYM is required with a program (which functions to break on)")
+    bundled_only = sorted(name for name in opts.given if name.startswith("--stress-"))
+    if opts.program and bundled_only:
+        raise UsageError(f"{bundled_only[0]} sets up the bundled stress program, which does not run with PROG")
     if opts.stress_syscall not in SYSCALL_KINDS:
         raise UsageError(f"--stress-syscall {opts.stress_syscall!r}: expected one of {', '.join(SYSCALL_KINDS)}")
     if not 0 <= opts.expect_exit <= 255:
@@ -182,7 +208,13 @@ def build_config(opts: Options) -> Any:
     argv = tuple(opts.program)
     breaks, frozen = tuple(opts.breaks), tuple(opts.frozen)
     if not argv:
-        argv = bundled.argv(opts.stress_threads, opts.stress_calls, opts.stress_syscall)
+        argv = bundled.argv(
+            opts.stress_threads,
+            opts.stress_calls,
+            opts.stress_syscall,
+            churn=opts.stress_churn,
+            idle=opts.stress_idle,
+        )
         breaks = breaks or (bundled.BREAK,)
         frozen = frozen or (bundled.FROZEN,)
     return StressConfig(

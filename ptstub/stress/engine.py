@@ -230,8 +230,8 @@ class _EngineRun:
         timeout = self.config.timeout
         seen: dict[tuple[int, int], int] = {}
         get = seen.get
-        samples = self.record.latency_ns
-        sample = samples.append
+        sample = self.record.latency_ns.append
+        sample_tid = self.record.latency_tids.append
         check = self.frozen.check if self.frozen is not None else None
         progress = self.progress
         limit = self.config.hits or -1
@@ -263,6 +263,7 @@ class _EngineRun:
                 if n != last_stops:
                     last_stops = n
                     sample(counters.last_stop_ns)
+                    sample_tid(event.tid)  # type: ignore[union-attr]
                 if check is not None:
                     check(event.tid, event.pc, n)  # type: ignore[union-attr]
                 if hits == limit or last >= deadline:

@@ -87,12 +87,26 @@ class Violation:
 
 @dataclass(frozen=True, slots=True)
 class ThreadHits:
-    """Hits seen for one (breakpoint, thread), and what the program itself counted (None if it did not say)."""
+    """Hits seen for one (breakpoint, thread), and what the program itself counted (None if it did not say).
+
+    `short_lived`: the program marked the thread as one that lived for a small part of the run (thread
+    churn); such threads are left out of the fairness figures and summed apart (`Churn`).
+    """
 
     function: str
     tid: int
     hits: int
     program_count: int | None = None
+    short_lived: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Churn:
+    """The hits of the short-lived threads, counted apart: how many threads, hits seen, the program's sum."""
+
+    threads: int
+    hits: int
+    program_count: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +210,9 @@ class Report:
     dump: tuple[ThreadDump, ...] = ()
     notes: tuple[str, ...] = ()
     eintr_fixups: int = 0
-    fairness: Fairness | None = field(default=None)
+    fairness: Fairness | None = field(default=None)  # over the long-lived threads
+    churn: Churn | None = None  # the short-lived threads, when the program marked any
+    churn_latency: Latency | None = None  # stop-alls reported at a short-lived thread's hit
 
     @property
     def passed(self) -> bool:
@@ -226,6 +242,15 @@ class Report:
             if k in firsts
         ]
         return "FAIL: " + "; ".join(parts)
+
+
+def churn(rows: Sequence[ThreadHits]) -> Churn | None:
+    """The short-lived threads' rows summed (None when there are none)."""
+    short = [row for row in rows if row.short_lived]
+    if not short:
+        return None
+    counts = [row.program_count for row in short if row.program_count is not None]
+    return Churn(len({row.tid for row in short}), sum(row.hits for row in short), sum(counts) if counts else None)
 
 
 def fairness(per_thread: Sequence[int]) -> Fairness | None:

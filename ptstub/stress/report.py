@@ -28,6 +28,12 @@ def render_text(report: Report) -> str:
     lines.append(f"  hits         {report.hits:,} in {report.elapsed_s:.3f} s = {report.hits_per_s:,.0f} hits/s")
     lines.extend(_thread_lines(report))
     lines.append(_stop_line(report))
+    if report.churn_latency is not None:
+        lat = report.churn_latency
+        lines.append(
+            f"               stop-all latency at short-lived threads' hits ({lat.samples:,} stop-alls): "
+            f"p50 {lat.p50_us:,.1f} µs, p99 {lat.p99_us:,.1f} µs, max {lat.max_us:,.1f} µs"
+        )
     lines.append(f"  program end  {report.end.describe()}; own counts: {_counts(report)}")
     for result in report.syscalls:
         lines.append(f"  syscall      {result.name}: {result.result}")
@@ -54,17 +60,30 @@ def _breakpoint(spec: str, address: int | None) -> str:
 
 def _thread_lines(report: Report) -> list[str]:
     f = report.fairness
+    lines = []
     if f is None:
-        return ["  threads      no thread hit a breakpoint"]
-    lines = [
-        f"  threads      {f.threads} hit: min {f.min_hits:,} / max {f.max_hits:,} per thread, "
-        f"Jain's fairness index {f.jain:.3f}"
-    ]
-    for row in report.threads[:MAX_THREAD_LINES]:
+        lines.append(
+            "  threads      no long-lived thread hit a breakpoint"
+            if report.churn
+            else "  threads      no thread hit a breakpoint"
+        )
+    else:
+        lines.append(
+            f"  threads      {f.threads} hit: min {f.min_hits:,} / max {f.max_hits:,} per thread, "
+            f"Jain's fairness index {f.jain:.3f}" + (" (long-lived threads)" if report.churn else "")
+        )
+    rows = [row for row in report.threads if not row.short_lived]
+    for row in rows[:MAX_THREAD_LINES]:
         own = f" (program: {row.program_count:,})" if row.program_count is not None else ""
         lines.append(f"    {row.function} thread {row.tid}: {row.hits:,}{own}")
-    if len(report.threads) > MAX_THREAD_LINES:
-        lines.append(f"    ... {len(report.threads) - MAX_THREAD_LINES} more (see --json)")
+    if len(rows) > MAX_THREAD_LINES:
+        lines.append(f"    ... {len(rows) - MAX_THREAD_LINES} more (see --json)")
+    if report.churn is not None:
+        c = report.churn
+        own = f" (program: {c.program_count:,})" if c.program_count is not None else ""
+        lines.append(
+            f"  short-lived  {c.threads:,} threads: {c.hits:,} hits{own}, counted apart from the fairness index"
+        )
     return lines
 
 
@@ -72,7 +91,10 @@ def _stop_line(report: Report) -> str:
     line = f"  stops        {report.stops:,} = {report.stops_per_s:,.0f} stops/s"
     lat = report.latency
     if lat is not None:
-        line += f"; stop-all latency p50 {lat.p50_us:,.1f} µs, p99 {lat.p99_us:,.1f} µs, max {lat.max_us:,.1f} µs"
+        where = " at long-lived threads' hits" if report.churn_latency else ""
+        line += (
+            f"; stop-all latency{where} p50 {lat.p50_us:,.1f} µs, p99 {lat.p99_us:,.1f} µs, max {lat.max_us:,.1f} µs"
+        )
     if report.eintr_fixups:
         line += f"; {report.eintr_fixups:,} EINTR restarts made transparent"
     return line

@@ -74,6 +74,11 @@ def test_stress_helper_passes_and_fails_with_the_verdict(programs, tmp_path) -> 
                                    breaks=["hit_target"], frozen=["frozen_counter"])
             assert report.hits == 40
 
+        def test_bundled_churn(ptstub_stress):
+            report = ptstub_stress(threads=2, calls=20, churn=1, idle=8)
+            assert report.churn is not None and report.churn.hits == report.churn.program_count >= 1
+            assert report.fairness.threads == 2
+
         def test_bad(ptstub_stress):
             ptstub_stress([{programs["miscount"]!r}, "--threads", "2", "--calls", "20", "--syscall", "futex"],
                           breaks=["hit_target"])
@@ -85,7 +90,7 @@ def test_stress_helper_passes_and_fails_with_the_verdict(programs, tmp_path) -> 
     """,
     )
 
-    assert "1 failed, 2 passed" in result.stdout, result.stdout + result.stderr
+    assert "1 failed, 3 passed" in result.stdout, result.stdout + result.stderr
     assert "FAIL: hit-count: thread" in result.stdout
     assert "program counted 19" in result.stdout
 

@@ -102,6 +102,25 @@ def test_bundled_program_runs_without_prog(programs, tmp_path) -> None:
 
 
 @pytest.mark.timeout(60)
+def test_bundled_program_churn_and_idle(programs, tmp_path) -> None:
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path))
+    json_path = tmp_path / "report.json"
+    args = ("--stress-threads", "2", "--stress-calls", "40", "--stress-churn", "2", "--stress-idle", "32")
+    result = run_cli(*args, "--json", str(json_path), env=env)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "--churn 2 --idle 32" in result.stdout
+    assert "Jain's fairness index 1.000 (long-lived threads)" in result.stdout
+    assert "counted apart from the fairness index" in result.stdout
+    assert "syscall      idle-read: ok" in result.stdout
+    data = json.loads(json_path.read_text())
+    churned = [row for row in data["threads"] if row["short_lived"]]
+    assert data["fairness"]["threads"] == 2 and len(churned) == data["churn"]["threads"] >= 1
+    assert data["churn"]["hits"] == data["churn"]["program_count"] == sum(row["hits"] for row in churned) >= 2
+    assert data["hits"] == 80 + data["churn"]["hits"]
+
+
+@pytest.mark.timeout(60)
 def test_progress_line_only_on_a_terminal(programs) -> None:
     main, secondary = pty.openpty()
     command = [
@@ -157,6 +176,9 @@ def test_progress_line_only_on_a_terminal(programs) -> None:
         (["{stress}", "--threads", "2"], 2, ["--break SYM is required"]),
         (["{stress}", "--break", "hit_target", "--break", ""], 2, ["--break ''"]),
         (["--stress-syscall", "sleepy"], 2, ["--stress-syscall 'sleepy'"]),
+        (["--stress-churn", "65"], 2, ["--stress-churn '65'", "0-64"]),
+        (["--stress-idle", "-1"], 2, ["--stress-idle '-1'", "0-10000"]),
+        (["{stress}", "--break", "hit_target", "--stress-churn", "2"], 2, ["--stress-churn", "bundled", "PROG"]),
         (["--stub", "gdbserver :1234"], 2, ["must contain {port}"]),
         (["--stub", "no-such-stub-binary {port}"], 2, ["command not found: no-such-stub-binary"]),
         (

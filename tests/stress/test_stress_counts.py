@@ -95,3 +95,42 @@ def test_duration_budget_ends_the_run(programs) -> None:
     assert report.hits > 0
     assert report.counts == "at-most"
     assert report.total(ViolationKind.HIT_COUNT) == 0
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("kind", ["epoll_wait", "nanosleep"])
+def test_churn_and_idle_threads_keep_counts_exact(programs, kind: str) -> None:
+    # 3 workers x 150 calls, 2 spawners turning threads over (each hits once) until the workers are
+    # done, 64 threads in read() throughout: every hit of every thread, born or dying, is counted
+    argv = (programs["stress"], "--threads", "3", "--calls", "150", "--syscall", kind, "--duration-ms", "150")
+    argv += ("--churn", "2", "--idle", "64")
+    report = run_stress(StressConfig(argv=argv, breaks=("hit_target",), frozen=("frozen_counter",), timeout=10))
+
+    assert report.passed, report.summary()
+    assert report.counts == "exact"
+    workers = [row for row in report.threads if not row.short_lived]
+    churned = [row for row in report.threads if row.short_lived]
+    assert [(row.hits, row.program_count) for row in workers] == [(150, 150)] * 3
+    assert churned and all(row.hits == row.program_count >= 1 for row in churned)
+    assert report.churn is not None and report.churn.threads == len(churned)
+    assert report.churn.hits == report.churn.program_count == sum(row.hits for row in churned) >= 2  # 1+ per spawner
+    assert report.hits == 450 + report.churn.hits
+    # fairness over the 3 workers only: with the one-hit threads in, the index would be far below 1
+    assert report.fairness is not None and (report.fairness.threads, report.fairness.jain) == (3, 1.0)
+    assert [(s.name, s.result) for s in report.syscalls] == [(kind, "ok"), ("idle-read", "ok")]
+    assert report.end.how == "exited" and report.end.code == 0
+    samples = report.latency.samples if report.latency else 0
+    samples += report.churn_latency.samples if report.churn_latency else 0
+    assert 0 < samples <= report.stops
+
+
+@pytest.mark.timeout(60)
+def test_churn_with_a_hit_budget_compares_at_most(programs) -> None:
+    argv = (programs["stress"], "--threads", "2", "--calls", "2000", "--syscall", "futex", "--churn", "3")
+    report = run_stress(StressConfig(argv=argv, breaks=("hit_target",), hits=300, timeout=10))
+
+    assert report.passed, report.summary()
+    assert report.hits == 300 and report.counts == "at-most"
+    assert report.churn is not None and report.churn.program_count is not None
+    assert report.churn.hits <= report.churn.program_count
+    assert report.end.how == "exited" and report.end.code == 0

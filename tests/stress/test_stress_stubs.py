@@ -16,11 +16,12 @@ from ptstub.stress import StressConfig, ViolationKind, run_stress
 
 GDBSERVER = "gdbserver 127.0.0.1:{port} {prog} {args}"
 PTSTUB = f"{sys.executable} -m ptstub 127.0.0.1:{{port}} {{prog}} {{args}}"
+CHURN_IDLE = ("--churn", "2", "--idle", "64")  # 2 spawners of one-hit threads, 64 threads in read()
 needs_gdb = pytest.mark.skipif(shutil.which("gdb") is None, reason="gdb is not installed")
 needs_gdbserver = pytest.mark.skipif(shutil.which("gdbserver") is None, reason="gdbserver is not installed")
 
 
-def stub_run(programs, stub: str, syscall: str, threads: int = 2, calls: int = 60):
+def stub_run(programs, stub: str, syscall: str, threads: int = 2, calls: int = 60, extra: tuple[str, ...] = ()):
     argv = (
         programs.bundled,
         "--threads",
@@ -31,6 +32,7 @@ def stub_run(programs, stub: str, syscall: str, threads: int = 2, calls: int = 6
         syscall,
         "--duration-ms",
         "100",
+        *extra,
     )
     return run_stress(
         StressConfig(argv=argv, breaks=("hit_target",), frozen=("frozen_counter",), stub=stub, timeout=30)
@@ -84,3 +86,22 @@ def test_hang_through_a_stub_is_a_deadlock_with_a_dump(programs) -> None:
     assert report.end.how == "killed-by-harness"
     assert len(report.dump) == 3 and all(d.tid > 0 and d.state for d in report.dump)
     assert sum(1 for d in report.dump if d.syscall == "futex") >= 2  # the two threads deadlocked on mutexes
+
+
+@needs_gdb
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("stub", ["gdbserver", "ptstub"])
+def test_churn_and_idle_through_the_stub(programs, stub: str) -> None:
+    if stub == "gdbserver" and shutil.which("gdbserver") is None:
+        pytest.skip("gdbserver is not installed")
+    report = stub_run(programs, GDBSERVER if stub == "gdbserver" else PTSTUB, "nanosleep", extra=CHURN_IDLE)
+
+    assert report.passed, report.summary()
+    assert report.counts == "exact"
+    workers = [row for row in report.threads if not row.short_lived]
+    assert [(row.hits, row.program_count) for row in workers] == [(60, 60)] * 2
+    assert report.churn is not None and report.churn.threads >= 1
+    assert report.churn.hits == report.churn.program_count >= 2  # at least one thread per spawner
+    assert report.hits == 120 + report.churn.hits
+    assert report.fairness is not None and (report.fairness.threads, report.fairness.jain) == (2, 1.0)
+    assert ("idle-read", "ok") in [(s.name, s.result) for s in report.syscalls]
