@@ -508,6 +508,14 @@ int pt_prune(pt_engine *e)
 
 static int take_own_orphan(pt_engine *e, int tid, int *status);
 
+/* Remove kept status i, keeping the others in order (the oldest first: remember_orphan relies on it). */
+static void drop_orphan(pt_engine *e, int i)
+{
+    e->n_orphans--;
+    memmove(e->orphan_tid + i, e->orphan_tid + i + 1, (size_t)(e->n_orphans - i) * sizeof(int32_t));
+    memmove(e->orphan_status + i, e->orphan_status + i + 1, (size_t)(e->n_orphans - i) * sizeof(int32_t));
+}
+
 /* Keep a status for whichever engine claims its tid later: the first stop of a clone or fork child
  * that came before its parent's event (parked: the thread stays stopped until then), or an exit
  * status of a tid no engine knows.  Stops are all kept, since one dropped would leave its thread
@@ -526,13 +534,8 @@ static void remember_orphan(pt_engine *e, int tid, int status)
                 exits++;
                 oldest = oldest < 0 ? i : oldest;
             }
-        if (exits >= PT_MAX_ORPHANS) { /* taken out in order, so the first one is the oldest */
-            memmove(e->orphan_tid + oldest, e->orphan_tid + oldest + 1,
-                    (size_t)(e->n_orphans - oldest - 1) * sizeof(int32_t));
-            memmove(e->orphan_status + oldest, e->orphan_status + oldest + 1,
-                    (size_t)(e->n_orphans - oldest - 1) * sizeof(int32_t));
-            e->n_orphans--;
-        }
+        if (exits >= PT_MAX_ORPHANS) /* taken out in order, so the first one is the oldest */
+            drop_orphan(e, oldest);
     }
     if (e->n_orphans == e->orphan_cap) {
         int32_t ncap = e->orphan_cap ? 2 * e->orphan_cap : 64;
@@ -562,15 +565,13 @@ static int take_orphan(pt_engine *e, int tid, int *status)
     return 0;
 }
 
-/* Take the oldest status kept for tid (the order of the others is kept: remember_orphan relies on it). */
+/* Take the oldest status kept for tid. */
 static int take_own_orphan(pt_engine *e, int tid, int *status)
 {
     for (int i = 0; i < e->n_orphans; i++) {
         if (e->orphan_tid[i] == tid) {
             *status = e->orphan_status[i];
-            e->n_orphans--;
-            memmove(e->orphan_tid + i, e->orphan_tid + i + 1, (size_t)(e->n_orphans - i) * sizeof(int32_t));
-            memmove(e->orphan_status + i, e->orphan_status + i + 1, (size_t)(e->n_orphans - i) * sizeof(int32_t));
+            drop_orphan(e, i);
             return 1;
         }
     }

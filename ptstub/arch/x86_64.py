@@ -131,7 +131,6 @@ _SW_XFEATURES_OFFSET = 472  # struct _fpx_sw_bytes.xfeatures (signal frames)
 _FP_XSTATE_MAGIC1 = 0x46505853
 XSTATE_BV_OFFSET = 512
 XSAVE_HEADER_END = 576
-YMMH_OFFSET = 576
 
 
 @dataclass(frozen=True, slots=True)
