@@ -18,8 +18,9 @@ import stat
 import sys
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Protocol
+
+from ptstub.values import frozen
 
 log = logging.getLogger("ptstub.rsp")
 
@@ -90,7 +91,7 @@ class StdioConnection:
         pass
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Endpoint:
     """Where to listen: TCP host/port, a unix socket path, or stdio."""
 

@@ -7,11 +7,11 @@ Everything here speaks in tids, addresses, raw register bytes and typed stop eve
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
 from ptstub.events import StopEvent
+from ptstub.values import frozen
 
 
 class ResumeKind(Enum):
@@ -22,7 +22,7 @@ class ResumeKind(Enum):
     RANGE_STEP = "r"  # step while start <= pc < end (GDB's vCont;r)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResumeAction:
     """What one thread does on resume; `signal` 0 means deliver nothing."""
 
@@ -42,7 +42,7 @@ class ThreadState(Enum):
     GONE = "gone"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadInfo:
     """One live thread: its tid, its name (/proc comm) and the CPU it last ran on.
 

@@ -48,10 +48,11 @@ import re
 import struct
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from operator import itemgetter
 from typing import Any
+
+from ptstub.values import frozen
 
 # ------------------------------------------------------------------------------ general registers
 
@@ -133,7 +134,7 @@ XSTATE_BV_OFFSET = 512
 XSAVE_HEADER_END = 576
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class XsaveComponent:
     """One extended XSAVE state component: its XCR0 bit, size and offsets in the standard format."""
 
@@ -334,7 +335,7 @@ class Kind(StrEnum):
     FTAG = "ftag"  # the abridged tag byte, shown as the full tag word
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RegisterDef:
     """One register as served to GDB and where it is stored.
 
@@ -417,7 +418,7 @@ def _storage(name: str, bitsize: int, offsets: Mapping[int, int]) -> tuple[Sourc
 # ------------------------------------------------------------------------------ target description
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Feature:
     name: str
     filename: str
@@ -528,7 +529,7 @@ def _gather_struct(registers: tuple[RegisterDef, ...]) -> tuple[struct.Struct, _
     return struct.Struct("".join(fmt)), itemgetter(*(index_of[r.regnum] for r in registers))
 
 
-@dataclass(frozen=True, eq=False)
+@frozen
 class RegisterLayout:
     """The registers, `g` layout and target description for one XCR0 (see the module docstring).
 
@@ -542,13 +543,20 @@ class RegisterLayout:
     registers: tuple[RegisterDef, ...]
     target_xml: bytes
     g_size: int
-    _gather: struct.Struct = field(repr=False)
-    _to_g_order: _Reorder = field(repr=False)
-    _g: struct.Struct = field(repr=False)
-    _spans: tuple[tuple[int, int, int], ...] = field(repr=False)
-    _pkru_at: int = field(repr=False)  # 0 where PKRU is not described
-    _by_name: Mapping[str, RegisterDef] = field(repr=False)
+    _gather: struct.Struct
+    _to_g_order: _Reorder
+    _g: struct.Struct
+    _spans: tuple[tuple[int, int, int], ...]
+    _pkru_at: int  # 0 where PKRU is not described
+    _by_name: Mapping[str, RegisterDef]
     expedite_regnums: tuple[int, ...] = EXPEDITE_REGNUMS
+
+    # One layout per XCR0 (`_build` is cached): identity is equality, and the tables stay out of the repr.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"RegisterLayout(xcr0={self.xcr0:#x}, described={self.described}, registers={len(self.registers)})"
 
     @property
     def documents(self) -> Mapping[str, bytes]:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
 
 from ptstub.rsp.errors import ProtocolError
@@ -34,6 +33,7 @@ from ptstub.rsp.hexutil import HEX_DIGITS, parse_address, parse_hex, parse_hex_b
 from ptstub.rsp.signals import gdb_signal_set_to_host, gdb_to_host_signal
 from ptstub.rsp.threadid import ThreadId, parse_thread_id
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
+from ptstub.values import frozen
 
 MAX_TRANSFER = 1 << 20
 """Largest byte count accepted in a read request (`m`, `qXfer`, `vFile:pread`, `qCRC` excluded)."""
@@ -41,43 +41,43 @@ MAX_TRANSFER = 1 << 20
 # --- commands -----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UnknownCommand:
     """A packet ptstub does not implement; answered with an empty reply."""
 
     body: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueryStopReason:
     """`?`: why the target last stopped (the last stop reply, or `W00` with no process)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class EnableExtendedMode:
     """`!`: extended-remote mode (keep running with no process; `vRun`, `R`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReadRegisters:
     """`g`: all registers of the current (`Hg`) thread, in target-description order."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteRegisters:
     """`G<hex>`: write all registers of the current (`Hg`) thread."""
 
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReadRegister:
     """`p<n>`: one register (target-description number) of the current thread."""
 
     number: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteRegister:
     """`P<n>=<hex>`: write one register of the current thread."""
 
@@ -85,7 +85,7 @@ class WriteRegister:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReadMemory:
     """`m<addr>,<length>`."""
 
@@ -93,7 +93,7 @@ class ReadMemory:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteMemory:
     """`M<addr>,<length>:<hex>` or, with `binary`, `X<addr>,<length>:<escaped bytes>`.
 
@@ -105,7 +105,7 @@ class WriteMemory:
     binary: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Continue:
     """`c[addr]` / `C<sig>[;addr]`: legacy resume of the `Hc` thread (all threads in all-stop)."""
 
@@ -113,7 +113,7 @@ class Continue:
     address: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Step:
     """`s[addr]` / `S<sig>[;addr]`: legacy single-step of the `Hc` thread."""
 
@@ -121,7 +121,7 @@ class Step:
     address: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueryResumeActions:
     """`vCont?`: which `vCont` actions are supported."""
 
@@ -142,7 +142,7 @@ _RESUME_KINDS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadAction:
     """One `vCont` action. `thread` None = the default action for every thread not yet matched."""
 
@@ -160,7 +160,7 @@ class ThreadAction:
         return ResumeAction(kind, self.signal, self.range_start, self.range_end)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Resume:
     """`vCont;<action>[:<thread>];...`: resume threads per action, in order; first match wins.
 
@@ -177,12 +177,12 @@ class Resume:
         return None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InterruptTarget:
     """`vCtrlC`: the packet form of `\\x03` (answered `OK`, then the stop is reported)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NextStopNotification:
     """`vStopped`: GDB took the last `%Stop` notification (non-stop); answer the next queued stop or `OK`."""
 
@@ -194,7 +194,7 @@ class ThreadPurpose(Enum):
     RESUME = "c"  # `Hc`: legacy `c`/`s` packets
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SelectThread:
     """`Hg<thread>` / `Hc<thread>`."""
 
@@ -202,38 +202,38 @@ class SelectThread:
     thread: ThreadId
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class IsThreadAlive:
     """`T<thread>`: `OK` if the thread exists, `E NN` otherwise."""
 
     thread: ThreadId
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueryCurrentThread:
     """`qC`: answered `QC<thread>`."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ListThreads:
     """`qfThreadInfo` (`first`) / `qsThreadInfo` (continuation)."""
 
     first: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueryAttached:
     """`qAttached[:pid]`: `1` if ptstub attached to the process (detach on quit), `0` if it created it."""
 
     pid: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QuerySectionOffsets:
     """`qOffsets` (gdbserver answers it empty on x86-64 Linux)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SymbolLookup:
     """`qSymbol::` (GDB can serve lookups: `name` and `value` None) or `qSymbol:[value]:<hexname>`.
 
@@ -244,7 +244,7 @@ class SymbolLookup:
     value: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class GetTlsAddress:
     """`qGetTLSAddr:<thread>,<offset>,<lm>`: address of a TLS variable (GDB 13 `print tlsvar`)."""
 
@@ -253,21 +253,21 @@ class GetTlsAddress:
     load_module: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class MonitorCommand:
     """`qRcmd,<hex>`: a `monitor ...` command line, decoded."""
 
     command: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QuerySupported:
     """`qSupported[:features]`: feature negotiation; answered with `features.supported_reply`."""
 
     features: ClientFeatures
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ReadObject:
     """`qXfer:<object>:read:<annex>:<offset>,<length>`; answered with `replies.qxfer_chunk`."""
 
@@ -277,7 +277,7 @@ class ReadObject:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WriteObject:
     """`qXfer:<object>:write:<annex>:<offset>:<escaped data>` (GDB writes `siginfo`)."""
 
@@ -287,7 +287,7 @@ class WriteObject:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ComputeCrc:
     """`qCRC:<addr>,<length>`: CRC-32 of target memory (`compare-sections`)."""
 
@@ -295,7 +295,7 @@ class ComputeCrc:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SearchMemory:
     """`qSearch:memory:<addr>;<length>;<escaped pattern>` (`find`)."""
 
@@ -304,40 +304,40 @@ class SearchMemory:
     pattern: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StartNoAckMode:
     """`QStartNoAckMode`: after the `OK`, neither side sends `+`/`-`."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class PassSignals:
     """`QPassSignals:<sig>;...`: Linux signals to deliver without stopping (GDB sends it per resume)."""
 
     signals: frozenset[int]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ProgramSignals:
     """`QProgramSignals:<sig>;...`: Linux signals the program may receive (else they are dropped)."""
 
     signals: frozenset[int]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetNonStop:
     """`QNonStop:0|1`."""
 
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetDisableRandomization:
     """`QDisableRandomization:0|1`: ASLR off for programs started later (`vRun`)."""
 
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetEnvironmentVariable:
     """`QEnvironmentHexEncoded:<hex of NAME=value>`."""
 
@@ -345,33 +345,33 @@ class SetEnvironmentVariable:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class UnsetEnvironmentVariable:
     """`QEnvironmentUnset:<hex name>`."""
 
     name: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResetEnvironment:
     """`QEnvironmentReset`: back to ptstub's own environment for the next `vRun`."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetWorkingDirectory:
     """`QSetWorkingDir:[hex path]`; `path` None = ptstub's own working directory."""
 
     path: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetStartupWithShell:
     """`QStartupWithShell:0|1`."""
 
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class CatchSyscalls:
     """`QCatchSyscalls:0` / `QCatchSyscalls:1[;<nr>...]`; `syscalls` None = every system call."""
 
@@ -379,14 +379,14 @@ class CatchSyscalls:
     syscalls: frozenset[int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SetThreadEvents:
     """`QThreadEvents:0|1`: report thread creation/exit stops."""
 
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RunProgram:
     """`vRun;<hex prog>[;<hex arg>...]`; an empty `program` means "the previous program"."""
 
@@ -394,33 +394,33 @@ class RunProgram:
     arguments: tuple[bytes, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AttachProcess:
     """`vAttach;<pid>`."""
 
     pid: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class KillProcess:
     """`vKill;<pid>` (answered `OK`) or, with `pid` None, legacy `k` (which gets no reply)."""
 
     pid: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Detach:
     """`D` or `D;<pid>`."""
 
     pid: int | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Restart:
     """`R<xx>`: restart the program (extended mode); no reply."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InsertBreakpoint:
     """`Z<type>,<addr>,<kind>[;X<len>,<expr>...][;cmds:<persist>,X<len>,<expr>...]`.
 
@@ -436,7 +436,7 @@ class InsertBreakpoint:
     persist_commands: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RemoveBreakpoint:
     """`z<type>,<addr>,<kind>`."""
 
@@ -445,14 +445,14 @@ class RemoveBreakpoint:
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileSetFilesystem:
     """`vFile:setfs:<pid>`: later paths are in that process's mount namespace (0 = ptstub's)."""
 
     pid: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileOpen:
     """`vFile:open:<hex path>,<flags>,<mode>`; `flags` are already Linux `O_*` values."""
 
@@ -461,14 +461,14 @@ class FileOpen:
     mode: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileClose:
     """`vFile:close:<fd>`."""
 
     fd: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileRead:
     """`vFile:pread:<fd>,<count>,<offset>`; answered with `replies.file_data`."""
 
@@ -477,7 +477,7 @@ class FileRead:
     offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileWrite:
     """`vFile:pwrite:<fd>,<offset>,<escaped data>`."""
 
@@ -486,28 +486,28 @@ class FileWrite:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileStat:
     """`vFile:fstat:<fd>`; answered with `replies.file_stat`."""
 
     fd: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileUnlink:
     """`vFile:unlink:<hex path>`."""
 
     path: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class FileReadLink:
     """`vFile:readlink:<hex path>`; answered with `replies.file_data`."""
 
     path: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class QueryThreadExtraInfo:
     """`qThreadExtraInfo,<thread>`: a printable description (hex-encoded in the reply)."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
@@ -40,6 +39,7 @@ from ptstub.rsp.framing import Encoded, escape_binary
 from ptstub.rsp.hexutil import hex_encode
 from ptstub.rsp.signals import GDB_SIGNAL_TRAP, host_to_gdb_signal
 from ptstub.rsp.threadid import ThreadId
+from ptstub.values import frozen
 
 _SIGTRAP = 5
 _SIGINT = 2
@@ -156,7 +156,7 @@ class StopReasonKind(Enum):
     THREAD_CREATED = "create"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StopReason:
     """Why a thread stopped, beyond its signal. Fields other than `kind` apply to some kinds only:
     `address` to watchpoints, `child` to fork/vfork, `path` to exec, `syscall` to syscall stops."""
@@ -324,7 +324,7 @@ def thread_alive(alive: bool) -> bytes:
     return b"OK" if alive else b"E01"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadDescription:
     """One `<thread>` element of `qXfer:threads:read`. `handle` is the raw pthread_t, if known."""
 
