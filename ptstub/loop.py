@@ -10,7 +10,6 @@ packets. Framing and acks follow the GDB manual, "Overview", "Interrupts" and "N
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import select
 import socket
@@ -18,11 +17,17 @@ import stat
 import sys
 from collections import deque
 from collections.abc import Callable
-from typing import Protocol
 
+from ptstub import logs
 from ptstub.values import frozen
 
-log = logging.getLogger("ptstub.rsp")
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a structural type for mypy; at run time a plain base with the documented methods
+
+log = logs.logger("ptstub.rsp")
 
 
 class Connection(Protocol):

@@ -50,9 +50,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from operator import itemgetter
-from typing import Any
 
 from ptstub.values import frozen
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
 
 # ------------------------------------------------------------------------------ general registers
 
@@ -511,7 +514,8 @@ def _g_format(reg: RegisterDef) -> str:
     return f"{reg.byte_size}s" if reg.kind is Kind.RAW else "I"
 
 
-_Reorder = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+if TYPE_CHECKING:
+    _Reorder = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
 def _gather_struct(registers: tuple[RegisterDef, ...]) -> tuple[struct.Struct, _Reorder]:
