@@ -551,7 +551,9 @@ def console_output(text: bytes) -> bytes:
     return b"O" + hex_encode(text)
 
 
+@functools.cache
 def _crc_table() -> tuple[int, ...]:
+    """Built on the first `qCRC` (`compare-sections`), not at import: ~1 ms that no other request needs."""
     table = []
     for index in range(256):
         crc = index << 24
@@ -561,13 +563,10 @@ def _crc_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-_CRC_TABLE = _crc_table()
-
-
 def gdb_crc32(data: bytes, crc: int = _U32) -> int:
     """GDB's `qCRC` checksum: MSB-first CRC-32 (polynomial 0x04c11db7), seeded with 0xffffffff and
     not inverted at the end (libiberty `xcrc32`, gdbserver `crc32`). Not `zlib.crc32`."""
-    table = _CRC_TABLE
+    table = _crc_table()
     for byte in data:
         crc = ((crc << 8) & _U32) ^ table[(crc >> 24) ^ byte]
     return crc
