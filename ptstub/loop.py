@@ -199,6 +199,8 @@ class ServerSession(Protocol):
 
     def wait_for_stop(self, wake_fd: int) -> bytes | None: ...
 
+    def prepare_for_requests(self) -> None: ...
+
     def interrupt(self) -> None: ...
 
     @property
@@ -275,6 +277,7 @@ def _serve(
             reply = session.wait_for_stop(wake_fd)
             if reply is not None:
                 last_reply = send_reply(reply)
+                session.prepare_for_requests()  # off the critical path: GDB is reading the stop now
                 continue
             if listener is not None and not select.select([conn], [], [], 0)[0]:
                 listener.refuse_pending()  # woken by a second client, not by GDB

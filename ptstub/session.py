@@ -462,6 +462,15 @@ class Session:
                 return replies.thread_extra_info(info.name.encode())
         return replies.error(errno_mod.ESRCH)
 
+    def prepare_for_requests(self) -> None:
+        """A stop reply went out: while GDB reads it, build the thread list it asks for next at every stop
+        it shows after a continue (normal_stop's update_thread_list), so that request finds it ready
+        (design-notes: "Work done while GDB reads a reply"). After a step GDB seldom asks: not built."""
+        if self.non_stop or self.running or any(a.kind is not ResumeKind.CONTINUE for a in self._last_resume.values()):
+            return
+        with contextlib.suppress(TargetError):  # the process ended: the request, if any, is answered then
+            self._threads_document()
+
     def _threads_document(self) -> bytes:
         if self._threads_doc is None:
             if not self._served():

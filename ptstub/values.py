@@ -28,7 +28,6 @@ else:
 
 
 _set = object.__setattr__
-_MISSING: Any = object()
 
 
 class FrozenValueError(AttributeError):
@@ -75,43 +74,32 @@ def _check_default_order(cls_name: str, names: tuple[str, ...], defaults: dict[s
 
 
 def _initializer(names: tuple[str, ...], defaults: dict[str, Any]) -> Callable[..., None]:
-    """An `__init__` for these fields: positional arguments take the fast path, the rest bind by name."""
-    count = len(names)
-    index = {name: i for i, name in enumerate(names)}
-    tail = [defaults.get(name, _MISSING) for name in names]
+    """An `__init__(self, <names>)` as fast as a hand-written one: the code of a template with as many
+    parameters (compiled once per count) with the parameter and attribute names swapped in, so that
+    neither a call nor the class's creation runs the compiler."""
+    template = _template(len(names))
+    code = template.__code__
+    rename = {f"_{i}": name for i, name in enumerate(names)}
+    code = code.replace(
+        co_varnames=tuple(rename.get(name, name) for name in code.co_varnames),
+        co_consts=tuple(rename.get(c, c) if isinstance(c, str) else c for c in code.co_consts),
+    )
+    tail = tuple(defaults[name] for name in names if name in defaults) or None
+    return type(template)(code, template.__globals__, "__init__", tail)
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        if len(args) != count or kwargs:
-            args = _bind(type(self).__name__, names, index, tail, args, kwargs)
-        for name, arg in zip(names, args):  # noqa: B905  (lengths are equal here)
-            _set(self, name, arg)
 
-    return __init__
+_templates: dict[int, Any] = {}
 
 
-def _bind(
-    cls_name: str,
-    names: tuple[str, ...],
-    index: dict[str, int],
-    tail: list[Any],
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> tuple[Any, ...]:
-    """Positional and keyword arguments in field order, defaults filled in; TypeError as a call would."""
-    if len(args) > len(names):
-        raise TypeError(f"{cls_name}() takes {len(names)} arguments but {len(args)} were given")
-    values = list(args) + tail[len(args) :]
-    for name, arg in kwargs.items():
-        i = index.get(name)
-        if i is None:
-            raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r}")
-        if i < len(args):
-            raise TypeError(f"{cls_name}() got multiple values for argument {name!r}")
-        values[i] = arg
-    missing = [name for name, arg in zip(names, values) if arg is _MISSING]  # noqa: B905
-    if missing:
-        raise TypeError(f"{cls_name}() missing required arguments: {', '.join(missing)}")
-    return tuple(values)
+def _template(count: int) -> Any:
+    template = _templates.get(count)
+    if template is None:
+        params = "".join(f", _{i}" for i in range(count))
+        body = "".join(f"    _set(self, '_{i}', _{i})\n" for i in range(count)) or "    pass\n"
+        namespace: dict[str, Any] = {}
+        exec(f"def __init__(self{params}):\n{body}", {"_set": _set}, namespace)
+        template = _templates[count] = namespace["__init__"]
+    return template
 
 
 def _fields(self: Any) -> tuple[Any, ...]:
