@@ -74,10 +74,13 @@ def _check_default_order(cls_name: str, names: tuple[str, ...], defaults: dict[s
 
 
 def _initializer(names: tuple[str, ...], defaults: dict[str, Any]) -> Callable[..., None]:
-    """An `__init__(self, <names>)` as fast as a hand-written one: the code of a template with as many
-    parameters (compiled once per count) with the parameter and attribute names swapped in, so that
-    neither a call nor the class's creation runs the compiler."""
-    template = _template(len(names))
+    """An `__init__(self, <names>)` as fast as a hand-written one: the code of the template with as many
+    parameters (`_TEMPLATES`, loaded from the .pyc like any function) with the parameter and attribute
+    names swapped in, so that neither the class's creation nor a call runs the compiler. Classes of
+    more fields (rare, never built per stop) get a generic `__init__`."""
+    if len(names) >= len(_TEMPLATES):
+        return _generic_initializer(names, defaults)
+    template: Any = _TEMPLATES[len(names)]
     code = template.__code__
     rename = {f"_{i}": name for i, name in enumerate(names)}
     code = code.replace(
@@ -88,18 +91,41 @@ def _initializer(names: tuple[str, ...], defaults: dict[str, Any]) -> Callable[.
     return type(template)(code, template.__globals__, "__init__", tail)
 
 
-_templates: dict[int, Any] = {}
+def _generic_initializer(names: tuple[str, ...], defaults: dict[str, Any]) -> Callable[..., None]:
+    count = len(names)
+    index = {name: i for i, name in enumerate(names)}
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if len(args) != count or kwargs:
+            args = _bind(type(self).__name__, names, index, defaults, args, kwargs)
+        for name, arg in zip(names, args, strict=True):
+            _set(self, name, arg)
+
+    return __init__
 
 
-def _template(count: int) -> Any:
-    template = _templates.get(count)
-    if template is None:
-        params = "".join(f", _{i}" for i in range(count))
-        body = "".join(f"    _set(self, '_{i}', _{i})\n" for i in range(count)) or "    pass\n"
-        namespace: dict[str, Any] = {}
-        exec(f"def __init__(self{params}):\n{body}", {"_set": _set}, namespace)
-        template = _templates[count] = namespace["__init__"]
-    return template
+def _bind(
+    cls_name: str,
+    names: tuple[str, ...],
+    index: dict[str, int],
+    defaults: dict[str, Any],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> tuple[Any, ...]:
+    """Positional and keyword arguments in field order, defaults filled in; TypeError as a call would."""
+    if len(args) > len(names):
+        raise TypeError(f"{cls_name}() takes {len(names)} arguments but {len(args)} were given")
+    values = dict(zip(names, args))  # noqa: B905  (fewer arguments than fields)
+    for name, arg in kwargs.items():
+        if name not in index:
+            raise TypeError(f"{cls_name}() got an unexpected keyword argument {name!r}")
+        if name in values:
+            raise TypeError(f"{cls_name}() got multiple values for argument {name!r}")
+        values[name] = arg
+    missing = [name for name in names if name not in values and name not in defaults]
+    if missing:
+        raise TypeError(f"{cls_name}() missing required arguments: {', '.join(missing)}")
+    return tuple(values[name] if name in values else defaults[name] for name in names)
 
 
 def _fields(self: Any) -> tuple[Any, ...]:
@@ -141,3 +167,127 @@ _METHODS = {
     "__delattr__": _delattr,
     "__reduce__": _reduce,
 }
+
+
+# --- __init__ templates by field count (see `_initializer`); `_set` is object.__setattr__ -------------
+
+
+def _init0(self):
+    pass
+
+
+def _init1(self, _0):
+    _set(self, "_0", _0)
+
+
+def _init2(self, _0, _1):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+
+
+def _init3(self, _0, _1, _2):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+
+
+def _init4(self, _0, _1, _2, _3):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+
+
+def _init5(self, _0, _1, _2, _3, _4):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+
+
+def _init6(self, _0, _1, _2, _3, _4, _5):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+
+
+def _init7(self, _0, _1, _2, _3, _4, _5, _6):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+    _set(self, "_6", _6)
+
+
+def _init8(self, _0, _1, _2, _3, _4, _5, _6, _7):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+    _set(self, "_6", _6)
+    _set(self, "_7", _7)
+
+
+def _init9(self, _0, _1, _2, _3, _4, _5, _6, _7, _8):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+    _set(self, "_6", _6)
+    _set(self, "_7", _7)
+    _set(self, "_8", _8)
+
+
+def _init10(self, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+    _set(self, "_6", _6)
+    _set(self, "_7", _7)
+    _set(self, "_8", _8)
+    _set(self, "_9", _9)
+
+
+def _init11(self, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, _10):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+    _set(self, "_6", _6)
+    _set(self, "_7", _7)
+    _set(self, "_8", _8)
+    _set(self, "_9", _9)
+    _set(self, "_10", _10)
+
+
+def _init12(self, _0, _1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11):
+    _set(self, "_0", _0)
+    _set(self, "_1", _1)
+    _set(self, "_2", _2)
+    _set(self, "_3", _3)
+    _set(self, "_4", _4)
+    _set(self, "_5", _5)
+    _set(self, "_6", _6)
+    _set(self, "_7", _7)
+    _set(self, "_8", _8)
+    _set(self, "_9", _9)
+    _set(self, "_10", _10)
+    _set(self, "_11", _11)
+
+
+_TEMPLATES = (_init0, _init1, _init2, _init3, _init4, _init5, _init6, _init7, _init8, _init9, _init10, _init11, _init12)

@@ -75,3 +75,15 @@ def test_a_required_field_after_a_default_is_refused() -> None:
         class Bad:
             a: int = 0
             b: int
+
+
+def test_many_fields_take_the_generic_initializer_alike() -> None:
+    wide = frozen(
+        type("Wide", (), {"__annotations__": {f"f{i}": "int" for i in range(14)} | {"last": "int"}, "last": 9})
+    )
+    value = wide(*range(13), f13=13)
+    assert (value.f0, value.f13, value.last) == (0, 13, 9)
+    assert value == wide(*range(14), last=9)
+    for bad in (lambda: wide(*range(13)), lambda: wide(*range(14), f0=1), lambda: wide(*range(16))):
+        with pytest.raises(TypeError):
+            bad()
