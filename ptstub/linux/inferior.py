@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno as errno_mod
 import os
 import signal as signal_mod
-import threading
 from collections.abc import Callable, Collection, Mapping
 
 from ptstub import logs
@@ -86,7 +85,6 @@ class Inferior:
         self.pid = pid
         self.launched = launched
         self._executable = executable
-        self._owner = threading.get_ident()
         self._breakpoints: dict[int, int] = {}  # address -> reference count
         self._debugregs = DebugRegisters()
         self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
