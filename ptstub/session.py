@@ -17,7 +17,7 @@ import os
 import select
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ptstub.errors import PtstubError, TargetError
@@ -48,9 +48,19 @@ from ptstub.rsp.features import (
 from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
+from ptstub.target import (
+    BreakpointKind,
+    HostServices,
+    ProcessGroup,
+    ResumeAction,
+    ResumeKind,
+    Target,
+    ThreadInfo,
+    ThreadState,
+)
 
 if TYPE_CHECKING:
+    from ptstub.arch.x86_64 import RegisterLayout
     from ptstub.rsp.agentexpr import AgentExpression, BreakpointCommands
 
 log = logging.getLogger("ptstub.rsp")
@@ -95,8 +105,8 @@ SERVER_FEATURES = ServerFeatures(
 )
 
 
-Launcher = Callable[[list[str], LaunchSettings], Any]
-Attacher = Callable[[int], Any]
+Launcher = Callable[[list[str], LaunchSettings], Target]
+Attacher = Callable[[int], Target]
 
 
 class Session:
@@ -104,8 +114,10 @@ class Session:
 
     def __init__(
         self,
-        target: Any | None,
+        target: Target | None,
         *,
+        group: ProcessGroup | None = None,
+        host: HostServices | None = None,
         launcher: Launcher | None = None,
         attacher: Attacher | None = None,
         extended: bool = False,
@@ -114,6 +126,8 @@ class Session:
         program: list[str] | None = None,
     ) -> None:
         self.target = target
+        self.group: ProcessGroup = group or NoProcessGroup()
+        self.host: HostServices = host or NoHost()
         self.launcher = launcher
         self.attacher = attacher
         self.extended = extended
@@ -137,7 +151,7 @@ class Session:
         self._pass_signals: frozenset[int] = frozenset()
         self._signal_pid = target.pid if target is not None else 0  # gdbserver's signal_pid: Ctrl-C goes there
         self._interrupt_due = False  # a Ctrl-C for a process not running yet: applied when it runs
-        self._interrupted: Any | None = None  # the process asked to stop by a Ctrl-C; cleared by the next report
+        self._interrupted: Target | None = None  # the process asked to stop by a Ctrl-C; cleared by the next report
         # Processes ptstub attached to (detached at the end), not started (killed): gdbserver's
         # process->attached, which a fork child inherits.
         self._attached_pids: set[int] = {target.pid} if attached and target is not None else set()
@@ -147,7 +161,7 @@ class Session:
         self.files = HostFiles()
         self._regs: dict[int, tuple[bytes, bytes | None]] = {}
         self._g_replies: dict[int, bytes] = {}  # tid -> `g` reply, valid with `_regs` (until a write or resume)
-        self._layout: Any = None
+        self._layout: RegisterLayout | None = None
         self._thread_list_sent = False
         self._threads_doc: bytes | None = None
         # Per-stop caches for GDB's breakpoint loop (design-notes, "Speed with GDB in the loop").
@@ -163,9 +177,9 @@ class Session:
         self._resumed_among: tuple[int, ...] | frozenset[int] = ()
         # Every process served (docs/design-notes.md, "Several processes"): the first one and each fork
         # child GDB keeps; `target` is the one events and wildcard selections fall back to.
-        self.processes: dict[int, Any] = {target.pid: target} if target is not None else {}
-        self._running: list[Any] = []  # the processes the last resume started
-        self._ended_first: Any | None = None  # a held process that ended: reported before anything runs
+        self.processes: dict[int, Target] = {target.pid: target} if target is not None else {}
+        self._running: list[Target] = []  # the processes the last resume started
+        self._ended_first: Target | None = None  # a held process that ended: reported before anything runs
         self.g_pid = 0
         self._software_breakpoints: dict[int, set[int]] = {}  # pid -> addresses GDB inserted (idempotent Z0)
         self._hardware_breakpoints: set[tuple[int, int, BreakpointKind, int]] = set()  # (pid, address, kind, length)
@@ -277,12 +291,12 @@ class Session:
     def pid(self) -> int:
         return self.target.pid if self.target is not None else 0
 
-    def _alive(self) -> Any:
+    def _alive(self) -> Target:
         if self.target is None or not self.target.alive:
             raise TargetError("no process", errno_mod.ESRCH)
         return self.target
 
-    def _current(self) -> Any:
+    def _current(self) -> Target:
         """The process `Hg` selected (registers, memory and breakpoints go there), else the target."""
         if len(self.processes) > 1:
             process = self.processes.get(self.g_pid)
@@ -293,7 +307,7 @@ class Session:
             raise TargetError("no process", errno_mod.ESRCH)
         return target
 
-    def _owner(self, tid: int) -> Any | None:
+    def _owner(self, tid: int) -> Target | None:
         """The live process that has thread `tid` (tids are unique across processes)."""
         target = self.target
         if target is not None and target.alive and target.has_thread(tid):
@@ -303,7 +317,7 @@ class Session:
                 return process
         return None
 
-    def _process_for(self, tid: int) -> Any:
+    def _process_for(self, tid: int) -> Target:
         """The process to ask about thread `tid`: its owner, else the selected process."""
         if len(self.processes) > 1:
             owner = self._owner(tid)
@@ -317,7 +331,7 @@ class Session:
         target = self.target
         return target is not None and target.pid in self._attached_pids
 
-    def _served(self) -> list[Any]:
+    def _served(self) -> list[Target]:
         """Live processes, the target first."""
         target = self.target
         processes = self.processes
@@ -350,7 +364,7 @@ class Session:
             raise TargetError("no threads", errno_mod.ESRCH)
         return int(ids[0])
 
-    def _layout_for(self, tid: int) -> Any:
+    def _layout_for(self, tid: int) -> RegisterLayout:
         if self._layout is None:
             from ptstub.arch import x86_64
 
@@ -882,8 +896,10 @@ class Session:
         target = self.target
         if not self.non_stop or target is None:
             return False
+        process: Target
+        event: StopEvent | None
         if len(self.processes) == 1:
-            if getattr(target, "ended", False):  # its exit status came to another call: report it
+            if target.ended:  # its exit status came to another call: report it
                 process, event = target, target.take_event()
             elif not target.alive:
                 return False
@@ -892,20 +908,15 @@ class Session:
                 if event is None:
                     return False
         else:
-            from ptstub.linux.processes import next_event_non_stop
-
-            ended = [p for p in self.processes.values() if getattr(p, "ended", False)]
+            ended = [p for p in self.processes.values() if p.ended]
             self._rotation += 1
-            found = next_event_non_stop(self._served() + ended, wake_fd, self._rotation)
+            found = self.group.next_event(self._served() + ended, wake_fd, self._rotation)
             if found is None:
                 return False
             process, event = found
-        uncaught = self.catch_syscalls is not None and getattr(event, "number", None) not in self.catch_syscalls
-        tid = getattr(event, "tid", None)
-        # A hit whose breakpoint GDB removed while the event waited (threads run while GDB edits
-        # breakpoints) is reported to nobody, as gdbserver discards it: the thread goes on.
-        stale = type(event) is BreakpointHit and not self._breakpoint_at(process.pid, event.pc)
-        if (isinstance(event, SyscallStop) and uncaught) or stale or not self._should_report(event):
+        tid: int | None = getattr(event, "tid", None)
+        if isinstance(event, (SyscallStop, BreakpointHit)) and self._unreported_non_stop(event, process):
+            tid = event.tid
             if tid not in self._stop_asked:
                 process.resume_threads({tid: self._last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
                 # A stream of hits nobody hears of (a condition that is always false, in many threads)
@@ -914,9 +925,20 @@ class Session:
             # GDB asked this thread to stop (vCont;t) and the hit answered it: report the stop it asked
             # for, as gdbserver does for a thread whose last resume kind is resume_stop.
             event = Interrupted(tid, event.pc)
-        self._stop_asked.discard(tid)
+        if tid is not None:
+            self._stop_asked.discard(tid)
         self.stops.push(self.report(event, process), tid)
         return True
+
+    def _unreported_non_stop(self, event: SyscallStop | BreakpointHit, process: Target) -> bool:
+        """Non-stop: a stop GDB does not hear of: a syscall it does not catch, a hit whose breakpoint
+        GDB removed while the event waited (threads run while GDB edits breakpoints; gdbserver
+        discards it and the thread goes on), a hit whose conditions are false or that runs commands."""
+        if isinstance(event, SyscallStop):
+            return self.catch_syscalls is not None and event.number not in self.catch_syscalls
+        if not self._breakpoint_at(process.pid, event.pc):
+            return True
+        return not self._should_report(event)
 
     # ------------------------------------------------------------------------------------- run control
     def handle_resume(self, c: cmd.Resume) -> list[bytes] | bytes | None:
@@ -948,7 +970,7 @@ class Session:
 
     def _resume_processes(self, c: cmd.Resume) -> list[bytes] | None:
         """vCont over several processes: each action names threads of one process, or all (`-1`)."""
-        plans: list[tuple[Any, dict[int, ResumeAction]]] = []
+        plans: list[tuple[Target, dict[int, ResumeAction]]] = []
         for process in self._served():
             actions: dict[int, ResumeAction] = {}
             for tid in process.thread_ids():
@@ -1002,10 +1024,8 @@ class Session:
             self.interrupt()
         return None
 
-    def _resume_plans_of(self, plans: list[tuple[Any, dict[int, ResumeAction]]]) -> list[bytes] | None:
-        """Resume several processes together (all-stop over processes, ptstub.linux.processes)."""
-        from ptstub.linux.processes import resume_processes
-
+    def _resume_plans_of(self, plans: list[tuple[Target, dict[int, ResumeAction]]]) -> list[bytes] | None:
+        """Resume several processes together (all-stop over processes: the `ProcessGroup`)."""
         self._invalidate()
         # The process last started or attached first: the wait sleeps in it, so a Ctrl-C stops it
         # and is reported there, as gdbserver's kill(-signal_pid, SIGINT) (detach-step-over.exp).
@@ -1020,7 +1040,7 @@ class Session:
             return [replies.no_resumed() if self.features.no_resumed else replies.error(errno_mod.EINVAL)]
         self._last_resume = {tid: action for _, actions in plans for tid, action in actions.items()}
         self._resumed_among = frozenset(tid for process in self._served() for tid in process.thread_ids())
-        self._running = resume_processes(plans)
+        self._running = self.group.resume(plans)
         self.running = True
         if self._interrupt_due:
             self.interrupt()
@@ -1037,14 +1057,14 @@ class Session:
         first = running[0] if running else None
         if (
             first is None
-            or getattr(first, "ready", False)  # it reports an event it had already, and runs nothing
+            or first.ready  # it reports an event it had already, and runs nothing
             or (first.pid != self._signal_pid and self._signal_pid in self.processes and self._stepping_one_thread())
         ):
             self._interrupt_due = True
             return
         self._interrupt_due = False
         self._interrupted = first
-        first.interrupt()  # the process the wait sleeps in (ptstub.linux.processes)
+        first.interrupt()  # the process the wait sleeps in (the `ProcessGroup`)
 
     def _stepping_one_thread(self) -> bool:
         """The last resume was a single step (or range step) of one thread: GDB's in-line step-over."""
@@ -1090,14 +1110,14 @@ class Session:
         self._running = []
         return self.report(event)
 
-    def _resume_unreported(self, target: Any) -> None:
+    def _resume_unreported(self, target: Target) -> None:
         """Resume after a stop GDB does not hear of, as GDB last resumed; a Ctrl-C that waited for
         the process to run (it had that event already) is asked for now."""
         target.resume(self._actions_again(target))
         if self._interrupt_due:
             self.interrupt()
 
-    def _actions_again(self, process: Any) -> dict[int, ResumeAction]:
+    def _actions_again(self, process: Target) -> dict[int, ResumeAction]:
         """The actions of GDB's last resume for the threads of `process`, and continue for a thread
         born since (it ran from its birth; left out, it stayed stopped for ever at a hit GDB never
         heard of, and its joiner with it: step-over-exec.exp, a false condition in a new thread)."""
@@ -1113,15 +1133,13 @@ class Session:
 
     def _wait_for_processes(self, wake_fd: int) -> bytes | None:
         """`wait_for_stop` when the process resumed is not the target, or several run."""
-        from ptstub.linux.processes import resume_processes, wait_processes
-
         if self._ended_first is not None:
             process, self._ended_first = self._ended_first, None
             self.running = False
             return self.report(process.take_event(), process)
         while True:
             try:
-                found = wait_processes(self._running, self._served(), wake_fd)
+                found = self.group.wait(self._running, self._served(), wake_fd)
             except TargetError as err:
                 if err.errno != errno_mod.ECHILD or not self.features.no_resumed:
                     raise
@@ -1137,7 +1155,7 @@ class Session:
                 # conditions are all false was reported to GDB here (one stop per false condition).
                 plans = [(p, self._actions_again(p)) for p in self._served()]
                 plans.sort(key=lambda plan: plan[0].pid != self._signal_pid)
-                self._running = resume_processes([(p, a) for p, a in plans if a])
+                self._running = self.group.resume([(p, a) for p, a in plans if a])
                 if self._interrupt_due:  # it waited for a process that was not running
                     self.interrupt()
                 if _input_waiting(wake_fd):
@@ -1148,7 +1166,7 @@ class Session:
         self._running = []
         return self.report(event, process)
 
-    def report(self, event: StopEvent, process: Any | None = None) -> bytes:
+    def report(self, event: StopEvent, process: Target | None = None) -> bytes:
         """Turn a stop event of `process` (default: the target) into the stop reply (and remember it
         for `?`); in all-stop the process of the event becomes the target, as gdbserver's current
         thread (in non-stop gdbserver keeps the thread GDB selected)."""
@@ -1179,7 +1197,7 @@ class Session:
                 self._interrupt_due = bool(interrupted.alive)
         if isinstance(event, Interrupted):
             self._interrupt_due = False  # a stop on request answers the Ctrl-C, whichever came first
-        if type(event) is ThreadExited:
+        if isinstance(event, ThreadExited):
             self._thread_stops.pop(event.tid, None)
             reply = replies.thread_exited(event.code, ThreadId(self.pid, event.tid), self.features.multiprocess)
         elif isinstance(event, Exited):
@@ -1268,7 +1286,7 @@ class Session:
                 self._stop_replies[key] = reply
         return reply
 
-    def _expedited_slices(self, layout: Any) -> tuple[tuple[int, int, int], ...] | None:
+    def _expedited_slices(self, layout: RegisterLayout) -> tuple[tuple[int, int, int], ...] | None:
         """(regnum, start, end) of the expedited registers in the raw general registers, when they all
         live there (rbp, rsp, rip do on x86-64): a slice each per stop instead of `read_register`."""
         cached = self._expedite
@@ -1292,12 +1310,10 @@ class Session:
         if parent.pid in self._attached_pids:  # as gdbserver: a child inherits how its parent came
             self._attached_pids.add(child_pid)
 
-    def _join(self, served: Any, process: Any) -> None:
-        """`process` is served beside `served`: one ring of engines, each handing the other's wait
-        statuses over (ptstub.linux.processes)."""
-        link = getattr(served, "link", None)
-        if link is not None:
-            link(process)
+    def _join(self, served: Target | None, process: Target) -> None:
+        """`process` is served beside `served`, in one `ProcessGroup`."""
+        if served is not None:
+            self.group.join(served, process)
         if self.thread_events:
             process.set_options(thread_exits=True)
         self.processes[process.pid] = process
@@ -1312,7 +1328,7 @@ class Session:
         if self.target is None and not self.extended:
             self.exit_requested = True
 
-    def _discard_stops_of(self, process: Any) -> None:
+    def _discard_stops_of(self, process: Target) -> None:
         """Non-stop: drop the queued stops of one process of several (it is detached or killed)."""
         tids = set(process.thread_ids()) if process.alive else set()
         self.stops.discard(lambda key, reply: key in tids)
@@ -1326,7 +1342,7 @@ class Session:
             return
         self._thread_stops = {tid: reply for tid, reply in self._thread_stops.items() if self._owner(tid)}
 
-    def _forget_process(self, process: Any) -> None:
+    def _forget_process(self, process: Target) -> None:
         self._invalidate()  # its threads leave the thread list (threadapply.exp "kill-and-remove")
         self._fork_parents.pop(process.pid, None)
         self.processes.pop(process.pid, None)
@@ -1387,9 +1403,10 @@ class Session:
         elif obj is TransferObject.LIBRARIES_SVR4:
             document = self._libraries_document()
         elif obj is TransferObject.OSDATA:
-            document = self._osdata_document(c.annex, c.offset)
-            if document is None:
+            table = self._osdata_document(c.annex, c.offset)
+            if table is None:
                 return replies.error(errno_mod.EINVAL)
+            document = table
         else:
             return replies.unsupported()
         return replies.qxfer_chunk(document, c.offset, c.length, max_body)
@@ -1408,9 +1425,7 @@ class Session:
         """A table is read at offset 0 and served from that snapshot for the later chunks, like gdbserver."""
         name = annex.decode(errors="replace")
         if offset == 0 or name not in self._osdata:
-            from ptstub.linux.osdata import osdata  # `info os` only: keep its imports off GDB's connect path
-
-            document = osdata(name)
+            document = self.host.osdata(name)
             if document is None:
                 return None
             self._osdata[name] = document
@@ -1420,7 +1435,7 @@ class Session:
         if annex:
             process = self.processes.get(int(annex, 16))
             if process is None or not process.alive:
-                return os.readlink(f"/proc/{int(annex, 16)}/exe")
+                return self.host.executable_of(int(annex, 16))
             return str(process.executable())
         return str(self._current().executable())
 
@@ -1442,7 +1457,7 @@ class Session:
         return self._libraries_doc
 
     def handle_tls_address(self, c: cmd.GetTlsAddress) -> bytes:
-        if not _thread_db_findable(self.thread_db_search_path):
+        if not self.host.thread_db_findable(self.thread_db_search_path):
             # ptstub reads TLS without libthread_db, but `monitor set libthread-db-search-path`
             # to where there is none makes gdbserver fail here, and GDB says so (no-thread-db.exp).
             return replies.error(1)
@@ -1547,7 +1562,7 @@ class Session:
             return replies.error(errno_mod.EPERM)
         # gdbserver reports an attach as a SIGSTOP stop of the leader (T13), or as the signal that
         # arrived with it (the Linux backend keeps that one; other targets have none).
-        pending = getattr(self.target, "take_pending_signal", lambda: None)()
+        pending = self._alive().take_pending_signal()
         if pending is not None:
             return self.report(pending)
         self.last_stop = self._stop_reply_for_thread(19, self._select(0), None)
@@ -1577,7 +1592,7 @@ class Session:
             self._replace_target(lambda: launcher(list(self.settings.program), self.settings), attached=False)
         return None
 
-    def _start_target(self, start: Callable[[], Any], attached: bool) -> None:
+    def _start_target(self, start: Callable[[], Target], attached: bool) -> None:
         """vRun / vAttach: with the multiprocess extensions in extended mode the new process joins the
         ones served (GDB's `add-inferior` then `run` or `attach`; gdbserver refuses a second process
         only without them), otherwise it replaces the target."""
@@ -1601,7 +1616,7 @@ class Session:
         self._layout = None
         self._invalidate()
 
-    def _replace_target(self, start: Callable[[], Any], attached: bool) -> None:
+    def _replace_target(self, start: Callable[[], Target], attached: bool) -> None:
         """End the current process (if any) and serve the one `start` gives, with fresh stop state."""
         self._drop_target()
         self.stops.discard()
@@ -1717,7 +1732,7 @@ class Session:
         return replies.ok()
 
     # ------------------------------------------------------------------------------------- persistent commands
-    def _keeps_commands_after_detach(self, target: Any) -> bool:
+    def _keeps_commands_after_detach(self, target: Target) -> bool:
         """Whether `D` leaves the program traced and running with its breakpoint commands (GDB sets
         `persist` by default: `set disconnected-dprintf on`). Served for the simple case only: one
         process, all-stop, `target remote`; otherwise the detach is a plain one and the commands end."""
@@ -1726,7 +1741,7 @@ class Session:
             return False
         return any(key[0] == pid and commands.persist for key, commands in self._commands.items())
 
-    def _detach_leaving_commands(self, target: Any) -> bytes:
+    def _detach_leaving_commands(self, target: Target) -> bytes:
         """gdbserver's `handle_detach` with persistent commands: it stays attached, says so (its words),
         resumes every thread and answers OK; the commands keep printing while no GDB is connected.
         Signals GDB would have been told of go to the program, forks are let go (no GDB to follow them)."""
@@ -1766,7 +1781,7 @@ class Session:
             target.resume(actions)
         return True
 
-    def _stop_for_next_client(self, target: Any) -> None:
+    def _stop_for_next_client(self, target: Target) -> None:
         """A GDB connects to the program left running with commands: stop it and make that stop the one
         `?` reports (not GDB's last stop, long gone). A hit the stop caught runs its commands and is
         reported as a plain stop: the breakpoints go with the departed GDB (`close`)."""
@@ -1910,16 +1925,37 @@ def _signal_name(sig: int) -> str:
         return f"SIG{sig}"
 
 
-def _thread_db_findable(search_path: str | None) -> bool:
-    """Whether gdbserver would find a libthread_db along `search_path` (None: never set, the default)."""
-    if search_path is None:
-        return True
-    for entry in search_path.split(":"):
-        if entry in ("$pdir", "$sdir") or os.path.exists(os.path.join(entry, "libthread_db.so.1")):
-            return True
-    return False
-
-
 def _input_waiting(fd: int) -> bool:
     """Whether GDB has sent something on `fd` (a poll that does not wait)."""
     return bool(select.select([fd], [], [], 0)[0])
+
+
+class NoProcessGroup:
+    """The group of a session built without one: it serves one process at a time (`Target` alone)."""
+
+    def join(self, served: Target, process: Target) -> None:
+        raise TargetError("this backend serves one process at a time", errno_mod.EPERM)
+
+    def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
+        raise TargetError("this backend serves one process at a time", errno_mod.EPERM)
+
+    def wait(
+        self, running: list[Target], served: Sequence[Target], wake_fd: int | None
+    ) -> tuple[Target, StopEvent] | None:
+        raise TargetError("this backend serves one process at a time", errno_mod.EPERM)
+
+    def next_event(self, processes: Sequence[Target], wake_fd: int, first: int = 0) -> tuple[Target, StopEvent] | None:
+        raise TargetError("this backend serves one process at a time", errno_mod.EPERM)
+
+
+class NoHost:
+    """The host services of a session built without any: no `info os`, no executable by pid."""
+
+    def osdata(self, table: str) -> bytes | None:
+        return None
+
+    def executable_of(self, pid: int) -> str:
+        raise TargetError(f"no process {pid}", errno_mod.ESRCH)
+
+    def thread_db_findable(self, search_path: str | None) -> bool:
+        return True

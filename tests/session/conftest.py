@@ -15,7 +15,7 @@ import pytest
 
 from ptstub.arch import x86_64 as arch
 from ptstub.session import Session
-from tests.session.fake import FakeProcess
+from tests.session.fake import FakeProcess, FakeProcessGroup
 
 Expected = bytes | re.Pattern[bytes]
 
@@ -93,6 +93,7 @@ def make_session(
 
     session = Session(
         target,
+        group=FakeProcessGroup(),
         launcher=launcher,
         attacher=attacher,
         extended=extended,

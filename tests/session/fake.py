@@ -8,13 +8,14 @@ pins what the session answers, independently of the kernel.
 
 from __future__ import annotations
 
+import errno
 import struct
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 
-from ptstub.errors import MemoryAccessError, NoSuchThreadError, ProcessGoneError
+from ptstub.errors import MemoryAccessError, NoSuchThreadError, ProcessGoneError, TargetError
 from ptstub.events import Exited, Interrupted, StopEvent
-from ptstub.target import BreakpointKind, ResumeAction, ThreadInfo, ThreadState
+from ptstub.target import BreakpointKind, LibraryEntry, ProcessGroup, ResumeAction, Target, ThreadInfo, ThreadState
 
 MEMORY_BASE = 0x400000
 MEMORY_SIZE = 0x1000
@@ -58,7 +59,6 @@ class FakeProcess:
         self.interrupted = False
         self.pending_signal: StopEvent | None = None
         self.children: dict[int, FakeProcess] = {}
-        self.peers: list[FakeProcess] = []
         self._ended: StopEvent | None = None
 
     # ---------------------------------------------------------------- state
@@ -148,7 +148,7 @@ class FakeProcess:
     def read_auxv(self) -> bytes:
         return struct.pack("<4Q", 6, 4096, 0, 0)  # AT_PAGESZ, AT_NULL
 
-    def loaded_libraries(self) -> tuple[int, list[object]]:
+    def loaded_libraries(self) -> tuple[int, list[LibraryEntry]]:
         return 0, []
 
     def tls_address(self, tid: int, offset: int, lm: int) -> int:
@@ -167,8 +167,20 @@ class FakeProcess:
         self.breakpoints.discard((address, kind, length))
 
     # ---------------------------------------------------------------- options
-    def set_options(self, **options: bool) -> None:
-        self.options.update(options)
+    def set_options(
+        self,
+        *,
+        fork_events: bool | None = None,
+        catch_syscalls: bool | None = None,
+        thread_exits: bool | None = None,
+    ) -> None:
+        for name, value in (
+            ("fork_events", fork_events),
+            ("catch_syscalls", catch_syscalls),
+            ("thread_exits", thread_exits),
+        ):
+            if value is not None:
+                self.options[name] = value
 
     def set_pass_signals(self, signals: Collection[int]) -> None:
         self.pass_signals = frozenset(signals)
@@ -257,26 +269,49 @@ class FakeProcess:
         self._alive = False
         self.running.clear()
 
-    # ---------------------------------------------------------------- the engine ring (ptstub.linux.processes)
-    def link(self, other: FakeProcess) -> None:
-        self.peers.append(other)
 
-    def clear_peer_event(self) -> None:
-        pass
+class FakeProcessGroup:
+    """The processes of a session served together: events come from each process's script, the
+    processes looked at in the order the session gives."""
 
-    def hold(self) -> bool:
-        self.running.clear()
-        return False
+    def __init__(self) -> None:
+        self.joined: list[tuple[int, int]] = []
 
-    def resume_again(self) -> None:
-        pass
+    def join(self, served: Target, process: Target) -> None:
+        self.joined.append((served.pid, process.pid))
 
-    def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
-        if not self.events:
-            return 3  # NOTHING_RUNNING
-        return self._deliver(self.events.popleft(), every_thread=True)
+    def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
+        for process, actions in plans:
+            process.resume(actions)
+        return [process for process, _ in plans]
 
-    def next_event_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
-        if not self.events:
-            return 3  # NOTHING_RUNNING
-        return self._deliver(self.events.popleft(), every_thread=False)
+    def wait(
+        self, running: list[Target], served: Sequence[Target], wake_fd: int | None
+    ) -> tuple[Target, StopEvent] | None:
+        for process in [*running, *(p for p in served if p not in running and p.ended)]:
+            event = process.take_event() if process.ended else process.wait(None, wake_fd)
+            if event is not None:
+                for other in running:
+                    if other is not process:
+                        other.stop()
+                return process, event
+        if not running:
+            raise TargetError("no thread is running", errno.ECHILD)
+        return None
+
+    def next_event(self, processes: Sequence[Target], wake_fd: int, first: int = 0) -> tuple[Target, StopEvent] | None:
+        count = len(processes)
+        for index in range(count):
+            process = processes[(first + index) % count]
+            event = process.take_event() if process.ended else process.wait_event(None, wake_fd)
+            if event is not None:
+                return process, event
+        return None
+
+
+def _is_a_target(process: FakeProcess) -> Target:
+    return process  # mypy: the fake offers every member of the seam
+
+
+def _is_a_group(group: FakeProcessGroup) -> ProcessGroup:
+    return group
