@@ -57,7 +57,7 @@ class ProcessLifecycle:
     def forget_target(self) -> None:
         """The target ended: out of the session; another process (if any) becomes the target."""
         target = self.s.target
-        self.s.run.running = False
+        self.s.run.stopped()
         if target is not None:
             self.forget_process(target)
         self.s.nonstop.forget_thread_stops()
@@ -70,8 +70,7 @@ class ProcessLifecycle:
         self.s.processes.pop(process.pid, None)
         self.s.attached_pids.discard(process.pid)
         self.s.book.forget(process.pid)
-        if process in self.s.run.running_processes:
-            self.s.run.running_processes.remove(process)
+        self.s.run.forget(process)
         process.close()
         if self.s.target is process:
             # Another process becomes the target, even one that ended meanwhile and is still to be
@@ -167,7 +166,7 @@ class ProcessLifecycle:
         self.drop_target()
         self.s.nonstop.stops.discard()
         self.s.nonstop.thread_stops.clear()
-        self.s.run.running_processes, self.s.run.ended_first = [], None
+        self.s.run.start_over()
         self.s.target = start()
         self.s.processes = {self.s.target.pid: self.s.target}
         self.s.signal_pid = self.s.target.pid

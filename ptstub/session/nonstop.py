@@ -17,7 +17,7 @@ from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
 from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
-from ptstub.session.runcontrol import input_waiting
+from ptstub.session.runcontrol import resume_actions_of
 from ptstub.target import ResumeAction, ResumeKind, Target, ThreadState
 
 if TYPE_CHECKING:
@@ -117,21 +117,11 @@ class NonStopQueue:
         for process in self.s.served():
             if self.unannounced_child(process.pid):
                 continue
-            actions: dict[int, ResumeAction] = {}
-            stops: list[int] = []
-            for tid in process.thread_ids():
-                action = c.action_for(process.pid, tid)
-                if action is None:
-                    continue
-                if action.kind is cmd.ThreadActionKind.STOP:
-                    stops.append(tid)
-                    continue
-                resume = action.to_resume_action()
-                # As gdbserver (linux_set_resume_request): a running thread keeps running as it is, and
-                # a thread whose stop GDB has not pulled out of the vStopped queue yet stays stopped.
-                # (`resume_threads` leaves running threads alone.)
-                if resume is not None and not self.stops.holds(tid):
-                    actions[tid] = resume
+            resumes, stops = resume_actions_of(c, process.pid, process.thread_ids())
+            # As gdbserver (linux_set_resume_request): a running thread keeps running as it is, and
+            # a thread whose stop GDB has not pulled out of the vStopped queue yet stays stopped.
+            # (`resume_threads` leaves running threads alone.)
+            actions = {tid: resume for tid, resume in resumes.items() if not self.stops.holds(tid)}
             if actions:
                 self.s.invalidate()
                 for tid in actions:
@@ -183,52 +173,45 @@ class NonStopQueue:
         return note
 
     def collect_event(self, wake_fd: int) -> bool:
+        """Take the next thread event GDB hears of into the queue; False when there was none (GDB sent
+        something, or nothing runs)."""
         target = self.s.target
         if not self.s.conn.non_stop or target is None:
             return False
-        process: Target
-        event: StopEvent | None
-        if len(self.s.processes) == 1:
-            if target.ended:  # its exit status came to another call: report it
-                process, event = target, target.take_event()
-            elif not target.alive:
-                return False
-            else:
-                process, event = target, target.wait_event(None, wake_fd)
-                if event is None:
-                    return False
-        else:
-            ended = [p for p in self.s.processes.values() if p.ended]
-            self.rotation += 1
-            found = self.s.group.next_event(self.s.served() + ended, wake_fd, self.rotation)
-            if found is None:
-                return False
-            process, event = found
+        found = self.s.run.next_reported(
+            wake_fd, lambda: self.next_event(target, wake_fd), self.resume_unreported, stale_hits=True
+        )
+        if found is None:
+            return False
+        process, event = found
         tid: int | None = getattr(event, "tid", None)
-        if isinstance(event, (SyscallStop, BreakpointHit)) and self.unreported_non_stop(event, process):
-            tid = event.tid
-            if tid not in self.stop_asked:
-                process.resume_threads({tid: self.s.run.last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
-                # A stream of hits nobody hears of (a condition that is always false, in many threads)
-                # always has the next event ready: GDB's packets go first (interrupt-while-step-over.exp).
-                return not input_waiting(wake_fd)
-            # GDB asked this thread to stop (vCont;t) and the hit answered it: report the stop it asked
-            # for, as gdbserver does for a thread whose last resume kind is resume_stop.
-            event = Interrupted(tid, event.pc)
         if tid is not None:
             self.stop_asked.discard(tid)
         self.stops.push(self.s.replies.report(event, process), tid)
         return True
 
-    def unreported_non_stop(self, event: SyscallStop | BreakpointHit, process: Target) -> bool:
-        """Non-stop: a stop GDB does not hear of: a syscall it does not catch, a hit whose breakpoint
-        GDB removed while the event waited (threads run while GDB edits breakpoints; gdbserver
-        discards it and the thread goes on), a hit whose conditions are false or that runs commands."""
-        if isinstance(event, SyscallStop):
-            return self.s.conn.catch_syscalls is not None and event.number not in self.s.conn.catch_syscalls
-        if not self.s.book.breakpoint_at(process.pid, event.pc):
-            return True
-        return not self.s.book.should_report(event)
+    def next_event(self, target: Target, wake_fd: int) -> tuple[Target, StopEvent] | None:
+        """The next event of one thread of any process served, the others left as they are."""
+        if len(self.s.processes) == 1:
+            if target.ended:  # its exit status came to another call: report it
+                return target, target.take_event()
+            if not target.alive:
+                return None
+            event = target.wait_event(None, wake_fd)
+            return None if event is None else (target, event)
+        ended = [p for p in self.s.processes.values() if p.ended]
+        self.rotation += 1
+        return self.s.group.next_event(self.s.served() + ended, wake_fd, self.rotation)
+
+    def resume_unreported(self, process: Target, event: SyscallStop | BreakpointHit) -> StopEvent | None:
+        """A stop GDB does not hear of: the thread goes on as GDB last resumed it, unless GDB asked it to
+        stop (vCont;t) and the hit answered that: then the stop GDB asked for is reported, as gdbserver
+        does for a thread whose last resume kind is resume_stop."""
+        tid = event.tid
+        if tid not in self.stop_asked:
+            process.resume_threads({tid: self.s.run.last_resume.get(tid, ResumeAction(ResumeKind.CONTINUE))})
+            return None
+        return Interrupted(tid, event.pc)
 
     def discard_stops_of(self, process: Target) -> None:
         """Non-stop: drop the queued stops of one process of several (it is detached or killed)."""

@@ -1,7 +1,10 @@
 """All-stop run control: `vCont`, `c`, `s`, Ctrl-C, and the wait for the next stop GDB hears of.
 
-The state is one `RunState`; the last resume GDB asked for is kept as it was sent, because a stop GDB
-will not hear of (a false condition, an uncaught syscall) resumes the world exactly so again.
+The run state is one `RunState`. The last resume GDB asked for is kept as it was sent: a stop GDB will
+not hear of (a hit whose conditions are false or that runs commands, an uncaught syscall) resumes the
+world exactly so again. `next_reported` is the one loop that skips such stops, for all-stop (one
+process or several) and non-stop alike; `resume_actions_of` is the one place a `vCont` becomes
+`ResumeAction`s.
 """
 
 from __future__ import annotations
@@ -9,12 +12,12 @@ from __future__ import annotations
 import errno as errno_mod
 import logging
 import select
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from enum import Enum
+from typing import TYPE_CHECKING, TypeGuard
 
 from ptstub.errors import TargetError
-from ptstub.events import (
-    SyscallStop,
-)
+from ptstub.events import BreakpointHit, StopEvent, SyscallStop
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
 from ptstub.target import ResumeAction, ResumeKind, Target
@@ -24,27 +27,77 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("ptstub.rsp")
 
+Found = tuple[Target, StopEvent]
+UnreportedStop = SyscallStop | BreakpointHit
+# What to do with a stop GDB does not hear of: resume (None), or report this event in its place.
+ResumeUnreported = Callable[[Target, UnreportedStop], StopEvent | None]
+
+
+class RunState(Enum):
+    """Where all-stop run control stands between packets."""
+
+    STOPPED = "stopped"  # every thread is stopped and GDB was told why (or nothing is served)
+    RUNNING = "running"  # the last resume runs: its stop is still to be reported (`wait_for_stop`)
+    END_PENDING = "end pending"  # a process ended while held: reported at once, nothing runs
+
+
+def resume_actions_of(c: cmd.Resume, pid: int, tids: Iterable[int]) -> tuple[dict[int, ResumeAction], list[int]]:
+    """The `vCont` actions for the threads `tids` of process `pid`: what each resumed thread does, and
+    the threads it asks to stop (`t`, non-stop only). A thread no action names is left out."""
+    actions: dict[int, ResumeAction] = {}
+    stops: list[int] = []
+    for tid in tids:
+        action = c.action_for(pid, tid)
+        if action is None:
+            continue
+        if action.kind is cmd.ThreadActionKind.STOP:
+            stops.append(tid)
+            continue
+        resume = action.to_resume_action()
+        if resume is not None:
+            actions[tid] = resume
+    return actions, stops
+
 
 class RunControl:
     """Whether the world runs, what runs, and the Ctrl-C GDB sent."""
 
     def __init__(self, session: Session) -> None:
         self.s = session
-        self.running = False
+        self.state = RunState.STOPPED
         self.running_processes: list[Target] = []  # the processes the last resume started
-        self.ended_first: Target | None = None  # a held process that ended: reported before anything runs
+        self.pending_end: Target | None = None  # END_PENDING: the process whose end comes first
         self.interrupt_due = False  # a Ctrl-C for a process not running yet: applied when it runs
         self.interrupted: Target | None = None  # the process asked to stop by a Ctrl-C; cleared by the next report
         self.last_resume: dict[int, ResumeAction] = {}
-        # the threads there were at GDB's last resume: one born since runs on (see resume_unreported)
+        # the threads there were at GDB's last resume: one born since runs on (see actions_again)
         self.resumed_among: tuple[int, ...] | frozenset[int] = ()
         self.resume_plans: dict[tuple[int, int, tuple[int, ...]], tuple[cmd.Resume, dict[int, ResumeAction]]] = {}
 
+    @property
+    def running(self) -> bool:
+        """A resume (or an end to report) is waiting for `wait_for_stop`."""
+        return self.state is not RunState.STOPPED
+
+    def stopped(self) -> None:
+        """The stop GDB waited for was reported (or nothing can run any more)."""
+        self.state = RunState.STOPPED
+
     def connection_ended(self) -> None:
         """GDB left: nothing it resumed is waited for, and a Ctrl-C it left due is not the next GDB's."""
-        self.running = False
+        self.state = RunState.STOPPED
         self.interrupt_due, self.interrupted = False, None
 
+    def forget(self, process: Target) -> None:
+        """`process` is no longer served: nothing waits for it."""
+        if process in self.running_processes:
+            self.running_processes.remove(process)
+
+    def start_over(self) -> None:
+        """A new target replaces every process: no resume of the old ones is pending."""
+        self.running_processes, self.pending_end = [], None
+
+    # ------------------------------------------------------------------------------------- resume
     def handle_resume(self, c: cmd.Resume) -> list[bytes] | bytes | None:
         if self.s.conn.non_stop:
             return self.s.nonstop.resume_non_stop(c)
@@ -59,29 +112,17 @@ class RunControl:
         if plan is not None and plan[0] is c:
             actions = plan[1]
         else:
-            actions = {}
-            for tid in tids:
-                action = c.action_for(self.s.pid, tid)
-                if action is None:
-                    continue
-                resume = action.to_resume_action()
-                if resume is not None:
-                    actions[tid] = resume
+            actions = resume_actions_of(c, self.s.pid, tids)[0]
             if len(self.resume_plans) >= 256:
                 self.resume_plans.clear()
-            self.resume_plans[key] = (c, actions)  # never mutated: _resume and the target only read it
+            self.resume_plans[key] = (c, actions)  # never mutated: resume() and the target only read it
         return self.resume(actions, tids)
 
     def resume_processes(self, c: cmd.Resume) -> list[bytes] | None:
         """vCont over several processes: each action names threads of one process, or all (`-1`)."""
         plans: list[tuple[Target, dict[int, ResumeAction]]] = []
         for process in self.s.served():
-            actions: dict[int, ResumeAction] = {}
-            for tid in process.thread_ids():
-                action = c.action_for(process.pid, tid)
-                resume = action.to_resume_action() if action is not None else None
-                if resume is not None:
-                    actions[tid] = resume
+            actions = resume_actions_of(c, process.pid, process.thread_ids())[0]
             if actions:
                 plans.append((process, actions))
         return self.resume_plans_of(plans)
@@ -115,7 +156,7 @@ class RunControl:
         self.resumed_among = among if among is not None else tuple(target.thread_ids())
         target.resume(actions)
         self.running_processes = [target]
-        self.running = True
+        self.state = RunState.RUNNING
         if self.interrupt_due:
             self.interrupt()
         return None
@@ -129,19 +170,20 @@ class RunControl:
         ended = [p for p in self.s.processes.values() if p.ended]
         if ended:
             # A process ended while held and GDB was not told yet: that comes first, nothing runs.
-            self.ended_first = ended[0]
-            self.running = True
+            self.pending_end = ended[0]
+            self.state = RunState.END_PENDING
             return None
         if not plans:
             return [replies.no_resumed() if self.s.conn.features.no_resumed else replies.error(errno_mod.EINVAL)]
         self.last_resume = {tid: action for _, actions in plans for tid, action in actions.items()}
         self.resumed_among = frozenset(tid for process in self.s.served() for tid in process.thread_ids())
         self.running_processes = self.s.group.resume(plans)
-        self.running = True
+        self.state = RunState.RUNNING
         if self.interrupt_due:
             self.interrupt()
         return None
 
+    # ------------------------------------------------------------------------------------- Ctrl-C
     def interrupt(self) -> None:
         """All-stop Ctrl-C. It stops the process started or attached last (gdbserver sends SIGINT to
         its group). It waits for a resume when nothing runs (GDB sent `\x03` between a stop and its
@@ -169,52 +211,89 @@ class RunControl:
             return False
         return next(iter(resume.values())).kind in (ResumeKind.STEP, ResumeKind.RANGE_STEP)
 
+    # ------------------------------------------------------------------------------------- wait
     def wait_for_stop(self, wake_fd: int) -> bytes | None:
-        """Wait for the running target; the stop reply, or None when GDB sent something first."""
-        if len(self.s.processes) > 1 or self.ended_first is not None:
-            return self.wait_for_processes(wake_fd)
-        target = self.s.alive()
-        while True:
-            try:
-                event = target.wait(None, wake_fd)
-            except TargetError as err:
-                # Every resumed thread exited while the others stay held (scheduler-locking):
-                # gdbserver answers N, GDB says so and keeps the session (schedlock-thread-exit.exp).
-                if err.errno != errno_mod.ECHILD or not self.s.conn.features.no_resumed:
-                    raise
-                self.running = False
-                self.running_processes = []
-                self.s.invalidate()
-                return replies.no_resumed()
-            if event is None:
-                return None
-            uncaught = (
-                self.s.conn.catch_syscalls is not None
-                and getattr(event, "number", None) not in self.s.conn.catch_syscalls
+        """Wait for what runs; the stop reply, or None when GDB sent something first."""
+        if self.state is RunState.END_PENDING and self.pending_end is not None:
+            process, self.pending_end = self.pending_end, None
+            self.state = RunState.STOPPED
+            return self.s.replies.report(process.take_event(), process)
+        if len(self.s.processes) > 1:
+            next_stop: Callable[[], Found | None] = lambda: self.s.group.wait(  # noqa: E731
+                self.running_processes, self.s.served(), wake_fd
             )
-            if isinstance(event, SyscallStop) and uncaught:
-                self.resume_unreported(target)
-                if input_waiting(wake_fd):
-                    return None  # as below: GDB's packet (a Ctrl-C) before the next unreported stop
-                continue
-            if not self.s.book.should_report(event):
-                # Every condition false: resume exactly as GDB last did; the engine steps the thread
-                # over the breakpoint it stands on (it is resumed unmoved), GDB never hears of the hit.
-                self.resume_unreported(target)
-                if input_waiting(wake_fd):
-                    return None  # the world runs again; GDB's packet (a Ctrl-C) is read first
-                continue
-            break
-        self.running = False
-        self.running_processes = []
-        return self.s.replies.report(event)
+        else:
+            target = self.s.alive()
 
-    def resume_unreported(self, target: Target) -> None:
-        """Resume after a stop GDB does not hear of, as GDB last resumed; a Ctrl-C that waited for
-        the process to run (it had that event already) is asked for now."""
-        target.resume(self.actions_again(target))
+            def next_stop() -> Found | None:
+                event = target.wait(None, wake_fd)
+                return None if event is None else (target, event)
+
+        try:
+            found = self.next_reported(wake_fd, next_stop, self.resume_all_again, stale_hits=False)
+        except TargetError as err:
+            # Every resumed thread exited while the others stay held (scheduler-locking):
+            # gdbserver answers N, GDB says so and keeps the session (schedlock-thread-exit.exp).
+            if err.errno != errno_mod.ECHILD or not self.s.conn.features.no_resumed:
+                raise
+            self.state = RunState.STOPPED
+            self.running_processes = []
+            self.s.invalidate()
+            return replies.no_resumed()
+        if found is None:
+            return None
+        self.state = RunState.STOPPED
+        self.running_processes = []
+        return self.s.replies.report(found[1], found[0])
+
+    def next_reported(
+        self,
+        wake_fd: int,
+        next_stop: Callable[[], Found | None],
+        resume_unreported: ResumeUnreported,
+        *,
+        stale_hits: bool,
+    ) -> Found | None:
+        """The one loop over stops GDB will not hear of: take the next stop; one GDB does not hear of
+        is resumed as GDB last resumed (or replaced by the event `resume_unreported` gives), and GDB's
+        packets go first when it sent any (a Ctrl-C; a stream of hits nobody hears of always has the
+        next one ready: interrupt-while-step-over.exp). None when GDB sent something or nothing came."""
+        while True:
+            found = next_stop()
+            if found is None:
+                return None
+            process, event = found
+            if not self.unreported(event, process, stale_hits=stale_hits):
+                return found
+            instead = resume_unreported(process, event)
+            if instead is not None:
+                return process, instead
+            if input_waiting(wake_fd):
+                return None
+
+    def unreported(self, event: StopEvent, process: Target, *, stale_hits: bool) -> TypeGuard[UnreportedStop]:
+        """Whether GDB does not hear of `event`: a syscall it does not catch, a hit whose conditions are
+        all false or that ran its commands, and with `stale_hits` (non-stop, where threads run while
+        GDB edits breakpoints) a hit whose breakpoint GDB removed meanwhile, which gdbserver discards."""
+        if isinstance(event, SyscallStop):
+            catch = self.s.conn.catch_syscalls
+            return catch is not None and event.number not in catch
+        if stale_hits and isinstance(event, BreakpointHit) and not self.s.book.breakpoint_at(process.pid, event.pc):
+            return True
+        return not self.s.book.should_report(event)
+
+    def resume_all_again(self, process: Target, event: UnreportedStop) -> StopEvent | None:
+        """All-stop: every process resumed as GDB last did (the engine steps a thread off the
+        breakpoint it stands on); a Ctrl-C that waited for the process to run is asked for now."""
+        if len(self.s.processes) > 1:
+            plans = [(p, self.actions_again(p)) for p in self.s.served()]
+            plans.sort(key=lambda plan: plan[0].pid != self.s.signal_pid)
+            self.running_processes = self.s.group.resume([(p, a) for p, a in plans if a])
+        else:
+            process.resume(self.actions_again(process))
         if self.interrupt_due:
             self.interrupt()
+        return None
 
     def actions_again(self, process: Target) -> dict[int, ResumeAction]:
         """The actions of GDB's last resume for the threads of `process`, and continue for a thread
@@ -229,44 +308,6 @@ class RunControl:
             if tid not in last and tid not in among:
                 actions[tid] = ResumeAction(ResumeKind.CONTINUE)
         return actions
-
-    def wait_for_processes(self, wake_fd: int) -> bytes | None:
-        """`wait_for_stop` when the process resumed is not the target, or several run."""
-        if self.ended_first is not None:
-            process, self.ended_first = self.ended_first, None
-            self.running = False
-            return self.s.replies.report(process.take_event(), process)
-        while True:
-            try:
-                found = self.s.group.wait(self.running_processes, self.s.served(), wake_fd)
-            except TargetError as err:
-                if err.errno != errno_mod.ECHILD or not self.s.conn.features.no_resumed:
-                    raise
-                self.running = False
-                self.s.invalidate()
-                return replies.no_resumed()
-            if found is None:
-                return None
-            process, event = found
-            uncaught = (
-                self.s.conn.catch_syscalls is not None
-                and getattr(event, "number", None) not in self.s.conn.catch_syscalls
-            )
-            if (isinstance(event, SyscallStop) and uncaught) or not self.s.book.should_report(event):
-                # As for one process (wait_for_stop): every process resumed as GDB last did. A hit whose
-                # conditions are all false was reported to GDB here (one stop per false condition).
-                plans = [(p, self.actions_again(p)) for p in self.s.served()]
-                plans.sort(key=lambda plan: plan[0].pid != self.s.signal_pid)
-                self.running_processes = self.s.group.resume([(p, a) for p, a in plans if a])
-                if self.interrupt_due:  # it waited for a process that was not running
-                    self.interrupt()
-                if input_waiting(wake_fd):
-                    return None
-                continue
-            break
-        self.running = False
-        self.running_processes = []
-        return self.s.replies.report(event, process)
 
 
 def input_waiting(fd: int) -> bool:
