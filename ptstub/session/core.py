@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import errno as errno_mod
 import logging
-import struct
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -208,23 +207,13 @@ class Session:
         """Answer one packet: the reply bodies to send (none for `k` or while resumed)."""
         try:
             command = cmd.parse_command(body)
-        except ProtocolError as err:
-            log.debug("malformed packet %r: %s", body[:80], err)
-            return [err.reply if err.reply is not None else replies.error(err.errno)]
-        handler = self.handlers.get(type(command))
-        if handler is None:
-            return [replies.unsupported()]
-        try:
+            handler = self.handlers.get(type(command))
+            if handler is None:
+                return [replies.unsupported()]
             reply = handler(command)
-        except PtstubError as err:
-            log.debug("%s failed: %s", type(command).__name__, err)
-            return [replies.error(getattr(err, "errno", errno_mod.EIO) & 0xFF or errno_mod.EIO)]
-        except OSError as err:
-            return [replies.error((err.errno or errno_mod.EIO) & 0xFF)]
-        except (ValueError, KeyError, IndexError, OverflowError, struct.error) as err:
-            # Well-framed but impossible requests (a `G` of the wrong size, an unknown register...).
-            log.debug("%s rejected: %s", type(command).__name__, err)
-            return [replies.error(errno_mod.EINVAL)]
+        except (PtstubError, OSError) as err:
+            log.debug("packet %r failed: %s", body[:80], err)
+            return [error_reply(err)]
         if reply is None:
             return []
         return reply if isinstance(reply, list) else [reply]
@@ -326,6 +315,16 @@ class Session:
         self.conn = ConnectionState(extended=self.conn.extended)
         self.handlers = self._handler_table()
         self.invalidate()
+
+
+def error_reply(err: PtstubError | OSError) -> bytes:
+    """The one place a failure becomes `E NN`: a malformed or impossible request (`ProtocolError`, its
+    own reply for vFile), or a target or host operation that failed with an errno (ESRCH for a
+    vanished thread, EFAULT/EIO for unreadable memory). Anything else is a bug and is not hidden."""
+    if isinstance(err, ProtocolError) and err.reply is not None:
+        return err.reply
+    number = err.errno if isinstance(err, (TargetError, ProtocolError, OSError)) else None
+    return replies.error((number or errno_mod.EIO) & 0xFF or errno_mod.EIO)
 
 
 class NoProcessGroup:

@@ -8,11 +8,14 @@ from typing import TYPE_CHECKING
 
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
+from ptstub.rsp.errors import ProtocolError
 
 if TYPE_CHECKING:
     from ptstub.session.core import Session
 
 log = logging.getLogger("ptstub.rsp")
+
+MAX_CRC_LENGTH = 1 << 31
 
 
 class MemoryAccess:
@@ -34,6 +37,8 @@ class MemoryAccess:
         return replies.ok()
 
     def handle_crc(self, c: cmd.ComputeCrc) -> bytes:
+        if c.length > MAX_CRC_LENGTH:  # GDB's compare-sections asks for one section at a time
+            raise ProtocolError(f"qCRC: length {c.length:#x} is too large", errno_mod.EINVAL)
         data = self.s.current().read_memory(c.address, c.length)
         if len(data) != c.length:
             return replies.error(errno_mod.EFAULT)
@@ -42,7 +47,7 @@ class MemoryAccess:
     def handle_search_memory(self, c: cmd.SearchMemory) -> bytes:
         target = self.s.current()
         chunk = 1 << 16
-        address, end = c.address, c.address + c.length
+        address, end = c.address, min(c.address + c.length, 1 << 64)  # the address space ends there
         while address < end:
             data = target.read_memory(address, min(chunk + len(c.pattern) - 1, end - address))
             index = data.find(c.pattern)

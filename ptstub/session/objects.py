@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING, Any
 
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
+from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.features import TransferObject
+from ptstub.rsp.hexutil import parse_hex
 from ptstub.rsp.threadid import ThreadId
 from ptstub.target import ThreadInfo, ThreadState
 
@@ -112,9 +114,13 @@ class TransferObjects:
 
     def exec_file(self, annex: bytes) -> str:
         if annex:
-            process = self.s.processes.get(int(annex, 16))
+            try:
+                pid = parse_hex(annex, "pid")
+            except ProtocolError:
+                raise ProtocolError(f"qXfer:exec-file: bad pid {annex[:20]!r}", errno_mod.EINVAL) from None
+            process = self.s.processes.get(pid)
             if process is None or not process.alive:
-                return self.s.host.executable_of(int(annex, 16))
+                return self.s.host.executable_of(pid)
             return str(process.executable())
         return str(self.s.current().executable())
 

@@ -54,7 +54,6 @@ class ConnectionOptions:
         return replies.ok()
 
     def handle_catch_syscalls(self, c: cmd.CatchSyscalls) -> bytes:
-        self.catching = c.enabled
         self.s.conn.catch_syscalls = c.syscalls if c.enabled else None
         for process in self.s.served():
             process.set_options(catch_syscalls=c.enabled)

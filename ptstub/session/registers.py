@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from ptstub.rsp import commands as cmd
 from ptstub.rsp import replies
+from ptstub.rsp.errors import ProtocolError
 
 if TYPE_CHECKING:
     from ptstub.arch.x86_64 import RegisterLayout
@@ -68,6 +69,8 @@ class RegisterCache:
         tid = self.s.threads.select(self.s.conn.g_thread)
         gpr, xstate = self.registers(tid)
         layout = self.layout_for(tid)
+        if len(c.data) != layout.g_size:
+            raise ProtocolError(f"G: {len(c.data)} bytes for a {layout.g_size}-byte register file", errno_mod.EINVAL)
         new_gpr, new_xstate = layout.decode_g(c.data, gpr, xstate)
         self.store_registers(tid, gpr, xstate, new_gpr, new_xstate)
         return replies.ok()

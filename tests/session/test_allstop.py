@@ -214,3 +214,11 @@ def test_siginfo_and_tls(gdb: Transcript, process: FakeProcess) -> None:
     gdb.exchange(b"qXfer:siginfo:write::0:\x01\x02", b"2")
     assert process.siginfo[:2] == b"\x01\x02"
     gdb.exchange(b"qGetTLSAddr:p64.65,10,0", b"7f0000065010")
+
+
+def test_impossible_requests_get_einval(gdb: Transcript) -> None:
+    gdb.exchange(b"qCRC:400000,ffffffffffff", b"E16")
+    gdb.exchange(b"qXfer:exec-file:read:zz:0,100", b"E16")
+    gdb.exchange(b"vFile:open:2f746d702f00782f,0,0", b"E16")  # a NUL byte in the path
+    gdb.exchange(b"qSearch:memory:fffffffffffffff0;100;01", b"E05")  # unreadable, not past 2**64
+    gdb.exchange(b"qCRC:400000,10", re.compile(rb"C[0-9a-f]+"))
