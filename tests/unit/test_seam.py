@@ -44,3 +44,19 @@ def test_the_check_sees_a_linux_import(tmp_path: Path) -> None:
     source = tmp_path / "example.py"
     source.write_text("def f():\n    from ptstub.linux.processes import wait_processes\n")
     assert _imported_modules(source) == ["ptstub.linux.processes"]
+
+
+def test_session_code_keeps_the_size_limits() -> None:
+    """No file above 700 lines, no class above 400, no function above 80 (the project's limits)."""
+    too_big = []
+    for path in [*_session_sources(), ROOT / "ptstub" / "target.py", ROOT / "ptstub" / "events.py"]:
+        source = path.read_text()
+        if source.count("\n") > 700:
+            too_big.append(f"{path.name}: {source.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(source)):
+            limit = 400 if isinstance(node, ast.ClassDef) else 80
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.end_lineno is not None:
+                length = node.end_lineno - node.lineno + 1
+                if length > limit:
+                    too_big.append(f"{path.name}: {node.name} has {length} lines")
+    assert not too_big, too_big
