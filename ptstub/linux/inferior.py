@@ -12,13 +12,11 @@ from the tracer thread), except `interrupt()`, which any thread may call.
 from __future__ import annotations
 
 import errno as errno_mod
-import logging
 import os
 import signal as signal_mod
-import threading
 from collections.abc import Callable, Collection, Mapping
-from typing import IO, Any
 
+from ptstub import logs
 from ptstub.errors import AttachError, LaunchError, ProcessGoneError, StopTimeout, TargetError
 from ptstub.events import (
     BreakpointHit,
@@ -42,7 +40,11 @@ from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
 
-log = logging.getLogger("ptstub.events")
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+log = logs.logger("ptstub.events")
 
 GPR_SIZE = 216
 XSTATE_MAX = 16384
@@ -83,7 +85,6 @@ class Inferior:
         self.pid = pid
         self.launched = launched
         self._executable = executable
-        self._owner = threading.get_ident()
         self._breakpoints: dict[int, int] = {}  # address -> reference count
         self._debugregs = DebugRegisters()
         self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered

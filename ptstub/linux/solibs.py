@@ -18,9 +18,9 @@ import functools
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ptstub.errors import TargetError
+from ptstub.values import frozen
 
 DT_NULL, DT_DEBUG = 0, 21
 TLS_DTV_UNALLOCATED = (1 << 64) - 1
@@ -29,7 +29,7 @@ MAX_LIBRARIES = 4096
 ReadMemory = Callable[[int, int], bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Library:
     """One entry of the dynamic linker's list."""
 

@@ -8,8 +8,6 @@ nothing the departed GDB set is left behind. `SERVER_FEATURES` is what `qSupport
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from ptstub.rsp.features import ClientFeatures, NegotiatedFeatures, ServerFeatures, TransferObject
 
 PACKET_SIZE = 0x20000  # large `m` replies: 1 MiB in 16 round trips (gdbserver: 0x47ff)
@@ -51,20 +49,39 @@ SERVER_FEATURES = ServerFeatures(
 )
 
 
-@dataclass(slots=True)
 class ConnectionState:
-    """What one GDB connection negotiated and selected; replaced whole when a connection ends."""
+    """What one GDB connection negotiated and selected; replaced whole when a connection ends.
 
-    extended: bool = False  # `!` or --multi; kept across connections (the server's mode)
-    features: NegotiatedFeatures = field(default_factory=NegotiatedFeatures)
-    client: ClientFeatures = field(default_factory=ClientFeatures)
-    xml_client: bool | None = None  # xmlRegisters=i386 in qSupported; None before it
-    no_ack: bool = False
-    non_stop: bool = False
-    thread_events: bool = False  # QThreadEvents:1: the end of every thread but a leader is reported
-    g_thread: int = 0  # `Hg`: registers, memory and breakpoints go to this thread...
-    g_pid: int = 0  # ...of this process (0: the target)
-    c_thread: int = -1  # `Hc`: the thread `c`/`s` resume
-    program_signals: frozenset[int] | None = None  # QProgramSignals: None until GDB sends one
-    pass_signals: frozenset[int] = frozenset()  # QPassSignals
-    catch_syscalls: frozenset[int] | None = None  # QCatchSyscalls: None when off, empty for all
+    A plain class with slots, not a dataclass: the dataclass machinery is kept off the start-up path
+    (design-notes, "Start-up")."""
+
+    __slots__ = (
+        "extended",
+        "features",
+        "client",
+        "xml_client",
+        "no_ack",
+        "non_stop",
+        "thread_events",
+        "g_thread",
+        "g_pid",
+        "c_thread",
+        "program_signals",
+        "pass_signals",
+        "catch_syscalls",
+    )
+
+    def __init__(self, extended: bool = False) -> None:
+        self.extended = extended  # `!` or --multi; kept across connections (the server's mode)
+        self.features = NegotiatedFeatures()
+        self.client = ClientFeatures()
+        self.xml_client: bool | None = None  # xmlRegisters=i386 in qSupported; None before it
+        self.no_ack = False
+        self.non_stop = False
+        self.thread_events = False  # QThreadEvents:1: the end of every thread but a leader is reported
+        self.g_thread = 0  # `Hg`: registers, memory and breakpoints go to this thread...
+        self.g_pid = 0  # ...of this process (0: the target)
+        self.c_thread = -1  # `Hc`: the thread `c`/`s` resume
+        self.program_signals: frozenset[int] | None = None  # QProgramSignals: None until GDB sends one
+        self.pass_signals: frozenset[int] = frozenset()  # QPassSignals
+        self.catch_syscalls: frozenset[int] | None = None  # QCatchSyscalls: None when off, empty for all

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
-import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
+from ptstub import logs
 from ptstub.errors import PtstubError, TargetError
 from ptstub.events import StopEvent
-from ptstub.rsp import commands as cmd
+from ptstub.rsp import command_values as cmd
 from ptstub.rsp import replies
+from ptstub.rsp.commands import parse_command
 from ptstub.rsp.errors import ProtocolError
 from ptstub.session.breakpoints import BreakpointBook
 from ptstub.session.connection import ConnectionState
@@ -39,13 +39,17 @@ from ptstub.session.runcontrol import RunControl
 from ptstub.session.stopreplies import StopReplies
 from ptstub.session.threads import ThreadSelection
 from ptstub.settings import LaunchSettings
-from ptstub.target import HostServices, ProcessGroup, ResumeAction, Target
+from ptstub.target import HostServices, ProcessGroup, ResumeAction, ResumeKind, Target
 
-log = logging.getLogger("ptstub.rsp")
+log = logs.logger("ptstub.rsp")
 
 Launcher = Callable[[list[str], LaunchSettings], Target]
 Attacher = Callable[[int], Target]
-Handler = Callable[[Any], bytes | list[bytes] | None]
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
+
+    Handler = Callable[[Any], bytes | list[bytes] | None]
 
 
 class Session:
@@ -190,6 +194,19 @@ class Session:
         """Non-stop: the `Stop:` notification to send now (None: GDB sent something, or nothing runs)."""
         return self.nonstop.next_notification(wake_fd)
 
+    def prepare_for_requests(self) -> None:
+        """A stop reply went out: while GDB reads it, build the thread list it asks for next at every stop
+        it shows after a continue (normal_stop's update_thread_list), so that request finds it ready
+        (design-notes: "Work done while GDB reads a reply"). After a step GDB seldom asks: not built."""
+        if (
+            self.non_stop
+            or self.running
+            or any(a.kind is not ResumeKind.CONTINUE for a in self.run.last_resume.values())
+        ):
+            return
+        with contextlib.suppress(TargetError):  # the process ended: the request, if any, is answered then
+            self.objects.threads_document()
+
     def interrupt(self) -> None:
         """All-stop Ctrl-C (`\\x03`)."""
         self.run.interrupt()
@@ -206,7 +223,7 @@ class Session:
     def handle_packet(self, body: bytes) -> list[bytes]:
         """Answer one packet: the reply bodies to send (none for `k` or while resumed)."""
         try:
-            command = cmd.parse_command(body)
+            command = parse_command(body)
             handler = self.handlers.get(type(command))
             if handler is None:
                 return [replies.unsupported()]

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import errno as errno_mod
-import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from ptstub import logs
 from ptstub.errors import PtstubError
 from ptstub.events import (
     BreakpointHit,
@@ -20,14 +19,15 @@ from ptstub.events import (
     Killed,
     SignalReceived,
 )
-from ptstub.rsp import commands as cmd
+from ptstub.rsp import command_values as cmd
 from ptstub.rsp import replies
 from ptstub.target import ResumeAction, ResumeKind, Target
 
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
     from ptstub.session.core import Session
 
-log = logging.getLogger("ptstub.rsp")
+log = logs.logger("ptstub.rsp")
 
 
 class ProcessLifecycle:

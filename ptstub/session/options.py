@@ -4,20 +4,20 @@ or catch, and the settings of the next `vRun` (environment, working directory, s
 
 from __future__ import annotations
 
-import logging
 import os
-from typing import TYPE_CHECKING
 
-from ptstub.rsp import commands as cmd
+from ptstub import logs
+from ptstub.rsp import command_values as cmd
 from ptstub.rsp import replies
 from ptstub.rsp.features import negotiate, supported_reply
+from ptstub.session.connection import SERVER_FEATURES
 
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
     from ptstub.session.core import Session
 
-from ptstub.session.connection import SERVER_FEATURES
 
-log = logging.getLogger("ptstub.rsp")
+log = logs.logger("ptstub.rsp")
 
 
 class ConnectionOptions:

@@ -7,18 +7,18 @@ The selections themselves are connection state (`ConnectionState.g_thread`, `g_p
 from __future__ import annotations
 
 import errno as errno_mod
-import logging
-from typing import TYPE_CHECKING
 
+from ptstub import logs
 from ptstub.errors import TargetError
-from ptstub.rsp import commands as cmd
+from ptstub.rsp import command_values as cmd
 from ptstub.rsp import replies
 from ptstub.rsp.threadid import ThreadId
 
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
     from ptstub.session.core import Session
 
-log = logging.getLogger("ptstub.rsp")
+log = logs.logger("ptstub.rsp")
 
 
 class ThreadSelection:

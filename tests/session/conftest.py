@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ptstub.arch import x86_64 as arch
+from ptstub.arch import xsave
 from ptstub.session import Session
 from tests.session.fake import FakeProcess, FakeProcessGroup
 
@@ -23,7 +23,7 @@ Expected = bytes | re.Pattern[bytes]
 @pytest.fixture(autouse=True)
 def no_cpuid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The register layout from the xstate image alone, whatever CPU runs the tests."""
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: None)
+    monkeypatch.setattr(xsave, "cpuid", lambda leaf, subleaf=0: None)
     yield
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from ptstub.arch import x86_64 as arch
+from ptstub.arch import xsave
 from ptstub.events import BreakpointHit, StopEvent
 from ptstub.rsp.framing import expand_runs
 from ptstub.session import Session
@@ -25,7 +25,7 @@ RIP_OFFSET = 16 * 8  # user_regs_struct.rip
 @pytest.fixture(autouse=True)
 def no_cpuid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """PKRU placement from the image size alone, whatever CPU runs the tests (as test_arch_x86_64)."""
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: None)
+    monkeypatch.setattr(xsave, "cpuid", lambda leaf, subleaf=0: None)
     yield
 
 
