@@ -83,11 +83,11 @@ int has_deliverable_signal(int pid, int tid)
  * not yet reported), 0 if none, -1 if one is pending with its code unknown.  PTRACE_PEEKSIGINFO reads
  * the thread's private queue without dequeuing, one system call instead of rendering
  * /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
-int queued_trap(int pid, int tid)
+int queued_trap(pt_engine *e, int tid)
 {
     struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 16};
     siginfo_t queue[16];
-    long n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, queue);
+    long n = pt_ptrace(e, PTRACE_PEEKSIGINFO, tid, &args, queue);
     if (n >= 0 && n < 16) {
         for (long i = 0; i < n; i++)
             if (queue[i].si_signo == SIGTRAP)
@@ -95,7 +95,7 @@ int queued_trap(int pid, int tid)
         return 0;
     }
     char buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
-    if (read_task_status(pid, tid, buf) < 0)
+    if (read_task_status(e->pid, tid, buf) < 0)
         return 0;
     return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1 ? -1 : 0;
 }
@@ -299,7 +299,7 @@ int resume_thread(pt_engine *e, pt_thread *t, int sig)
         queue_signal(e, t, sig);
         sig = 0;
     }
-    if (ptrace(req, t->tid, 0, (void *)(uintptr_t)sig) < 0) {
+    if (pt_ptrace(e, req, t->tid, 0, (void *)(uintptr_t)sig) < 0) {
         int err = errno;
         if (err == ESRCH) { /* killed under us (SIGKILL, exit_group): its exit status will follow */
             set_state(e, t, PT_EXITING);
@@ -364,7 +364,7 @@ int keep_or_resume(pt_engine *e, pt_thread *t)
         t->interrupt_pending = 0;
         t->want_stop = 0;
         struct user_regs_struct r;
-        uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
+        uint64_t pc = pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
         return record(t, PT_EV_INTERRUPT, 0, pc, 0);
     }
     if (e->collecting && defer_resume(e, t))
