@@ -1,7 +1,8 @@
 """cffi build script (API mode) for ptstub's C helper.
 
 The cdef is the part of `ptcore.h` between the CDEF markers, verbatim, so the header stays the one
-source of truth for the boundary. setuptools runs this at install time through `cffi_modules`.
+source of truth for the boundary.  The engine is the csrc/ptcore_*.c files, one per job, which share
+the private ptcore_internal.h.  setuptools runs this at install time through `cffi_modules`.
 """
 
 from pathlib import Path
@@ -12,14 +13,18 @@ HERE = Path(__file__).resolve().parent
 HEADER = (HERE / "ptcore.h").read_text()
 CDEF = HEADER.split("/* CDEF-BEGIN */", 1)[1].split("/* CDEF-END */", 1)[0]
 
+
+def _source(path: Path) -> str:
+    """A source path relative to the build directory when it lies below it (setuptools wants that)."""
+    return str(path.relative_to(Path.cwd())) if Path.cwd() in path.parents else str(path)
+
+
 ffibuilder = FFI()
 ffibuilder.cdef(CDEF)
 ffibuilder.set_source(
     "ptstub._ptcore",
     '#include "ptcore.h"',
-    sources=[
-        str((HERE / "ptcore.c").relative_to(Path.cwd())) if Path.cwd() in HERE.parents else str(HERE / "ptcore.c")
-    ],
+    sources=[_source(path) for path in sorted(HERE.glob("ptcore_*.c"))],
     include_dirs=[str(HERE)],
     extra_compile_args=["-O2", "-std=gnu99", "-Wall", "-Wextra", "-Wno-unused-parameter"],
 )

@@ -88,6 +88,19 @@ typedef struct pt_breakpoint {
     uint8_t pad[7];
 } pt_breakpoint;
 
+/* One ptrace request as the kernel answered it, kept while the engine's ptrace log is on. */
+typedef struct pt_ptrace_record {
+    int32_t request; /* PTRACE_* */
+    int32_t tid;
+    int64_t result;  /* ptrace()'s return value */
+    int32_t err;     /* errno when result is -1, else 0 */
+    int32_t pad;
+    uint64_t addr;   /* ptrace()'s addr and data arguments, as integers */
+    uint64_t data;
+} pt_ptrace_record;
+
+typedef struct pt_ptrace_log pt_ptrace_log; /* a ring of records, private to the engine */
+
 typedef struct pt_engine {
     int32_t pid;
     int32_t memfd;        /* /proc/PID/mem, reopened after exec */
@@ -131,12 +144,12 @@ typedef struct pt_engine {
     int32_t orphan_cap;
     int32_t *orphan_tid;
     int32_t *orphan_status;
-    /* one drain of the kernel's statuses (see drain() in ptcore.c) */
+    /* one drain of the kernel's statuses (see drain() in ptcore_events.c) */
     int32_t collecting;        /* inside a drain with the world running: resumes are deferred */
     int32_t ndue;              /* threads whose resume was deferred, in due[] */
     int32_t duecap;
     pt_thread **due;
-    /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore.c) */
+    /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore_wake.c) */
     int32_t tracer_tid;        /* the thread that waits: where pt_request_stop sends the wake signal */
     int32_t stop_flag;         /* set by pt_request_stop from any thread (atomic), taken by the waits */
     int32_t blocking;          /* the tracer is (about to be) asleep in waitpid (atomic) */
@@ -145,6 +158,7 @@ typedef struct pt_engine {
     /* several processes in one session (docs/design-notes.md, "Several processes") */
     struct pt_engine *peer;    /* next engine of the ring of processes served together (NULL: alone) */
     int32_t peer_event;        /* a status routed to a peer gave it an event to report */
+    pt_ptrace_log *ptrace_log; /* NULL unless pt_ptrace_log_enable: every ptrace call is recorded there */
     /* int3s removed lately: a trap one of them caused just before it went is known as ours */
     uint64_t removed_bps[16];
     uint32_t removed_next;
@@ -153,8 +167,9 @@ typedef struct pt_engine {
 /* Launch flags. */
 enum { PT_LAUNCH_NO_ASLR = 1, PT_LAUNCH_SETPGID = 2 };
 
-int pt_launch(const char *path, char *const argv[], char *const envp[], const char *cwd, int flags,
-              int stdin_fd, int stdout_fd, int stderr_fd, int32_t *pid_out);
+/* e is a new engine made with pid 0: pt_launch gives it the child's pid; pt_adopt_launched follows. */
+int pt_launch(pt_engine *e, const char *path, char *const argv[], char *const envp[], const char *cwd,
+              int flags, int stdin_fd, int stdout_fd, int stderr_fd);
 pt_engine *pt_engine_new(int32_t pid, uint64_t seed);
 void pt_engine_free(pt_engine *e);
 int pt_attach_all(pt_engine *e);
@@ -173,6 +188,16 @@ int pt_find_thread(pt_engine *e, int32_t tid);
 int pt_prune(pt_engine *e);
 int pt_set_options(pt_engine *e, int options);
 
+/* Python reads the records above directly but changes them only through these (ptcore_setters.c). */
+int pt_set_action(pt_thread *t, int32_t action, int32_t sig, uint64_t range_start, uint64_t range_end);
+int pt_set_action_signal(pt_engine *e, int32_t tid, int32_t sig);
+int pt_set_deliver_signal(pt_engine *e, int32_t tid, int32_t sig);
+int pt_withdraw_thread_stop(pt_engine *e, int32_t tid);
+int pt_select_report(pt_engine *e, int32_t tid);
+int pt_take_event(pt_engine *e, pt_thread *t);
+int pt_set_pass_signals(pt_engine *e, uint64_t mask);
+int pt_clear_peer_event(pt_engine *e);
+
 int pt_insert_breakpoint(pt_engine *e, uint64_t addr);
 int pt_remove_breakpoint(pt_engine *e, uint64_t addr);
 int64_t pt_read_memory(pt_engine *e, uint64_t addr, uint8_t *buf, uint64_t len);
@@ -180,12 +205,12 @@ int64_t pt_write_memory(pt_engine *e, uint64_t addr, const uint8_t *buf, uint64_
 
 int pt_get_regs(pt_engine *e, int32_t tid, uint8_t *buf216);
 int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216);
-int pt_get_xstate(int32_t tid, uint8_t *buf, uint32_t len);
-int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len);
-int pt_get_siginfo(int32_t tid, uint8_t *buf128);
-int pt_set_siginfo(int32_t tid, const uint8_t *buf128);
+int pt_get_xstate(pt_engine *e, int32_t tid, uint8_t *buf, uint32_t len);
+int pt_set_xstate(pt_engine *e, int32_t tid, const uint8_t *buf, uint32_t len);
+int pt_get_siginfo(pt_engine *e, int32_t tid, uint8_t *buf128);
+int pt_set_siginfo(pt_engine *e, int32_t tid, const uint8_t *buf128);
 int pt_set_debugregs(pt_engine *e, const uint64_t *dr4, uint64_t dr7);
-int pt_get_dr6(int32_t tid, uint64_t *out);
+int pt_get_dr6(pt_engine *e, int32_t tid, uint64_t *out);
 
 int pt_detach(pt_engine *e);
 int pt_kill(pt_engine *e);
@@ -201,6 +226,13 @@ int pt_hold(pt_engine *e);
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
 uint64_t pt_now_ns(void);
+
+/* The ptrace log (off by default): pt_ptrace_log_enable keeps the last `capacity` ptrace calls of
+ * the engine, pt_ptrace_log_take moves up to `max` of the oldest into out (returns how many) and
+ * adds to *dropped the records overwritten before they were taken. */
+int pt_ptrace_log_enable(pt_engine *e, int32_t capacity);
+void pt_ptrace_log_disable(pt_engine *e);
+int pt_ptrace_log_take(pt_engine *e, pt_ptrace_record *out, int32_t max, uint64_t *dropped);
 /* CDEF-END */
 
 #endif

@@ -360,10 +360,13 @@ def run_server(opts: Options, endpoint: Any) -> int:
         target = launcher(opts.program, settings)
 
     def new_session() -> Any:
+        from ptstub.linux.group import LinuxHost, LinuxProcessGroup
         from ptstub.session import Session
 
         session = Session(
             target,
+            group=LinuxProcessGroup(),
+            host=LinuxHost(),
             launcher=launcher,
             attacher=attacher,
             extended=opts.multi,

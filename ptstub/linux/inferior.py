@@ -2,7 +2,7 @@
 
 Python keeps policy: which threads run, breakpoint reference counts, hardware slots, which signal a
 resume delivers, turning the C engine's pending-event records into typed `StopEvent`s. The C helper
-(`csrc/ptcore.c`) keeps the mechanism. Invariant: between two calls every thread is stopped
+(`csrc/ptcore_*.c`) keeps the mechanism. Invariant: between two calls every thread is stopped
 (`world_stopped`) unless `resume()` was called and `wait()` has not yet reported.
 
 All calls must come from the thread that created the Inferior (ptrace(2): requests are accepted only
@@ -34,7 +34,7 @@ from ptstub.events import (
     WatchKind,
     WatchpointHit,
 )
-from ptstub.linux import solibs, symbols
+from ptstub.linux import ptrace_log, solibs, symbols
 from ptstub.linux.debugregs import DebugRegisters, Slot
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
@@ -56,6 +56,7 @@ STATES = {
     lib.PT_GONE: ThreadState.GONE,
 }
 ACT_NONE, ACT_CONT, ACT_STEP, ACT_RANGE = lib.PT_ACT_NONE, lib.PT_ACT_CONT, lib.PT_ACT_STEP, lib.PT_ACT_RANGE
+set_action = lib.pt_set_action  # once per thread per resume: a module global, not a `lib` lookup
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 WAIT_FOREVER = -1
 PEER = 4  # wait_in_group: another process of the session has the event
@@ -100,6 +101,7 @@ class Inferior:
         self._pointer_unset: dict[int, int] = {}  # tid -> _resumes when its fs_base was last read as 0
         self._gpr_buf = ffi.new("uint8_t[]", GPR_SIZE)  # reused by _thread_pointer
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
+        self._logs_ptrace = engine.ptrace_log != ffi.NULL  # the `ptstub.ptrace` channel was on at its making
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -121,6 +123,7 @@ class Inferior:
         finally:
             self._closed = True
             self._close_comm_fds()
+            self._log_ptrace()
             lib.pt_engine_free(self._e)
             self._e = ffi.NULL
 
@@ -131,6 +134,11 @@ class Inferior:
     def _require_alive(self) -> None:
         if self._closed or self._e.exited:
             raise ProcessGoneError()
+
+    def _log_ptrace(self) -> None:
+        """Log the ptrace calls made since the last time (they come before the event they led to)."""
+        if self._logs_ptrace:
+            ptrace_log.flush(self._e)
 
     # -------------------------------------------------------------------------------- threads
     def threads(self) -> list[ThreadInfo]:
@@ -384,6 +392,7 @@ class Inferior:
             return self._take_event()
         if rc == 3:
             raise TargetError("no thread is running", errno_mod.ECHILD)
+        self._log_ptrace()
         return None
 
     def cont(self, timeout: float | None = 10.0, pass_signal: bool = True) -> StopEvent:
@@ -391,8 +400,8 @@ class Inferior:
         self._require_alive()
         if self._held_signals:
             for tid, sig in self._held_signals.items():
-                if pass_signal and self.has_thread(tid):
-                    self._thread(tid).action_sig = sig
+                if pass_signal:
+                    lib.pt_set_action_signal(self._e, tid, sig)  # -ESRCH: the thread is gone, so is its signal
             self._held_signals.clear()
         self._resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
@@ -453,8 +462,7 @@ class Inferior:
         for i in range(e.nthreads):
             t = e.threads[i]
             if t.ev_kind == lib.PT_EV_SIGNAL and t.state == lib.PT_STOPPED:
-                e.reported = t
-                e.report_tid = t.tid
+                check(lib.pt_select_report(e, t.tid), "report")
                 return self._take_event()
         return None
 
@@ -465,18 +473,17 @@ class Inferior:
         Runs for every thread at every resume: kinds are compared by identity (an `Enum` used as a
         dict key hashes in Python) and the C constants are module globals, not `lib` lookups."""
         if action is None:
-            t.action = ACT_NONE
+            set_action(t, ACT_NONE, 0, 0, 0)
             return
         kind = action.kind
         if kind is ResumeKind.CONTINUE:
-            t.action = ACT_CONT
+            rc = set_action(t, ACT_CONT, action.signal, 0, 0)
         elif kind is ResumeKind.STEP:
-            t.action = ACT_STEP
+            rc = set_action(t, ACT_STEP, action.signal, 0, 0)
         else:
-            t.action = ACT_RANGE
-            t.range_start = action.range_start
-            t.range_end = action.range_end
-        t.action_sig = action.signal
+            rc = set_action(t, ACT_RANGE, action.signal, action.range_start, action.range_end)
+        if rc < 0:
+            raise TargetError(f"invalid resume action {action} for thread {tid}", -rc)
         if self._held_signals:
             self._held_signals.pop(tid, None)
 
@@ -493,7 +500,7 @@ class Inferior:
             t = e.threads[i]
             if t.state != lib.PT_STOPPED:
                 if t.tid in actions:
-                    t.want_stop = 0
+                    lib.pt_withdraw_thread_stop(e, t.tid)
                 continue
             self._set_action(t, t.tid, actions.get(t.tid))
         self._ready = False
@@ -506,7 +513,10 @@ class Inferior:
         """
         self._require_alive()
         rc = check(lib.pt_wait_one(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
-        return self._take_event() if rc == 1 else None
+        if rc == 1:
+            return self._take_event()
+        self._log_ptrace()
+        return None
 
     def next_event_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
         """`wait_event` for a process served with others in non-stop: its own event, PEER (a status
@@ -547,7 +557,7 @@ class Inferior:
                 # GDB sends the same two lists at every stop of a breakpoint loop (empty while it steps
                 # over a breakpoint, its pass list after): one lookup instead of a loop over the list.
                 _PASS_MASKS[signals] = mask
-        self._e.pass_signals = mask
+        lib.pt_set_pass_signals(self._e, mask)
 
     def set_options(
         self,
@@ -595,7 +605,7 @@ class Inferior:
 
     def clear_peer_event(self) -> None:
         if not self._closed:
-            self._e.peer_event = 0
+            lib.pt_clear_peer_event(self._e)
 
     def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
         """`wait()` for a process served with others: its own event, PEER (another process of the
@@ -636,12 +646,12 @@ class Inferior:
 
     # -------------------------------------------------------------------------------- events
     def _take_event(self) -> StopEvent:
+        self._log_ptrace()
         e = self._e
         t = e.reported
         if e.exited or t == ffi.NULL:
             return self._process_end()
-        kind, tid, pc = t.ev_kind, t.tid, t.ev_pc
-        t.ev_kind = lib.PT_EV_NONE
+        kind, tid, pc = lib.pt_take_event(e, t), t.tid, t.ev_pc
         self._last_tid = tid
         if kind == lib.PT_EV_BREAKPOINT:
             return BreakpointHit(tid, pc)
@@ -662,8 +672,7 @@ class Inferior:
             return VforkDone(tid, pc)
         if kind == lib.PT_EV_SYSCALL:
             return SyscallStop(tid, pc, int(t.ev_data), bool(t.ev_sig))
-        if kind == lib.PT_EV_THREAD_EXITED:
-            t.state = lib.PT_GONE  # dead since its exit status came (stopped, so no running count moves)
+        if kind == lib.PT_EV_THREAD_EXITED:  # pt_take_event made its record PT_GONE
             status = int(t.ev_data)
             return ThreadExited(tid, os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0)
         raise TargetError(f"engine reported unknown event kind {kind}")
@@ -726,11 +735,11 @@ class Inferior:
 
     def read_xstate(self, tid: int) -> bytes:
         buf = ffi.new("uint8_t[]", XSTATE_MAX)
-        n = check_thread(lib.pt_get_xstate(tid, buf, XSTATE_MAX), "GETREGSET", tid)
+        n = check_thread(lib.pt_get_xstate(self._e, tid, buf, XSTATE_MAX), "GETREGSET", tid)
         return ffi.buffer(buf, n)[:]
 
     def write_xstate(self, tid: int, data: bytes) -> None:
-        check_thread(lib.pt_set_xstate(tid, data, len(data)), "SETREGSET", tid)
+        check_thread(lib.pt_set_xstate(self._e, tid, data, len(data)), "SETREGSET", tid)
 
     def get_regs(self, tid: int) -> dict[str, int]:
         """General registers of `tid` by name (user_regs_struct: rax, rip, orig_rax, fs_base ...)."""
@@ -751,12 +760,12 @@ class Inferior:
 
     def read_siginfo(self, tid: int) -> bytes:
         buf = ffi.new("uint8_t[]", SIGINFO_SIZE)
-        check_thread(lib.pt_get_siginfo(tid, buf), "GETSIGINFO", tid)
+        check_thread(lib.pt_get_siginfo(self._e, tid, buf), "GETSIGINFO", tid)
         return ffi.buffer(buf, SIGINFO_SIZE)[:]
 
     def write_siginfo(self, tid: int, data: bytes) -> None:
         data = data.ljust(SIGINFO_SIZE, b"\0")[:SIGINFO_SIZE]
-        check_thread(lib.pt_set_siginfo(tid, data), "SETSIGINFO", tid)
+        check_thread(lib.pt_set_siginfo(self._e, tid, data), "SETSIGINFO", tid)
 
     def loaded_libraries(self) -> tuple[int, list[solibs.Library]]:
         """(the executable's link_map address, the shared libraries after it), from r_debug."""
@@ -810,14 +819,14 @@ class Inferior:
             return
         for tid, sig in self._held_signals.items():
             wanted = pass_signal(sig) if pass_signal is not None else sig not in (signal_mod.SIGTRAP, signal_mod.SIGINT)
-            if wanted and self.has_thread(tid) and not self._thread(tid).deliver_sig:
-                self._thread(tid).deliver_sig = sig
+            if wanted:
+                lib.pt_set_deliver_signal(self._e, tid, sig)  # kept unless one is due; -ESRCH: gone
         self._held_signals.clear()
         self._breakpoints.clear()
         self._debugregs.clear()
-        check(lib.pt_detach(self._e), "detach")
+        check(lib.pt_detach(self._e), "detach")  # the engine counts the process as ended now
+        self._log_ptrace()
         self._close_comm_fds()
-        self._e.exited = 1
         self.exit_code = None
 
     def kill(self) -> None:
@@ -825,6 +834,7 @@ class Inferior:
         if self._closed or self._e.exited:
             return
         lib.pt_kill(self._e)
+        self._log_ptrace()
         self._close_comm_fds()
         self.exit_signal = signal_mod.SIGKILL
 
@@ -864,9 +874,11 @@ def _is_zombie(pid: int, tid: int) -> bool:
 
 # ------------------------------------------------------------------------------------ construction
 def _new_engine(pid: int, seed: int | None) -> Any:
+    """An engine for `pid` (0: for a program `launch` starts), its ptrace log on when `ptstub.ptrace` is."""
     engine = lib.pt_engine_new(pid, seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
     if engine == ffi.NULL:
         raise TargetError(f"cannot set up tracing of process {pid} (is /proc mounted?)")
+    ptrace_log.enable(engine)
     return engine
 
 
@@ -895,20 +907,18 @@ def launch(
     c_env = ffi.new("char *[]", env_keep + [ffi.NULL])
     flags = lib.PT_LAUNCH_NO_ASLR if disable_randomization else 0
     flags |= lib.PT_LAUNCH_SETPGID if new_process_group else 0
-    pid_out = ffi.new("int32_t *")
     c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
+    try:
+        engine = _new_engine(0, seed)
+    except TargetError as err:
+        raise LaunchError(f"{argv[0]}: cannot start: {err}") from None
     rc = lib.pt_launch(
-        os.fsencode(path), c_argv, c_env, c_cwd, flags, _fd_of(stdin), _fd_of(stdout), _fd_of(stderr), pid_out
+        engine, os.fsencode(path), c_argv, c_env, c_cwd, flags, _fd_of(stdin), _fd_of(stdout), _fd_of(stderr)
     )
     if rc < 0:
+        lib.pt_engine_free(engine)
         raise LaunchError(f"{argv[0]}: cannot start: {os.strerror(-rc)}")
-    pid = pid_out[0]
-    try:
-        engine = _new_engine(pid, seed)
-    except TargetError:
-        os.kill(pid, signal_mod.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
+    pid = engine.pid
     check(lib.pt_adopt_launched(engine), "adopt")
     log.debug("launched %s as pid %d", path, pid)
     return Inferior(engine, pid, True, path)

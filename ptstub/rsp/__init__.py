@@ -23,7 +23,8 @@ TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-u
 if TYPE_CHECKING:
     from typing import Any
 
-    from ptstub.rsp.commands import Command, UnknownCommand, parse_command
+    from ptstub.rsp.command_values import Command, UnknownCommand
+    from ptstub.rsp.commands import parse_command
     from ptstub.rsp.errors import ProtocolError
     from ptstub.rsp.features import (
         ClientFeatures,
