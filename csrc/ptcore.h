@@ -18,6 +18,12 @@ enum {
     PT_GONE = 3
 };
 
+/* Where a thread is in its life, beside its run state: NEW is a clone child seized at its parent's
+ * PTRACE_EVENT_CLONE whose first PTRACE_EVENT_STOP is still to come (ptrace(2): no SIGSTOP under
+ * SEIZE); EXITING is past PTRACE_EVENT_EXIT, or a zombie, or dead with its exit still to report: it
+ * never stops again, so it is never interrupted or waited for (run state PT_EXITING once resumed). */
+enum { PT_PHASE_LIVE = 0, PT_PHASE_NEW = 1, PT_PHASE_EXITING = 2 };
+
 /* Exit statuses an engine keeps at most for tids that are not its own (the oldest goes first).  Stops
  * of such tids are all kept: each is a thread held stopped until its parent's clone or fork event
  * claims it, and a stop dropped would leave its thread stopped for ever. */
@@ -56,7 +62,7 @@ typedef struct pt_thread {
     int32_t tid;
     int32_t state;
     int32_t interrupt_pending; /* PTRACE_INTERRUPT sent, its PTRACE_EVENT_STOP not seen yet */
-    int32_t awaiting_initial;  /* seized clone child whose first PTRACE_EVENT_STOP is still to come */
+    int32_t phase;             /* PT_PHASE_*: new, live, or past PTRACE_EVENT_EXIT */
     int32_t action;            /* PT_ACT_*, set before pt_resume */
     int32_t action_sig;        /* signal to deliver on resume, 0 for none */
     uint64_t range_start;      /* PT_ACT_RANGE: keep stepping while range_start <= pc < range_end */
@@ -67,7 +73,6 @@ typedef struct pt_thread {
     uint64_t ev_data;
     int32_t deliver_sig;       /* a passed signal collected while stopping, delivered on resume */
     int32_t stale_trap;        /* si_code of a SIGTRAP already accounted for and still queued: swallow it */
-    int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */
     int32_t want_stop;         /* non-stop: pt_stop_thread asked for a stop, to report as PT_EV_INTERRUPT */

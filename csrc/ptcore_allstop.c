@@ -85,7 +85,7 @@ static void interrupt_running(pt_engine *e)
 {
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
-        if (t->state != PT_RUNNING || t->awaiting_initial)
+        if (t->state != PT_RUNNING || t->phase == PT_PHASE_NEW)
             continue;
         if (pt_ptrace(e, PTRACE_INTERRUPT, t->tid, 0, 0) < 0) {
             /* ESRCH: the thread is exiting; its exit status (not a stop) will come */
@@ -164,7 +164,7 @@ int choose_report(pt_engine *e, int only_resumed)
 int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc)
 {
     pt_breakpoint *b = bp_at(e, pc);
-    if (!b || e->dr7 || e->vfork_parent_tid || t->action != PT_ACT_CONT || t->exiting)
+    if (!b || e->dr7 || e->vfork_parent_tid || t->action != PT_ACT_CONT || t->phase == PT_PHASE_EXITING)
         return 0;
     uint8_t insn[4] = {b->orig, 0, 0, 0};
     int len = 0, reg = -1;
@@ -223,7 +223,7 @@ static pid_t wait_for_stepper(pt_engine *e, int tid, int *st)
             return r;
         pt_thread *o = find(e, r);
         if (o && WIFSTOPPED(*st) && ((unsigned)*st >> 16) == PTRACE_EVENT_EXIT) {
-            o->exiting = 1;
+            o->phase = PT_PHASE_EXITING;
             if (o->state == PT_RUNNING)
                 set_state(e, o, PT_STOPPED);
             resume_thread(e, o, 0); /* exiting: PTRACE_CONT, never waited for again */
@@ -274,7 +274,7 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             continue;
         }
         if (event == PTRACE_EVENT_EXIT) {
-            t->exiting = 1;
+            t->phase = PT_PHASE_EXITING;
             break;
         }
         if (event != 0) { /* exec, fork, vfork: handled the usual way, world held */
@@ -340,7 +340,7 @@ static int step_resumed_over_breakpoints(pt_engine *e)
             e->last_stepped_tid = t->tid;
         /* Only a thread that reported an int3 (pc rewound) and was not moved since sits on a
          * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
-        if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
+        if (t->phase == PT_PHASE_EXITING || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;
         /* A step with a signal enters the handler first (GDB's vCont;S: it steps into the handler
          * and lets the breakpoint hit again when the handler returns). A continue with a signal
@@ -355,7 +355,7 @@ static int step_resumed_over_breakpoints(pt_engine *e)
         int32_t tid = t->tid;
         int got = step_over(e, t, t->bp_pc);
         t = find(e, tid);
-        if (!got && t && t->state == PT_STOPPED && !t->exiting && t->action != PT_ACT_CONT) {
+        if (!got && t && t->state == PT_STOPPED && t->phase != PT_PHASE_EXITING && t->action != PT_ACT_CONT) {
             pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
             if (t->action == PT_ACT_STEP || r.rip < t->range_start || r.rip >= t->range_end)
                 record(t, PT_EV_STEP, SIGTRAP, r.rip, 0);

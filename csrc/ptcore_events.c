@@ -20,7 +20,7 @@ int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
          * it waits for each thread it asked to stop, and this one never will).  Kept in the table,
          * stopped, until the event is taken (a thread with an event is never resumed). */
         set_state(e, t, PT_STOPPED);
-        t->exiting = 1;
+        t->phase = PT_PHASE_EXITING;
         return record(t, PT_EV_THREAD_EXITED, 0, 0, (uint64_t)(unsigned)status);
     }
     set_state(e, t, PT_GONE);
@@ -31,8 +31,8 @@ int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
 
 int on_event_stop(pt_engine *e, pt_thread *t, int sig)
 {
-    if (t->awaiting_initial) { /* a seized clone child's first stop (ptrace(2): no SIGSTOP under SEIZE) */
-        t->awaiting_initial = 0;
+    if (t->phase == PT_PHASE_NEW) { /* a seized clone child's first stop (ptrace(2): no SIGSTOP under SEIZE) */
+        t->phase = PT_PHASE_LIVE;
         if (e->dr7)
             apply_debugregs(e, t->tid); /* debug registers are per thread and not inherited */
         if (t->want_stop)
@@ -62,7 +62,7 @@ void adopt_clone(pt_engine *e, int32_t newtid)
     pt_thread *n = add_thread(e, newtid, PT_RUNNING);
     if (!n)
         return;
-    n->awaiting_initial = 1;
+    n->phase = PT_PHASE_NEW;
     int st;
     if (take_orphan(e, newtid, &st))
         on_status(e, newtid, st);
@@ -188,8 +188,7 @@ static int on_exec(pt_engine *e, pt_thread *t)
         if (e->threads[i] != t)
             set_state(e, e->threads[i], PT_GONE);
     t->interrupt_pending = pending;
-    t->awaiting_initial = 0;
-    t->exiting = 0;
+    t->phase = PT_PHASE_LIVE;
     t->stale_trap = 0;
     e->nbps = 0;
     e->vfork_parent_tid = 0;
@@ -369,7 +368,7 @@ int on_status(pt_engine *e, int tid, int status)
     case PTRACE_EVENT_EXEC:
         return on_exec(e, t);
     case PTRACE_EVENT_EXIT:
-        t->exiting = 1;
+        t->phase = PT_PHASE_EXITING;
         return keep_or_resume(e, t);
     case 0:
         if (sig == (SIGTRAP | 0x80))

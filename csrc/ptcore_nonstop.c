@@ -32,7 +32,7 @@ static int stop_thread_masked(pt_engine *e, int32_t tid)
     if (t->state != PT_RUNNING)
         return 0;
     t->want_stop = 1;
-    if (t->awaiting_initial) /* its first stop is on its way; on_event_stop reports it */
+    if (t->phase == PT_PHASE_NEW) /* its first stop is on its way; on_event_stop reports it */
         return 1;
     if (pt_ptrace(e, PTRACE_INTERRUPT, tid, 0, 0) < 0) { /* ESRCH: exiting; its exit status follows */
         t->want_stop = 0;
@@ -47,8 +47,8 @@ static int stop_thread_masked(pt_engine *e, int32_t tid)
 /* Whether a stopped thread about to be resumed sits on one of our breakpoints. */
 static int needs_step_over(pt_engine *e, pt_thread *t)
 {
-    if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || has_event(t) || t->exiting || !e->nbps ||
-        e->vfork_parent_tid || !t->on_breakpoint)
+    if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || has_event(t) || t->phase == PT_PHASE_EXITING ||
+        !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
         return 0;
     struct user_regs_struct r;
     return pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) == 0 && bp_at(e, r.rip);
@@ -67,7 +67,7 @@ static void step_over_all(pt_engine *e)
         int32_t tid = t->tid;
         int got = step_over(e, t, r.rip);
         t = find(e, tid);
-        if (!got && t && t->state == PT_STOPPED && !t->exiting && t->action != PT_ACT_CONT) {
+        if (!got && t && t->state == PT_STOPPED && t->phase != PT_PHASE_EXITING && t->action != PT_ACT_CONT) {
             pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
             if (t->action == PT_ACT_STEP || r.rip < t->range_start || r.rip >= t->range_end)
                 record(t, PT_EV_STEP, SIGTRAP, r.rip, 0);

@@ -291,7 +291,7 @@ int resume_thread(pt_engine *e, pt_thread *t, int sig)
         req = PTRACE_SINGLESTEP;
     else if (e->options & PT_OPT_CATCH_SYSCALLS)
         req = PTRACE_SYSCALL;
-    if (t->exiting) /* past PTRACE_EVENT_EXIT: let it die; it is never waited for again */
+    if (t->phase == PT_PHASE_EXITING) /* past PTRACE_EVENT_EXIT: let it die; it is never waited for again */
         req = PTRACE_CONT;
     else if (sig && !t->at_signal_stop) {
         /* At an interrupt or event stop the kernel ignores the signal of PTRACE_CONT (ptrace(2),
@@ -312,7 +312,7 @@ int resume_thread(pt_engine *e, pt_thread *t, int sig)
     t->at_signal_stop = 0;
     if (req == PTRACE_SINGLESTEP)
         t->step_unfinished = 1;
-    set_state(e, t, t->exiting ? PT_EXITING : PT_RUNNING);
+    set_state(e, t, t->phase == PT_PHASE_EXITING ? PT_EXITING : PT_RUNNING);
     return 0;
 }
 
@@ -356,7 +356,7 @@ int keep_or_resume(pt_engine *e, pt_thread *t)
 {
     if (e->stopping || e->world_stopped)
         return 0;
-    if (t->want_stop && t->interrupt_pending && !t->exiting) {
+    if (t->want_stop && t->interrupt_pending && t->phase != PT_PHASE_EXITING) {
         /* Non-stop: this stop (a clone event, a passed signal...) took our PTRACE_INTERRUPT with it:
          * any ptrace-stop clears the pending STOP trap (kernel ptrace_stop()), so no
          * PTRACE_EVENT_STOP follows if the interrupt came first.  This is the stop GDB asked for; if
