@@ -11,12 +11,15 @@ named from the moment the slots change (see `resolve_pending`). Invariant: an ad
 from __future__ import annotations
 
 import errno as errno_mod
-from typing import Any
 
 from ptstub.events import BreakpointHit, StopEvent, WatchKind, WatchpointHit
 from ptstub.linux.debugregs import DebugRegisters, Slot
 from ptstub.linux.ffi import check, check_memory, ffi, lib
 from ptstub.target import BreakpointKind
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
 
 WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
 

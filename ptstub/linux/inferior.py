@@ -14,13 +14,11 @@ from the tracer thread), except `interrupt()`, which any thread may call.
 from __future__ import annotations
 
 import errno as errno_mod
-import logging
 import os
 import signal as signal_mod
-import threading
 from collections.abc import Callable, Collection, Mapping
-from typing import Any
 
+from ptstub import logs
 from ptstub.errors import ProcessGoneError, StopTimeout, TargetError
 from ptstub.events import (
     BreakpointHit,
@@ -42,7 +40,11 @@ from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.thread_list import ThreadList
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
 
-log = logging.getLogger("ptstub.events")
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = logs.logger("ptstub.events")
 
 ACT_NONE, ACT_CONT, ACT_STEP, ACT_RANGE = lib.PT_ACT_NONE, lib.PT_ACT_CONT, lib.PT_ACT_STEP, lib.PT_ACT_RANGE
 set_action = lib.pt_set_action  # once per thread per resume: a module global, not a `lib` lookup
@@ -64,7 +66,6 @@ class Inferior:
         self.pid = pid
         self.launched = launched
         self._executable = executable
-        self._owner = threading.get_ident()
         self._breakpoints = BreakpointTable()
         self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
         self._ready = False  # pt_resume found an event to report without running anything

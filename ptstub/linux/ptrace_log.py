@@ -13,13 +13,17 @@ the standard library.
 from __future__ import annotations
 
 import errno as errno_mod
-import logging
 import signal as signal_mod
-from typing import Any
+import sys
 
+from ptstub import logs
 from ptstub.linux.ffi import ffi, lib
 
-log = logging.getLogger("ptstub.ptrace")
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = logs.logger("ptstub.ptrace")
 
 CAPACITY = 65536  # records kept between two flushes; older ones are counted as dropped
 _BATCH = 1024
@@ -97,7 +101,8 @@ def describe(request: int, tid: int, result: int, err: int, addr: int, data: int
 
 def enable(engine: Any) -> bool:
     """Turn the engine's ptrace log on when the channel logs at DEBUG level; True when it did."""
-    if not log.isEnabledFor(logging.DEBUG):
+    logging = sys.modules.get("logging")  # not imported: nothing can have turned the channel on (ptstub.logs)
+    if logging is None or not logging.getLogger(log.name).isEnabledFor(logging.DEBUG):
         return False
     return lib.pt_ptrace_log_enable(engine, CAPACITY) == 0
 

@@ -18,10 +18,10 @@ import functools
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ptstub.errors import TargetError
 from ptstub.linux import symbols
+from ptstub.values import frozen
 
 DT_NULL, DT_DEBUG = 0, 21
 TLS_DTV_UNALLOCATED = (1 << 64) - 1
@@ -30,7 +30,7 @@ MAX_LIBRARIES = 4096
 ReadMemory = Callable[[int, int], bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Library:
     """One entry of the dynamic linker's list."""
 

@@ -9,17 +9,20 @@ one-line `LaunchError` / `AttachError` messages (not found, not permitted, alrea
 from __future__ import annotations
 
 import errno as errno_mod
-import logging
 import os
 from collections.abc import Mapping
-from typing import IO, Any
 
+from ptstub import logs
 from ptstub.errors import AttachError, LaunchError, TargetError
 from ptstub.linux.ffi import check, ffi, lib
 from ptstub.linux.inferior import Inferior, new_engine
 from ptstub.linux.program import resolve_program
 
-log = logging.getLogger("ptstub.events")
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import IO, Any
+
+log = logs.logger("ptstub.events")
 
 
 def _fd_of(stream: IO[Any] | int | None) -> int:
