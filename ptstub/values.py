@@ -6,8 +6,9 @@ and ptstub defines some ninety value classes that every debugging connection nee
 stop events, register definitions), so the decorator alone cost more CPU than gdbserver spends from
 exec to GDB's first prompt. `frozen` gives the same values (slots, keyword or positional construction
 with defaults, `__match_args__`, equality and hash by fields, a dataclass-style `repr`, assignment
-refused, pickling and copying) from a handful of shared functions: building a class costs one `type()`
-call. Type checkers see it as a frozen dataclass (PEP 681 `dataclass_transform`).
+refused, pickling and copying) from a handful of shared functions and a precompiled `__init__`
+template: building a class costs one `type()` call and one `code.replace`, ~20-70 µs. Type checkers
+see it as a frozen dataclass (PEP 681 `dataclass_transform`).
 
 Invariants: fields are the class's own annotations (and those of a `@frozen` base, first), in order;
 a field with a default is followed only by fields with defaults; `ClassVar` annotations are not fields.
