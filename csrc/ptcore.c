@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include "ptcore.h"
+#include "agenthit.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -731,6 +732,7 @@ int pt_remove_breakpoint(pt_engine *e, uint64_t addr)
         return -ENOENT;
     int rc = e->vfork_parent_tid ? 0 : poke_byte(e->memfd, addr, b->orig);
     *b = e->bps[--e->nbps];
+    pt_agent_forget(e, addr);
     e->removed_bps[e->removed_next++ % 16] = addr;
     return rc == -EIO || rc == -ESRCH ? 0 : rc; /* the mapping may be gone: nothing left to restore */
 }
@@ -1186,6 +1188,9 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
         e->n_eintr_fixups++;
 }
 
+static int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r);
+static int pass_breakpoints(pt_engine *e, int hold, int found);
+
 /* Work at the interrupt stop we asked for: restart fix-up, and the trap-as-interrupted race
  * (docs/kernel-facts.md §2.3): pc one past a breakpoint of ours with an int3 SIGTRAP queued is a hit; a queued
  * hardware trap is a watchpoint hit, taken now, while DR6 still names the registers GDB set (GDB
@@ -1203,9 +1208,7 @@ static int at_interrupt_stop(pt_engine *e, pt_thread *t)
         r.rip -= 1;
         if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
             t->stale_trap = SI_KERNEL;
-            t->on_breakpoint = 1;
-            t->bp_pc = r.rip;
-            return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
+            return breakpoint_hit(e, t, &r);
         }
     }
     uint64_t dr6 = 0;
@@ -1414,6 +1417,7 @@ static int on_exec(pt_engine *e, pt_thread *t)
     t->exiting = 0;
     t->stale_trap = 0;
     e->nbps = 0;
+    pt_agent_forget_all(e);
     e->vfork_parent_tid = 0;
     memset(e->dr, 0, sizeof e->dr);
     e->dr7 = 0;
@@ -1457,9 +1461,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     if (si.si_code == SI_KERNEL && e->nbps && bp_at(e, r.rip - 1)) {
         r.rip -= 1; /* int3 leaves pc one past the breakpoint: rewind at once */
         ptrace(PTRACE_SETREGS, t->tid, 0, &r);
-        t->on_breakpoint = 1;
-        t->bp_pc = r.rip;
-        return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
+        return breakpoint_hit(e, t, &r);
     }
     if (si.si_code == SI_KERNEL && removed_lately(e, r.rip - 1)) {
         /* An int3 of ours, hit just before it was removed (in non-stop threads run while GDB edits
@@ -1637,6 +1639,8 @@ static int drain_from(pt_engine *e, int hold, int tid, int status)
     }
     e->collecting = 0;
     settle_deferred(e, hold && found);
+    if (e->agent_due)
+        found = pass_breakpoints(e, hold, found);
     return found;
 }
 
@@ -1954,6 +1958,82 @@ static int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
     if (bp_at(e, pc) && e->vfork_parent_tid == 0)
         poke_byte(e->memfd, pc, INT3);
     return reported;
+}
+
+/* ------------------------------------------------------------------------------------------------ */
+/* breakpoints nobody hears of: false conditions, agent dprintf (docs/design-notes.md, "Conditions   */
+/* and dprintf in the engine")                                                                       */
+
+/* A thread at an int3 of ours, pc rewound.  A breakpoint with target-side conditions or commands is
+ * judged here (agenthit.c), for a thread that continues (a step is GDB's business) and an engine
+ * alone (with peers the session judges it, as before).  The verdict goes with a reported hit in
+ * ev_data.  A hit nobody is to hear of is passed: the thread moves past the instruction by emulation
+ * and runs on at once; when it must be stepped, it waits for the end of the drain (pass_breakpoints).
+ * While the world stops or is stopped it just stays stopped, on the breakpoint, like any thread
+ * caught without an event: the next resume steps it over. */
+static int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r)
+{
+    t->on_breakpoint = 1;
+    t->bp_pc = r->rip;
+    int verdict = e->agent && !e->peer && t->action == PT_ACT_CONT && !t->exiting
+                      ? pt_agent_judge(e, r, r->rip) : PT_JUDGE_NONE;
+    if (verdict != PT_JUDGE_PASS)
+        return record(t, PT_EV_BREAKPOINT, SIGTRAP, r->rip, (uint64_t)verdict);
+    pt_agent_note_pass(e);
+    /* Never resumed unmoved (it would hit again at once): held where the world is, reported as the
+     * stop GDB asked for (non-stop vCont;t), or moved past the instruction first. */
+    if (e->stopping || e->world_stopped || (t->want_stop && t->interrupt_pending) || emulate_over(e, t, r->rip))
+        return keep_or_resume(e, t);
+    t->pass_due = 1;
+    e->agent_due++;
+    return 0;
+}
+
+/* The end of a drain in which threads were left at breakpoints to pass (pass_due == 1).  Each is
+ * stepped over its breakpoint exactly as a step-over at a resume does (step_over): the int3 lifted,
+ * so every other thread of the process is held stopped meanwhile, or one could run past the lifted
+ * breakpoint unseen.  Only the threads that ran are stopped (marked 2) and only they run again, with
+ * their own actions; a thread GDB holds stays as it was.  An event found first, or caught by the stop,
+ * with `hold` (all-stop): the world stays stopped for its report, and the threads still to pass are
+ * stepped over by the resume after it.  Without `hold` (non-stop) such events stay pending on their
+ * threads and the rest run.  Returns 1 when an event is to be reported. */
+static int pass_breakpoints(pt_engine *e, int hold, int found)
+{
+    e->agent_due = 0;
+    int32_t born = e->nthreads;
+    for (int32_t i = 0; i < e->nthreads; i++)
+        if (e->threads[i]->state == PT_RUNNING)
+            e->threads[i]->pass_due = 2;
+    if (!(found && hold) && e->nrunning > 0)
+        found |= stop_all_masked(e);
+    for (int32_t i = 0; i < e->nthreads && !(found && hold); i++) {
+        pt_thread *t = e->threads[i];
+        if (!t->pass_due || t->state != PT_STOPPED || has_event(t) || !t->on_breakpoint || t->exiting ||
+            !bp_at(e, t->bp_pc) || emulate_over(e, t, t->bp_pc))
+            continue;
+        found |= step_over(e, t, t->bp_pc);
+    }
+    if (e->nrunning > 0 && !(found && hold)) { /* clone children born during a step: held too */
+        e->stopping = 1;
+        wait_all_stopped(e);
+        e->stopping = 0;
+    }
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        int run = (t->pass_due || i >= born) && !(found && hold);
+        t->pass_due = 0;
+        if (run && t->state == PT_STOPPED && !has_event(t) && !t->resume_due) {
+            int sig = t->deliver_sig;
+            t->deliver_sig = 0;
+            resume_thread(e, t, sig);
+        }
+    }
+    if (found && hold) {
+        e->world_stopped = 1;
+        return 1;
+    }
+    e->world_stopped = 0;
+    return found;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -2395,6 +2475,7 @@ void pt_engine_free(pt_engine *e)
     free(e->orphan_tid);
     free(e->orphan_status);
     free(e->due);
+    pt_agent_free(e);
     if (e->memfd >= 0)
         close(e->memfd);
     if (e->wakefd >= 0)

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from ptstub import engine_conditions
 from ptstub.errors import PtstubError, TargetError
 from ptstub.events import (
     BreakpointHit,
@@ -597,6 +598,7 @@ class Session:
             self._set_conditions((target.pid, c.kind, c.address), conditions)
         if commands or self._commands:
             self._set_commands((target.pid, c.kind, c.address), commands, c.persist_commands)
+        engine_conditions.sync(self, target, c.address)  # judged in the engine's loop where it can
         return replies.ok()
 
     def _set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
@@ -638,6 +640,7 @@ class Session:
         if self._commands:
             self._commands.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
+        engine_conditions.sync(self, target, c.address)
         return replies.ok()
 
     def _breakpoint_at(self, pid: int, pc: int) -> bool:
@@ -655,6 +658,8 @@ class Session:
         them and is not reported either (gdbserver's `gdb_no_commands_at_breakpoint`)."""
         if (not self._conditions and not self._commands) or type(event) is not BreakpointHit:
             return True
+        if event.engine_verdict:  # the engine evaluated them at the hit: taken as it is
+            return engine_conditions.should_report(self, event)
         pid, pc = self._process_for(event.tid).pid, event.pc
         keys = []
         if pc in self._software_breakpoints.get(pid, ()):

@@ -643,7 +643,7 @@ class Inferior:
         t.ev_kind = lib.PT_EV_NONE
         self._last_tid = tid
         if kind == lib.PT_EV_BREAKPOINT:
-            return BreakpointHit(tid, pc)
+            return BreakpointHit(tid, pc, engine_verdict=int(t.ev_data))
         if kind == lib.PT_EV_STEP:
             return StepDone(tid, pc)
         if kind == lib.PT_EV_SIGNAL:
