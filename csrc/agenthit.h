@@ -43,5 +43,6 @@ void pt_agent_note_pass(pt_engine *e);
 int pt_agent_forget(pt_engine *e, uint64_t addr);
 void pt_agent_forget_all(pt_engine *e);
 void pt_agent_free(pt_engine *e);
+int pt_emulate_load(pt_engine *e, int32_t tid, const struct user_regs_struct *regs);
 
 #endif

@@ -10,7 +10,7 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 HEADERS = ("ptcore.h", "agentexpr.h", "agenthit.h")
-SOURCES = ("ptcore.c", "agentexpr.c", "agentprintf.c", "agenthit.c")
+SOURCES = ("ptcore.c", "agentexpr.c", "agentprintf.c", "agenthit.c", "emulate_load.c")
 CDEF = "".join(
     (HERE / name).read_text().split("/* CDEF-BEGIN */", 1)[1].split("/* CDEF-END */", 1)[0] for name in HEADERS
 )

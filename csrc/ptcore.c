@@ -1984,6 +1984,11 @@ static int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_str
      * stop GDB asked for (non-stop vCont;t), or moved past the instruction first. */
     if (e->stopping || e->world_stopped || (t->want_stop && t->interrupt_pending) || emulate_over(e, t, r->rip))
         return keep_or_resume(e, t);
+    if (pt_emulate_load(e, t->tid, r)) {
+        t->on_breakpoint = 0;
+        e->n_emulated++;
+        return keep_or_resume(e, t);
+    }
     t->pass_due = 1;
     e->agent_due++;
     return 0;
