@@ -12,11 +12,10 @@ seeded random programs.
 from __future__ import annotations
 
 import random
-import struct
 
 import pytest
-
 from ptstub._ptcore import ffi, lib
+
 from ptstub.rsp.agentexpr import AgentExpressionError, Op, evaluate, parse_agent_expression, run_command
 
 MASK = (1 << 64) - 1
@@ -160,7 +159,7 @@ def test_stack_flow_and_failures(code: bytes) -> None:
 
 GDB_13_CONDITIONS = [
     "26000622100222dc1608021916202203130e27",  # dprintf's `i % 2 == 0` off rbp
-    "2400002000191620220713" "27",  # `counter == 7`, a global int
+    "240000200019162022071327",  # `counter == 7`, a global int
 ]
 
 
