@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import pytest
 from helpers import launched, parse_report, time_limit
+from ptstub._ptcore import ffi, lib
 
 from ptstub import engine_conditions
-from ptstub._ptcore import ffi, lib
 from ptstub.events import BreakpointHit, Exited
 from ptstub.rsp.agentexpr import Op
 
