@@ -37,12 +37,17 @@ int pt_agent_set_output(pt_engine *e, int32_t fd);
 int pt_agent_counts(pt_engine *e, uint64_t *judged, uint64_t *passed);
 /* CDEF-END */
 
-/* The engine's side (ptcore.c). */
+/* The engine's side (csrc/ptcore_*.c), hidden as ptcore_internal.h's declarations. */
+#pragma GCC visibility push(hidden)
 int pt_agent_judge(pt_engine *e, const struct user_regs_struct *r, uint64_t pc);
 void pt_agent_note_pass(pt_engine *e);
 int pt_agent_forget(pt_engine *e, uint64_t addr);
 void pt_agent_forget_all(pt_engine *e);
 void pt_agent_free(pt_engine *e);
 int pt_emulate_load(pt_engine *e, int32_t tid, const struct user_regs_struct *regs);
+/* ptcore_agent.c */
+int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r);
+int pass_breakpoints(pt_engine *e, int hold, int found);
+#pragma GCC visibility pop
 
 #endif

@@ -132,12 +132,12 @@ typedef struct pt_engine {
     int32_t orphan_cap;
     int32_t *orphan_tid;
     int32_t *orphan_status;
-    /* one drain of the kernel's statuses (see drain() in ptcore.c) */
+    /* one drain of the kernel's statuses (see drain() in ptcore_events.c) */
     int32_t collecting;        /* inside a drain with the world running: resumes are deferred */
     int32_t ndue;              /* threads whose resume was deferred, in due[] */
     int32_t duecap;
     pt_thread **due;
-    /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore.c) */
+    /* sleeping in waitpid itself (see "Sleeping in waitpid" in ptcore_wake.c) */
     int32_t tracer_tid;        /* the thread that waits: where pt_request_stop sends the wake signal */
     int32_t stop_flag;         /* set by pt_request_stop from any thread (atomic), taken by the waits */
     int32_t blocking;          /* the tracer is (about to be) asleep in waitpid (atomic) */

@@ -2,7 +2,7 @@
 
 Python keeps policy: which threads run, breakpoint reference counts, hardware slots, which signal a
 resume delivers, turning the C engine's pending-event records into typed `StopEvent`s. The C helper
-(`csrc/ptcore.c`) keeps the mechanism. Invariant: between two calls every thread is stopped
+(`csrc/ptcore_*.c`) keeps the mechanism. Invariant: between two calls every thread is stopped
 (`world_stopped`) unless `resume()` was called and `wait()` has not yet reported.
 
 All calls must come from the thread that created the Inferior (ptrace(2): requests are accepted only
