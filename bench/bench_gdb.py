@@ -16,7 +16,10 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
   start-up        wall ms and stub CPU ms from exec to `Listening on port`, and stub CPU ms to GDB's
                   first prompt after `target remote`
 
-Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu] [--json FILE]
+`--agent` measures the target-side cases instead (bench/agent_cases.py): a condition that is never
+true and an agent dprintf, hits/s at 1 and 8 threads; `--before CMD` adds another ptstub command line.
+
+Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu] [--agent [--before CMD]] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
 
@@ -306,6 +309,8 @@ def main() -> int:
     parser.add_argument("--hits", type=int, default=2000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cpu", action="store_true", help="stub CPU per stop, packets per stop, start-up")
+    parser.add_argument("--agent", action="store_true", help="never-true condition and agent dprintf hits/s")
+    parser.add_argument("--before", help="with --agent: another ptstub command line, measured beside")
     parser.add_argument("--json")
     opts = parser.parse_args()
     if opts.quick:
@@ -314,6 +319,14 @@ def main() -> int:
     stress, simple = str(build / "stress"), str(build / "simple")
     if opts.cpu:
         return cpu_main(opts, stress, simple)
+    if opts.agent:
+        from bench import agent_cases
+
+        table = agent_cases.run(stress, opts.repeats, opts.hits * 10, opts.before, gdb_batch)
+        print(f"# {opts.repeats} repeats x {opts.hits * 10} hits; load {os.getloadavg()[0]:.1f}")
+        if opts.json:
+            Path(opts.json).write_text(json.dumps(table, indent=2))
+        return 0
     results: dict[str, dict[str, list[float]]] = {}
 
     def record(name: str, stub: str, value: float) -> None:
