@@ -47,10 +47,13 @@ int pass_breakpoints(pt_engine *e, int hold, int found)
 {
     e->agent_due = 0;
     int32_t born = e->nthreads;
-    for (int32_t i = 0; i < e->nthreads; i++)
-        if (e->threads[i]->state == PT_RUNNING)
-            e->threads[i]->pass_due = 2;
-    if (!(found && hold) && e->nrunning > 0)
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        t->pass_due = found && hold ? 0 : t->pass_due ? 1 : t->state == PT_RUNNING ? 2 : 0;
+    }
+    if (found && hold)
+        return found; /* the caller stops the world; its resume steps the threads over */
+    if (e->nrunning > 0)
         found |= stop_all_masked(e);
     for (int32_t i = 0; i < e->nthreads && !(found && hold); i++) {
         pt_thread *t = e->threads[i];
