@@ -8,6 +8,14 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
   read 1 MiB  `dump binary memory` of 1 MiB of the program's stack/heap through the stub, MB/s
   packets     requests GDB sends per multi-thread breakpoint stop (from `--remote-debug` counts)
 
+`--startup` measures start-up alone, side by side (min / median / max of --repeats, default 15 here;
+ratios of medians to gdbserver's): exec to `Listening on port` (wall ms and stub CPU ms) and stub CPU ms
+from exec to GDB's first prompt after `target remote`. ptstub runs as users start it, the `ptstub`
+script beside this Python (else `python -m ptstub`); `--baseline DIR` adds DIR/.venv/bin/ptstub (another
+tree, e.g. a worktree of the commit before) as a third column, for before/after figures of one run.
+`--floor` adds the interpreter alone (`python -S -c pass`, `python -I -c pass`): what no Python stub can
+go under.
+
 `--cpu` measures instead what a loaded machine cannot blur, for both stubs in the same run:
   stub CPU/stop   the stub process's own CPU time (its CPU-time clock: user + system, not its children's) per
                   breakpoint stop, 1 and 8 threads: read after it exits (before it is reaped), minus a run
@@ -19,7 +27,8 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
 `--agent` measures the target-side cases instead (bench/agent_cases.py): a condition that is never
 true and an agent dprintf, hits/s at 1 and 8 threads; `--before CMD` adds another ptstub command line.
 
-Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu] [--agent [--before CMD]] [--json FILE]
+Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu | --startup [--baseline DIR] [--floor]]
+                          [--agent [--before CMD]] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
 
@@ -194,7 +203,7 @@ def launch_stub(
     """Start a stub; (process, port, wall ms to `Listening on port`, stub CPU ms at that line).
     `command` replaces the stub's own (a wrapper that takes the same ARGS); `stdout` gets the program's."""
     if command is None:
-        command = [sys.executable, "-m", "ptstub"] if stub == "ptstub" else [GDBSERVER]
+        command = ptstub_command() if stub == "ptstub" else [GDBSERVER]
     start = time.perf_counter()
     proc = subprocess.Popen([*command, *args], stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE)
     assert proc.stderr is not None
@@ -208,6 +217,12 @@ def launch_stub(
     cpu = stub_cpu_ms(proc.pid)
     port = int(re.search(rb"Listening on port (\d+)", text).group(1))
     return proc, port, wall, cpu
+
+
+def ptstub_command() -> list[str]:
+    """ptstub as users start it: the console script installed beside this Python, else `-m ptstub`."""
+    script = Path(sys.executable).with_name("ptstub")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ptstub"]
 
 
 def stop_stub(proc: subprocess.Popen[bytes]) -> None:
@@ -248,9 +263,9 @@ def per_stop(stub: str, program: str, threads: int, hits: int, count_packets: bo
     return (cpu - base_cpu) * 1000 / hits, (packets - base_packets) / hits
 
 
-def startup(stub: str, program: str) -> tuple[float, float, float]:
+def startup(stub: str, program: str, command: list[str] | None = None) -> tuple[float, float, float]:
     """(wall ms exec -> Listening, stub CPU ms exec -> Listening, stub CPU ms to GDB's first prompt)."""
-    proc, port, wall, cpu = launch_stub(stub, ["--once", "127.0.0.1:0", program])
+    proc, port, wall, cpu = launch_stub(stub, ["--once", "127.0.0.1:0", program], command)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".cpu", delete=False) as out:
             pass
@@ -260,6 +275,68 @@ def startup(stub: str, program: str) -> tuple[float, float, float]:
     finally:
         stop_stub(proc)
     return wall, cpu, connected
+
+
+def interpreter_ms(args: list[str]) -> tuple[float, float]:
+    """(wall ms, CPU ms) of this Python run with `args`: the floor under any stub written in it."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, *args])
+    _, _, usage = os.wait4(proc.pid, 0)
+    proc.returncode = 0
+    return (time.perf_counter() - start) * 1000, (usage.ru_utime + usage.ru_stime) * 1000
+
+
+def startup_main(opts: argparse.Namespace, simple: str) -> int:
+    """Start-up figures only (--startup), every stub of the run side by side, ratios to gdbserver."""
+    commands: dict[str, list[str] | None] = {"ptstub": None, "gdbserver": None}
+    if opts.baseline:
+        commands["baseline"] = [str(Path(opts.baseline).resolve() / ".venv" / "bin" / "ptstub")]
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def record(name: str, column: str, value: float) -> None:
+        results.setdefault(name, {}).setdefault(column, []).append(value)
+
+    order = list(commands)
+    for repeat in range(opts.repeats):
+        for column in order if repeat % 2 == 0 else order[::-1]:  # alternate, so drifting load hits all alike
+            stub = "gdbserver" if column == "gdbserver" else "ptstub"
+            wall, cpu, connected = startup(stub, simple, commands[column])
+            record("exec->Listening wall ms", column, wall)
+            record("exec->Listening CPU ms", column, cpu)
+            record("exec->1st prompt CPU ms", column, connected)
+        if opts.floor:
+            for flag in ("-S", "-I"):
+                wall, cpu = interpreter_ms([flag, "-c", "pass"])
+                record(f"python {flag} -c pass wall ms", "python", wall)
+                record(f"python {flag} -c pass CPU ms", "python", cpu)
+    table = print_columns(results, order + (["python"] if opts.floor else []))
+    print(f"# {opts.repeats} repeats; ptstub: {' '.join(ptstub_command())}; load {os.getloadavg()[0]:.1f}")
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(table, indent=2))
+    return 0
+
+
+def print_columns(results: dict[str, dict[str, list[float]]], columns: list[str]) -> dict[str, Any]:
+    """One line per figure: min/median/max per column, and each column's median over gdbserver's."""
+    width = 24
+    head = "".join(f"{c + ' min/med/max':>{width}}" for c in columns)
+    ratios = "".join(f"{c[:8] + '/gdbs':>14}" for c in columns if c not in ("gdbserver", "python"))
+    print(f"{'figure':<26}{head}{ratios}")
+    table: dict[str, Any] = {}
+    for name, by_column in results.items():
+        cells, row = "", {}
+        for column in columns:
+            values = by_column.get(column)
+            row[column] = summary(values) if values else None
+            cells += f"{'{:.3g}/{:.3g}/{:.3g}'.format(*row[column]) if values else '-':>{width}}"
+        reference = row.get("gdbserver")
+        line = ""
+        for column in columns:
+            if column not in ("gdbserver", "python") and row[column] and reference:
+                line += f"{row[column][1] / reference[1]:>13.2f}x"
+        table[name] = row
+        print(f"{name:<26}{cells}{line}")
+    return table
 
 
 def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
@@ -309,6 +386,9 @@ def main() -> int:
     parser.add_argument("--hits", type=int, default=2000)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cpu", action="store_true", help="stub CPU per stop, packets per stop, start-up")
+    parser.add_argument("--startup", action="store_true", help="start-up only, side by side (default 15 repeats)")
+    parser.add_argument("--baseline", metavar="DIR", help="with --startup: DIR/.venv/bin/ptstub as another column")
+    parser.add_argument("--floor", action="store_true", help="with --startup: the bare interpreter's figures too")
     parser.add_argument("--agent", action="store_true", help="never-true condition and agent dprintf hits/s")
     parser.add_argument("--before", help="with --agent: another ptstub command line, measured beside")
     parser.add_argument("--json")
@@ -317,6 +397,10 @@ def main() -> int:
         opts.repeats, opts.hits = 1, 400
     build = build_fixtures()
     stress, simple = str(build / "stress"), str(build / "simple")
+    if opts.startup:
+        if "--repeats" not in sys.argv:
+            opts.repeats = 15
+        return startup_main(opts, simple)
     if opts.cpu:
         return cpu_main(opts, stress, simple)
     if opts.agent:

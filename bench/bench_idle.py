@@ -18,7 +18,7 @@ ptstub's per-hit breakdown (median over the hits of every repeat, µs; a separat
               from the first chunk's request to the last one's answer (GDB's round trips included)
 
 The instrumented ptstub is this script run as `bench_idle.py --profiled-stub OUT -- PTSTUB-ARGS`: it
-wraps `Inferior.resume`, `Inferior.wait` and `Session.handle_read_object` with clock reads, serves GDB
+wraps `Inferior.resume`, `Inferior.wait` and `TransferObjects.handle_read_object` with clock reads, serves GDB
 through `ptstub.cli.main`, and writes the samples to OUT as JSON when the session ends.
 
 Usage: bench/bench_idle.py [--idle 100,1000,4000] [--hits 200] [--repeats 3] [--json FILE]
@@ -111,11 +111,11 @@ def profiled_stub(out_path: str, args: list[str]) -> int:
     from ptstub import cli
     from ptstub.linux.inferior import Inferior
     from ptstub.rsp.features import TransferObject
-    from ptstub.session import Session
+    from ptstub.session.objects import TransferObjects
 
     probe = _Probe()
     clock = time.perf_counter_ns
-    resume, wait, read_object = Inferior.resume, Inferior.wait, Session.handle_read_object
+    resume, wait, read_object = Inferior.resume, Inferior.wait, TransferObjects.handle_read_object
 
     def timed_resume(self: Any, actions: Any = None, default: Any = None) -> None:
         start = clock()
@@ -137,7 +137,7 @@ def profiled_stub(out_path: str, args: list[str]) -> int:
             probe.on_threads_read(start, clock(), c.offset == 0)
         return reply
 
-    Inferior.resume, Inferior.wait, Session.handle_read_object = timed_resume, timed_wait, timed_read_object  # type: ignore[method-assign]
+    Inferior.resume, Inferior.wait, TransferObjects.handle_read_object = timed_resume, timed_wait, timed_read_object  # type: ignore[method-assign]
     try:
         return cli.main(args)
     finally:

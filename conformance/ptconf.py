@@ -486,6 +486,24 @@ def format_table(title: str, by_dir: dict[str, dict[str, int]], wall: float | No
     return "\n".join(lines)
 
 
+def time_ratio(cur_files: dict[str, dict], ref_files: dict[str, dict]) -> tuple[int, float, float]:
+    """(files, stub seconds, reference seconds) summed over the files both ran to the end (outcome ok):
+    the testsuite's wall time with each stub on the same files, a timeout's fixed cost left out."""
+    common = [
+        e for e, f in cur_files.items() if f.get("outcome") == "ok" and ref_files.get(e, {}).get("outcome") == "ok"
+    ]
+    return len(common), sum(cur_files[e]["seconds"] for e in common), sum(ref_files[e]["seconds"] for e in common)
+
+
+def format_time_ratio(board: str, stub: str, ratio: tuple[int, float, float], where: str) -> str:
+    files, cur, ref = ratio
+    value = f"{cur / ref:.2f}x" if ref else "n/a"
+    return (
+        f"testsuite time, {board}: {stub} {cur:.1f} s, gdbserver {ref:.1f} s over the same {files} file(s) "
+        f"(sum of per-file wall times; gdbserver {where}): {value}"
+    )
+
+
 # ------------------------------------------------------------------------------------------------
 # Selections
 # ------------------------------------------------------------------------------------------------
@@ -1240,6 +1258,26 @@ def run_to_json(spec: RunSpec, files: dict[str, FileResult]) -> dict:
     }
 
 
+def print_time_ratios(args: argparse.Namespace, boards: list[str], by_key: dict, against: dict | None) -> list[dict]:
+    """The stub's testsuite wall time against gdbserver's, per board: from this run's gdbserver
+    (--baseline) or else from the --against file's recorded times (another run: indicative only)."""
+    found = []
+    for b in boards:
+        cur = by_key.get((args.stub, b, 1))
+        if cur is None or args.stub == "gdbserver":
+            continue
+        here = by_key.get(("gdbserver", b, 1))
+        ref, where = (here, "in this run") if here else (None, "")
+        if ref is None and against:
+            ref, where = reference_from_file(against, b), f"from {args.against}, another run"
+        if ref is None:
+            continue
+        ratio = time_ratio(cur["files"], ref["files"])
+        print(format_time_ratio(b, args.stub, ratio, where))
+        found.append({"board": b, "files": ratio[0], "stub_seconds": ratio[1], "gdbserver_seconds": ratio[2]})
+    return found
+
+
 def reference_from_file(data: dict, board: str) -> dict | None:
     """The gdbserver run for ``board`` in a results JSON (first iteration preferred)."""
     cands = [r for r in data.get("runs", []) if r.get("board") == board]
@@ -1638,6 +1676,7 @@ def _main(args: argparse.Namespace) -> int:
                     cur_label=args.stub,
                 )
             )
+    time_ratios = print_time_ratios(args, boards, by_key, against)
     if args.confirm:
         confirm_regressions(runner, specs, comparisons, args.stub, run_dir)
     for c in comparisons:
@@ -1675,6 +1714,7 @@ def _main(args: argparse.Namespace) -> int:
             "run_dir": str(run_dir),
             "runs": run_json,
             "comparisons": [c.to_json() for c in comparisons],
+            "time_ratios": time_ratios,
             "unstable": unstable,
         }
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -11,11 +11,7 @@
  * bytes reads them in one move too, so a racing writer is seen before or after, never torn.  Anything
  * else, an unreadable operand included (the real instruction then faults as it should), is stepped.
  */
-#define _GNU_SOURCE
-#include <string.h>
-#include <sys/ptrace.h>
-#include <sys/user.h>
-
+#include "ptcore_internal.h"
 #include "agenthit.h"
 
 static unsigned long long *gpr_slot(struct user_regs_struct *r, int n)
@@ -77,5 +73,5 @@ int pt_emulate_load(pt_engine *e, int32_t tid, const struct user_regs_struct *re
         return 0;
     *gpr_slot(&r, ((insn[at + 1] >> 3) & 7) | (rex & 4 ? 8 : 0)) = value; /* little-endian, zero-extended */
     r.rip += (unsigned long long)len;
-    return ptrace(PTRACE_SETREGS, tid, 0, &r) == 0;
+    return pt_ptrace(e, PTRACE_SETREGS, tid, 0, &r) == 0;
 }

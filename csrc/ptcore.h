@@ -18,6 +18,12 @@ enum {
     PT_GONE = 3
 };
 
+/* Where a thread is in its life, beside its run state: NEW is a clone child seized at its parent's
+ * PTRACE_EVENT_CLONE whose first PTRACE_EVENT_STOP is still to come (ptrace(2): no SIGSTOP under
+ * SEIZE); EXITING is past PTRACE_EVENT_EXIT, or a zombie, or dead with its exit still to report: it
+ * never stops again, so it is never interrupted or waited for (run state PT_EXITING once resumed). */
+enum { PT_PHASE_LIVE = 0, PT_PHASE_NEW = 1, PT_PHASE_EXITING = 2 };
+
 /* Exit statuses an engine keeps at most for tids that are not its own (the oldest goes first).  Stops
  * of such tids are all kept: each is a thread held stopped until its parent's clone or fork event
  * claims it, and a stop dropped would leave its thread stopped for ever. */
@@ -56,7 +62,7 @@ typedef struct pt_thread {
     int32_t tid;
     int32_t state;
     int32_t interrupt_pending; /* PTRACE_INTERRUPT sent, its PTRACE_EVENT_STOP not seen yet */
-    int32_t awaiting_initial;  /* seized clone child whose first PTRACE_EVENT_STOP is still to come */
+    int32_t phase;             /* PT_PHASE_*: new, live, or past PTRACE_EVENT_EXIT */
     int32_t action;            /* PT_ACT_*, set before pt_resume */
     int32_t action_sig;        /* signal to deliver on resume, 0 for none */
     uint64_t range_start;      /* PT_ACT_RANGE: keep stepping while range_start <= pc < range_end */
@@ -67,7 +73,6 @@ typedef struct pt_thread {
     uint64_t ev_data;
     int32_t deliver_sig;       /* a passed signal collected while stopping, delivered on resume */
     int32_t stale_trap;        /* si_code of a SIGTRAP already accounted for and still queued: swallow it */
-    int32_t exiting;           /* stopped at PTRACE_EVENT_EXIT */
     int32_t in_syscall;        /* PT_OPT_CATCH_SYSCALLS: between entry and exit stops */
     int32_t on_breakpoint;     /* its pc may sit on one of our int3s: step over it before resuming */
     int32_t want_stop;         /* non-stop: pt_stop_thread asked for a stop, to report as PT_EV_INTERRUPT */
@@ -88,6 +93,19 @@ typedef struct pt_breakpoint {
     uint8_t orig;     /* the program's byte under the int3 */
     uint8_t pad[7];
 } pt_breakpoint;
+
+/* One ptrace request as the kernel answered it, kept while the engine's ptrace log is on. */
+typedef struct pt_ptrace_record {
+    int32_t request; /* PTRACE_* */
+    int32_t tid;
+    int64_t result;  /* ptrace()'s return value */
+    int32_t err;     /* errno when result is -1, else 0 */
+    int32_t pad;
+    uint64_t addr;   /* ptrace()'s addr and data arguments, as integers */
+    uint64_t data;
+} pt_ptrace_record;
+
+typedef struct pt_ptrace_log pt_ptrace_log; /* a ring of records, private to the engine */
 
 typedef struct pt_engine {
     int32_t pid;
@@ -146,6 +164,7 @@ typedef struct pt_engine {
     /* several processes in one session (docs/design-notes.md, "Several processes") */
     struct pt_engine *peer;    /* next engine of the ring of processes served together (NULL: alone) */
     int32_t peer_event;        /* a status routed to a peer gave it an event to report */
+    pt_ptrace_log *ptrace_log; /* NULL unless pt_ptrace_log_enable: every ptrace call is recorded there */
     /* int3s removed lately: a trap one of them caused just before it went is known as ours */
     uint64_t removed_bps[16];
     uint32_t removed_next;
@@ -157,8 +176,9 @@ typedef struct pt_engine {
 /* Launch flags. */
 enum { PT_LAUNCH_NO_ASLR = 1, PT_LAUNCH_SETPGID = 2 };
 
-int pt_launch(const char *path, char *const argv[], char *const envp[], const char *cwd, int flags,
-              int stdin_fd, int stdout_fd, int stderr_fd, int32_t *pid_out);
+/* e is a new engine made with pid 0: pt_launch gives it the child's pid; pt_adopt_launched follows. */
+int pt_launch(pt_engine *e, const char *path, char *const argv[], char *const envp[], const char *cwd,
+              int flags, int stdin_fd, int stdout_fd, int stderr_fd);
 pt_engine *pt_engine_new(int32_t pid, uint64_t seed);
 void pt_engine_free(pt_engine *e);
 int pt_attach_all(pt_engine *e);
@@ -177,6 +197,16 @@ int pt_find_thread(pt_engine *e, int32_t tid);
 int pt_prune(pt_engine *e);
 int pt_set_options(pt_engine *e, int options);
 
+/* Python reads the records above directly but changes them only through these (ptcore_setters.c). */
+int pt_set_action(pt_thread *t, int32_t action, int32_t sig, uint64_t range_start, uint64_t range_end);
+int pt_set_action_signal(pt_engine *e, int32_t tid, int32_t sig);
+int pt_set_deliver_signal(pt_engine *e, int32_t tid, int32_t sig);
+int pt_withdraw_thread_stop(pt_engine *e, int32_t tid);
+int pt_select_report(pt_engine *e, int32_t tid);
+int pt_take_event(pt_engine *e, pt_thread *t);
+int pt_set_pass_signals(pt_engine *e, uint64_t mask);
+int pt_clear_peer_event(pt_engine *e);
+
 int pt_insert_breakpoint(pt_engine *e, uint64_t addr);
 int pt_remove_breakpoint(pt_engine *e, uint64_t addr);
 int64_t pt_read_memory(pt_engine *e, uint64_t addr, uint8_t *buf, uint64_t len);
@@ -184,12 +214,12 @@ int64_t pt_write_memory(pt_engine *e, uint64_t addr, const uint8_t *buf, uint64_
 
 int pt_get_regs(pt_engine *e, int32_t tid, uint8_t *buf216);
 int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216);
-int pt_get_xstate(int32_t tid, uint8_t *buf, uint32_t len);
-int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len);
-int pt_get_siginfo(int32_t tid, uint8_t *buf128);
-int pt_set_siginfo(int32_t tid, const uint8_t *buf128);
+int pt_get_xstate(pt_engine *e, int32_t tid, uint8_t *buf, uint32_t len);
+int pt_set_xstate(pt_engine *e, int32_t tid, const uint8_t *buf, uint32_t len);
+int pt_get_siginfo(pt_engine *e, int32_t tid, uint8_t *buf128);
+int pt_set_siginfo(pt_engine *e, int32_t tid, const uint8_t *buf128);
 int pt_set_debugregs(pt_engine *e, const uint64_t *dr4, uint64_t dr7);
-int pt_get_dr6(int32_t tid, uint64_t *out);
+int pt_get_dr6(pt_engine *e, int32_t tid, uint64_t *out);
 
 int pt_detach(pt_engine *e);
 int pt_kill(pt_engine *e);
@@ -205,6 +235,13 @@ int pt_hold(pt_engine *e);
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
 uint64_t pt_now_ns(void);
+
+/* The ptrace log (off by default): pt_ptrace_log_enable keeps the last `capacity` ptrace calls of
+ * the engine, pt_ptrace_log_take moves up to `max` of the oldest into out (returns how many) and
+ * adds to *dropped the records overwritten before they were taken. */
+int pt_ptrace_log_enable(pt_engine *e, int32_t capacity);
+void pt_ptrace_log_disable(pt_engine *e);
+int pt_ptrace_log_take(pt_engine *e, pt_ptrace_record *out, int32_t max, uint64_t *dropped);
 /* CDEF-END */
 
 #endif

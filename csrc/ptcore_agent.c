@@ -16,7 +16,7 @@ int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r)
 {
     t->on_breakpoint = 1;
     t->bp_pc = r->rip;
-    int verdict = e->agent && !e->peer && t->action == PT_ACT_CONT && !t->exiting
+    int verdict = e->agent && !e->peer && t->action == PT_ACT_CONT && t->phase != PT_PHASE_EXITING
                       ? pt_agent_judge(e, r, r->rip) : PT_JUDGE_NONE;
     if (verdict != PT_JUDGE_PASS)
         return record(t, PT_EV_BREAKPOINT, SIGTRAP, r->rip, (uint64_t)verdict);
@@ -57,7 +57,7 @@ int pass_breakpoints(pt_engine *e, int hold, int found)
         found |= stop_all_masked(e);
     for (int32_t i = 0; i < e->nthreads && !(found && hold); i++) {
         pt_thread *t = e->threads[i];
-        if (!t->pass_due || t->state != PT_STOPPED || has_event(t) || !t->on_breakpoint || t->exiting ||
+        if (!t->pass_due || t->state != PT_STOPPED || has_event(t) || !t->on_breakpoint || t->phase == PT_PHASE_EXITING ||
             !bp_at(e, t->bp_pc) || emulate_over(e, t, t->bp_pc))
             continue;
         found |= step_over(e, t, t->bp_pc);

@@ -85,9 +85,9 @@ static void interrupt_running(pt_engine *e)
 {
     for (int32_t i = 0; i < e->nthreads; i++) {
         pt_thread *t = e->threads[i];
-        if (t->state != PT_RUNNING || t->awaiting_initial)
+        if (t->state != PT_RUNNING || t->phase == PT_PHASE_NEW)
             continue;
-        if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0) {
+        if (pt_ptrace(e, PTRACE_INTERRUPT, t->tid, 0, 0) < 0) {
             /* ESRCH: the thread is exiting; its exit status (not a stop) will come */
             set_state(e, t, PT_EXITING);
             continue;
@@ -164,7 +164,7 @@ int choose_report(pt_engine *e, int only_resumed)
 int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc)
 {
     pt_breakpoint *b = bp_at(e, pc);
-    if (!b || e->dr7 || e->vfork_parent_tid || t->action != PT_ACT_CONT || t->exiting)
+    if (!b || e->dr7 || e->vfork_parent_tid || t->action != PT_ACT_CONT || t->phase == PT_PHASE_EXITING)
         return 0;
     uint8_t insn[4] = {b->orig, 0, 0, 0};
     int len = 0, reg = -1;
@@ -186,7 +186,7 @@ int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc)
     if (!len)
         return 0;
     struct user_regs_struct r;
-    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0 || r.rip != pc || r.cs != 0x33)
+    if (pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) < 0 || r.rip != pc || r.cs != 0x33)
         return 0;
     if (reg >= 0) {
         unsigned long long *gpr[16] = {&r.rax, &r.rcx, &r.rdx, &r.rbx, &r.rsp, &r.rbp, &r.rsi, &r.rdi,
@@ -198,7 +198,7 @@ int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc)
         r.rsp -= 8;
     }
     r.rip += (unsigned long long)len;
-    if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) < 0)
+    if (pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, &r) < 0)
         return 0;
     t->on_breakpoint = 0;
     e->n_emulated++;
@@ -223,7 +223,7 @@ static pid_t wait_for_stepper(pt_engine *e, int tid, int *st)
             return r;
         pt_thread *o = find(e, r);
         if (o && WIFSTOPPED(*st) && ((unsigned)*st >> 16) == PTRACE_EVENT_EXIT) {
-            o->exiting = 1;
+            o->phase = PT_PHASE_EXITING;
             if (o->state == PT_RUNNING)
                 set_state(e, o, PT_STOPPED);
             resume_thread(e, o, 0); /* exiting: PTRACE_CONT, never waited for again */
@@ -246,7 +246,7 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
         return rc;
     int reported = 0, tid = t->tid;
     for (;;) {
-        if (ptrace(PTRACE_SINGLESTEP, tid, 0, 0) < 0) {
+        if (pt_ptrace(e, PTRACE_SINGLESTEP, tid, 0, 0) < 0) {
             set_state(e, t, PT_EXITING);
             break;
         }
@@ -269,12 +269,12 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
         }
         if (event == PTRACE_EVENT_CLONE) { /* the child is held too (the world is stopped) */
             unsigned long nt = 0;
-            if (ptrace(PTRACE_GETEVENTMSG, tid, 0, &nt) == 0)
+            if (pt_ptrace(e, PTRACE_GETEVENTMSG, tid, 0, &nt) == 0)
                 adopt_clone(e, (int32_t)nt);
             continue;
         }
         if (event == PTRACE_EVENT_EXIT) {
-            t->exiting = 1;
+            t->phase = PT_PHASE_EXITING;
             break;
         }
         if (event != 0) { /* exec, fork, vfork: handled the usual way, world held */
@@ -285,14 +285,14 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
         }
         if (sig == SIGTRAP) {
             siginfo_t si; /* only a queued trap we already counted can come before the step's */
-            if (t->stale_trap && ptrace(PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == t->stale_trap) {
+            if (t->stale_trap && pt_ptrace(e, PTRACE_GETSIGINFO, tid, 0, &si) == 0 && si.si_code == t->stale_trap) {
                 t->stale_trap = 0;
                 continue;
             }
             uint64_t dr6 = step_hit_debugreg(e, tid);
             if (dr6) { /* the stepped instruction hit a watchpoint: report it, world held */
                 struct user_regs_struct r2;
-                ptrace(PTRACE_GETREGS, tid, 0, &r2);
+                pt_ptrace(e, PTRACE_GETREGS, tid, 0, &r2);
                 reported = record(t, PT_EV_HWTRAP, SIGTRAP, r2.rip, dr6);
             }
             break; /* the step is done */
@@ -302,7 +302,7 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc)
             continue;
         }
         struct user_regs_struct r2;
-        ptrace(PTRACE_GETREGS, tid, 0, &r2);
+        pt_ptrace(e, PTRACE_GETREGS, tid, 0, &r2);
         reported = record(t, PT_EV_SIGNAL, sig, r2.rip, 0);
         break;
     }
@@ -340,7 +340,7 @@ static int step_resumed_over_breakpoints(pt_engine *e)
             e->last_stepped_tid = t->tid;
         /* Only a thread that reported an int3 (pc rewound) and was not moved since sits on a
          * breakpoint; any other thread at a breakpoint address has not executed it yet and must. */
-        if (t->exiting || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
+        if (t->phase == PT_PHASE_EXITING || !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
             continue;
         /* A step with a signal enters the handler first (GDB's vCont;S: it steps into the handler
          * and lets the breakpoint hit again when the handler returns). A continue with a signal
@@ -355,8 +355,8 @@ static int step_resumed_over_breakpoints(pt_engine *e)
         int32_t tid = t->tid;
         int got = step_over(e, t, t->bp_pc);
         t = find(e, tid);
-        if (!got && t && t->state == PT_STOPPED && !t->exiting && t->action != PT_ACT_CONT) {
-            ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        if (!got && t && t->state == PT_STOPPED && t->phase != PT_PHASE_EXITING && t->action != PT_ACT_CONT) {
+            pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
             if (t->action == PT_ACT_STEP || r.rip < t->range_start || r.rip >= t->range_end)
                 record(t, PT_EV_STEP, SIGTRAP, r.rip, 0);
         }
@@ -444,7 +444,7 @@ int report_interrupt(pt_engine *e)
     if (!pick)
         return 0;
     struct user_regs_struct r;
-    uint64_t pc = ptrace(PTRACE_GETREGS, pick->tid, 0, &r) == 0 ? r.rip : 0;
+    uint64_t pc = pt_ptrace(e, PTRACE_GETREGS, pick->tid, 0, &r) == 0 ? r.rip : 0;
     record(pick, PT_EV_INTERRUPT, 0, pc, 0);
     e->report_tid = pick->tid;
     e->reported = pick;
@@ -572,33 +572,6 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
     }
 }
 
-/* Give every thread the same action (signals set by the caller are kept). */
-int pt_set_actions(pt_engine *e, int action)
-{
-    for (int32_t i = 0; i < e->nthreads; i++)
-        e->threads[i]->action = action;
-    return 0;
-}
-
-/* Every thread's action for the next resume in one call: tids[i] gets actions[i] and sigs[i], every
-   thread not named PT_ACT_NONE (its signal left as it is), a named tid we do not trace is skipped.
-   Returns how many named threads were found. A resume of all threads wrote two fields per thread
-   through cffi, one Python call each, at every resume of GDB's breakpoint loop. */
-int pt_set_thread_actions(pt_engine *e, const int32_t *tids, const int32_t *actions, const int32_t *sigs, int32_t n)
-{
-    int found = 0;
-    pt_set_actions(e, PT_ACT_NONE);
-    for (int32_t i = 0; i < n; i++) {
-        pt_thread *t = find(e, tids[i]);
-        if (!t)
-            continue;
-        t->action = actions[i];
-        t->action_sig = sigs[i];
-        found++;
-    }
-    return found;
-}
-
 /* The hot path of `Inferior.cont()`: resume every thread and wait, in one call. */
 static int cont_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {
@@ -627,12 +600,6 @@ int pt_cancel_stop(pt_engine *e)
     int taken = take_stop_request(e) || e->stop_requested;
     e->stop_requested = 0;
     return taken;
-}
-
-int pt_set_options(pt_engine *e, int options)
-{
-    e->options = options;
-    return 0;
 }
 
 /* Benchmark helper: with the world running, time `rounds` stop-all and stop-all + resume cycles. */

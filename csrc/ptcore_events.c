@@ -21,7 +21,7 @@ int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
          * it waits for each thread it asked to stop, and this one never will).  Kept in the table,
          * stopped, until the event is taken (a thread with an event is never resumed). */
         set_state(e, t, PT_STOPPED);
-        t->exiting = 1;
+        t->phase = PT_PHASE_EXITING;
         return record(t, PT_EV_THREAD_EXITED, 0, 0, (uint64_t)(unsigned)status);
     }
     set_state(e, t, PT_GONE);
@@ -32,8 +32,8 @@ int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
 
 int on_event_stop(pt_engine *e, pt_thread *t, int sig)
 {
-    if (t->awaiting_initial) { /* a seized clone child's first stop (ptrace(2): no SIGSTOP under SEIZE) */
-        t->awaiting_initial = 0;
+    if (t->phase == PT_PHASE_NEW) { /* a seized clone child's first stop (ptrace(2): no SIGSTOP under SEIZE) */
+        t->phase = PT_PHASE_LIVE;
         if (e->dr7)
             apply_debugregs(e, t->tid); /* debug registers are per thread and not inherited */
         if (t->want_stop)
@@ -63,7 +63,7 @@ void adopt_clone(pt_engine *e, int32_t newtid)
     pt_thread *n = add_thread(e, newtid, PT_RUNNING);
     if (!n)
         return;
-    n->awaiting_initial = 1;
+    n->phase = PT_PHASE_NEW;
     int st;
     if (take_orphan(e, newtid, &st))
         on_status(e, newtid, st);
@@ -73,7 +73,7 @@ static int on_clone(pt_engine *e, pt_thread *t)
 {
     unsigned long newtid = 0;
     int32_t parent = t->tid;
-    if (ptrace(PTRACE_GETEVENTMSG, parent, 0, &newtid) == 0)
+    if (pt_ptrace(e, PTRACE_GETEVENTMSG, parent, 0, &newtid) == 0)
         adopt_clone(e, (int32_t)newtid);
     return keep_or_resume(e, t);
 }
@@ -106,13 +106,13 @@ static void release_child(pt_engine *e, pt_thread *parent, int child, int is_vfo
     } else {
         remove_breakpoints_from_child(e, child);
     }
-    ptrace(PTRACE_DETACH, child, 0, 0);
+    pt_ptrace(e, PTRACE_DETACH, child, 0, 0);
 }
 
 static int on_fork(pt_engine *e, pt_thread *t, int event)
 {
     unsigned long child = 0;
-    ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &child);
+    pt_ptrace(e, PTRACE_GETEVENTMSG, t->tid, 0, &child);
     int is_vfork = event == PTRACE_EVENT_VFORK;
     if (e->options & PT_OPT_FORK_EVENTS) {
         int st;
@@ -120,7 +120,7 @@ static int on_fork(pt_engine *e, pt_thread *t, int event)
             while (waitpid((int)child, &st, __WALL) < 0 && errno == EINTR)
                 ;
         struct user_regs_struct r;
-        ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
         return record(t, is_vfork ? PT_EV_VFORK : PT_EV_FORK, SIGTRAP, r.rip, child);
     }
     release_child(e, t, (int)child, is_vfork);
@@ -136,7 +136,7 @@ static int on_vfork_done(pt_engine *e, pt_thread *t)
     }
     if (e->options & PT_OPT_FORK_EVENTS) {
         struct user_regs_struct r;
-        ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
         return record(t, PT_EV_VFORK_DONE, SIGTRAP, r.rip, 0);
     }
     return keep_or_resume(e, t);
@@ -182,15 +182,14 @@ void reopen_memfd(pt_engine *e)
 static int on_exec(pt_engine *e, pt_thread *t)
 {
     unsigned long former = 0;
-    ptrace(PTRACE_GETEVENTMSG, t->tid, 0, &former);
+    pt_ptrace(e, PTRACE_GETEVENTMSG, t->tid, 0, &former);
     pt_thread *old = find(e, (int32_t)former);
     int pending = old ? old->interrupt_pending : t->interrupt_pending;
     for (int32_t i = 0; i < e->nthreads; i++)
         if (e->threads[i] != t)
             set_state(e, e->threads[i], PT_GONE);
     t->interrupt_pending = pending;
-    t->awaiting_initial = 0;
-    t->exiting = 0;
+    t->phase = PT_PHASE_LIVE;
     t->stale_trap = 0;
     e->nbps = 0;
     pt_agent_forget_all(e);
@@ -199,7 +198,7 @@ static int on_exec(pt_engine *e, pt_thread *t)
     e->dr7 = 0;
     reopen_memfd(e);
     struct user_regs_struct r;
-    ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+    pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
     return record(t, PT_EV_EXEC, SIGTRAP, r.rip, former);
 }
 
@@ -209,9 +208,9 @@ static int on_exec(pt_engine *e, pt_thread *t)
 uint64_t step_hit_debugreg(pt_engine *e, int32_t tid)
 {
     uint64_t dr6 = 0;
-    if (!e->dr7 || pt_get_dr6(tid, &dr6) < 0 || !(dr6 & 0xf))
+    if (!e->dr7 || pt_get_dr6(e, tid, &dr6) < 0 || !(dr6 & 0xf))
         return 0;
-    ptrace(PTRACE_POKEUSER, tid, (void *)DR_OFFSET(6), 0);
+    pt_ptrace(e, PTRACE_POKEUSER, tid, (void *)DR_OFFSET(6), 0);
     return dr6;
 }
 
@@ -228,7 +227,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
 {
     siginfo_t si;
     struct user_regs_struct r;
-    if (ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) < 0 || ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
+    if (pt_ptrace(e, PTRACE_GETSIGINFO, t->tid, 0, &si) < 0 || pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return keep_or_resume(e, t); /* vanished (ESRCH): its exit status follows */
     if (t->stale_trap && si.si_code == t->stale_trap) { /* a trap we already counted at an interrupt stop */
         t->stale_trap = 0;
@@ -236,7 +235,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     }
     if (si.si_code == SI_KERNEL && e->nbps && bp_at(e, r.rip - 1)) {
         r.rip -= 1; /* int3 leaves pc one past the breakpoint: rewind at once */
-        ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, &r);
         return breakpoint_hit(e, t, &r);
     }
     if (si.si_code == SI_KERNEL && removed_lately(e, r.rip - 1)) {
@@ -244,15 +243,15 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
          * breakpoints): the original instruction is back, so rewind to it and go on with no hit to
          * report, as gdbserver discards a pending breakpoint stop whose breakpoint is gone. */
         r.rip -= 1;
-        ptrace(PTRACE_SETREGS, t->tid, 0, &r);
+        pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, &r);
         e->n_stale_stops++;
         return keep_or_resume(e, t);
     }
     int stepping = t->action == PT_ACT_STEP || t->action == PT_ACT_RANGE;
     if (si.si_code == TRAP_HWBKPT) {
         uint64_t dr6 = 0;
-        pt_get_dr6(t->tid, &dr6);
-        ptrace(PTRACE_POKEUSER, t->tid, (void *)DR_OFFSET(6), 0);
+        pt_get_dr6(e, t->tid, &dr6);
+        pt_ptrace(e, PTRACE_POKEUSER, t->tid, (void *)DR_OFFSET(6), 0);
         if ((dr6 & 0xf) == 0 && stepping) /* only BS (single step) set */
             goto step_done;
         return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
@@ -281,17 +280,17 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
 }
 
 /* The signal of this signal-delivery-stop was queued by this process (resume_thread's tgkill). */
-static int sent_by_us(pt_thread *t)
+static int sent_by_us(pt_engine *e, pt_thread *t)
 {
     siginfo_t si;
-    return ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == SI_TKILL &&
+    return pt_ptrace(e, PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == SI_TKILL &&
            si.si_pid == getpid();
 }
 
 int on_signal(pt_engine *e, pt_thread *t, int sig)
 {
     uint64_t bit = sig > 0 && sig <= 64 ? 1ull << (sig - 1) : 0;
-    if ((t->inject_mask & bit) && sent_by_us(t)) { /* GDB's signal, on its way in: deliver it */
+    if ((t->inject_mask & bit) && sent_by_us(e, t)) { /* GDB's signal, on its way in: deliver it */
         t->inject_mask &= ~bit;
         t->deliver_sig = sig;
         return keep_or_resume(e, t);
@@ -307,21 +306,21 @@ int on_signal(pt_engine *e, pt_thread *t, int sig)
         return keep_or_resume(e, t);
     }
     struct user_regs_struct r;
-    uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
+    uint64_t pc = pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
     return record(t, PT_EV_SIGNAL, sig, pc, 0);
 }
 
 static int on_syscall_stop(pt_engine *e, pt_thread *t)
 {
     struct user_regs_struct r;
-    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
+    if (pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return keep_or_resume(e, t);
     /* Entry or exit from the kernel itself (ptrace(2), PTRACE_GET_SYSCALL_INFO, Linux 5.3): a
      * toggle goes wrong when catching starts inside a call (after a vfork event) or a thread was
      * stepped or continued through one. The toggle stays as the fallback for older kernels. */
     uint8_t info[88] = {0}; /* struct ptrace_syscall_info; op is its first byte */
     int is_exit = t->in_syscall;
-    if (ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof info, info) > 0 &&
+    if (pt_ptrace(e, PTRACE_GET_SYSCALL_INFO, t->tid, (void *)sizeof info, info) > 0 &&
         (info[0] == 1 || info[0] == 2))
         is_exit = info[0] == 2; /* PTRACE_SYSCALL_INFO_ENTRY 1, _EXIT 2 */
     t->in_syscall = !is_exit;
@@ -369,7 +368,7 @@ int on_status(pt_engine *e, int tid, int status)
     case PTRACE_EVENT_EXEC:
         return on_exec(e, t);
     case PTRACE_EVENT_EXIT:
-        t->exiting = 1;
+        t->phase = PT_PHASE_EXITING;
         return keep_or_resume(e, t);
     case 0:
         if (sig == (SIGTRAP | 0x80))

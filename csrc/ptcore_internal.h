@@ -8,6 +8,8 @@
  *   - we never PTRACE_INTERRUPT a thread that is stopped (the interrupt would stay armed);
  *   - an event collected while stopping the world is kept on its thread, never dropped;
  *   - a stop at an int3 of ours has its pc rewound before anyone can look at it.
+ *   - every ptrace request goes through pt_ptrace() (below), so the ptrace log sees it;
+ *   - Python reads the records of ptcore.h but changes them only through ptcore_setters.c.
  * Errors are returned as -errno; nothing here prints or exits.
  *
  * ptcore.h is the public (cffi) surface; this header declares what the files of the engine share.
@@ -67,6 +69,19 @@
 
 #pragma GCC visibility push(hidden)
 
+/* ptcore_ptrace.c */
+void ptrace_log_record(pt_engine *e, int request, int32_t tid, void *addr, void *data, long result);
+
+/* Every ptrace call of the engine goes through here, so the ptrace log can show what was asked of
+ * the kernel.  Off, it costs one test of a pointer next to a system call. */
+static inline long pt_ptrace(pt_engine *e, int request, int32_t tid, void *addr, void *data)
+{
+    long result = ptrace((enum __ptrace_request)request, tid, addr, data);
+    if (__builtin_expect(e->ptrace_log != NULL, 0))
+        ptrace_log_record(e, request, tid, addr, data, result);
+    return result;
+}
+
 /* ptcore_wake.c */
 uint64_t next_random(pt_engine *e);
 int install_sigchld_wakeup(void);
@@ -89,7 +104,7 @@ int tgid_of(int tid);
 char state_letter(const char *stat_path);
 char task_state(int pid, int tid);
 int has_deliverable_signal(int pid, int tid);
-int queued_trap(int pid, int tid);
+int queued_trap(pt_engine *e, int tid);
 void hash_rebuild(pt_engine *e);
 pt_thread *find(pt_engine *e, int32_t tid);
 void set_state(pt_engine *e, pt_thread *t, int32_t state);

@@ -14,10 +14,10 @@ static void child_fail(int fd, int stage)
 }
 
 /* Fork and exec `path`, traced from its first instruction: the child stops itself, we seize it, and
- * it runs on to the PTRACE_EVENT_EXEC stop.  Returns 0 with *pid_out set and the child stopped at the
- * exec event, or -errno (stage-specific errors are reported through the pipe). */
-int pt_launch(const char *path, char *const argv[], char *const envp[], const char *cwd, int flags,
-              int stdin_fd, int stdout_fd, int stderr_fd, int32_t *pid_out)
+ * it runs on to the PTRACE_EVENT_EXEC stop.  Returns 0 with e->pid set (its memory open) and the
+ * child stopped at the exec event, or -errno (stage-specific errors are reported through the pipe). */
+int pt_launch(pt_engine *e, const char *path, char *const argv[], char *const envp[], const char *cwd,
+              int flags, int stdin_fd, int stdout_fd, int stderr_fd)
 {
     int errpipe[2];
     if (pipe2(errpipe, O_CLOEXEC) < 0)
@@ -59,7 +59,7 @@ int pt_launch(const char *path, char *const argv[], char *const envp[], const ch
         rc = -ECHILD;
         goto fail;
     }
-    if (ptrace(PTRACE_SEIZE, pid, 0, (void *)(uintptr_t)(SEIZE_OPTIONS | PTRACE_O_EXITKILL)) < 0) {
+    if (pt_ptrace(e, PTRACE_SEIZE, pid, 0, (void *)(uintptr_t)(SEIZE_OPTIONS | PTRACE_O_EXITKILL)) < 0) {
         rc = -errno;
         goto fail;
     }
@@ -82,10 +82,11 @@ int pt_launch(const char *path, char *const argv[], char *const envp[], const ch
         /* the group-stop and SIGCONT of the hand-over: swallow them, the program never sees them */
         int sig = WSTOPSIG(st);
         int deliver = ((unsigned)st >> 16) == 0 && sig != SIGSTOP && sig != SIGCONT ? sig : 0;
-        ptrace(PTRACE_CONT, pid, 0, (void *)(uintptr_t)deliver);
+        pt_ptrace(e, PTRACE_CONT, pid, 0, (void *)(uintptr_t)deliver);
     }
     close(errpipe[0]);
-    *pid_out = pid;
+    e->pid = pid;
+    reopen_memfd(e);
     return 0;
 fail:
     kill(pid, SIGKILL);
@@ -139,6 +140,7 @@ void pt_engine_free(pt_engine *e)
         close(e->wakefd);
     if (e->timer_state)
         timer_delete((timer_t)e->wake_timer);
+    pt_ptrace_log_disable(e);
     free(e);
 }
 
@@ -188,7 +190,7 @@ int attach_all_masked(pt_engine *e)
             int tid = atoi(de->d_name);
             if (tid <= 0 || find(e, tid))
                 continue;
-            if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(uintptr_t)SEIZE_OPTIONS) < 0) {
+            if (pt_ptrace(e, PTRACE_SEIZE, tid, 0, (void *)(uintptr_t)SEIZE_OPTIONS) < 0) {
                 int err = errno;
                 char s = task_state(e->pid, tid);
                 if (err == ESRCH || s == 'Z' || s == 'X' || s == 0)
@@ -207,7 +209,7 @@ int attach_all_masked(pt_engine *e)
                 closedir(d);
                 return -ENOMEM;
             }
-            if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) == 0)
+            if (pt_ptrace(e, PTRACE_INTERRUPT, tid, 0, 0) == 0)
                 t->interrupt_pending = 1;
         }
         closedir(d);
@@ -233,14 +235,14 @@ int attach_all_masked(pt_engine *e)
 static void flush_stale_trap(pt_engine *e, pt_thread *t)
 {
     for (int tries = 0; t->stale_trap && tries < 4; tries++) {
-        if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+        if (pt_ptrace(e, PTRACE_CONT, t->tid, 0, 0) < 0)
             return;
         int st;
         if (waitpid(t->tid, &st, __WALL) < 0 || !WIFSTOPPED(st))
             return;
         siginfo_t si;
         if (((unsigned)st >> 16) == 0 && WSTOPSIG(st) == SIGTRAP &&
-            ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == t->stale_trap)
+            pt_ptrace(e, PTRACE_GETSIGINFO, t->tid, 0, &si) == 0 && si.si_code == t->stale_trap)
             t->stale_trap = 0;
     }
     (void)e;
@@ -258,11 +260,11 @@ static void settle_unreported_children(pt_engine *e, int kill_them)
         int child = (int)t->ev_data;
         if (kill_them) {
             kill(child, SIGKILL);
-            ptrace(PTRACE_CONT, child, 0, 0);
+            pt_ptrace(e, PTRACE_CONT, child, 0, 0);
         } else {
             if (t->ev_kind == PT_EV_FORK)
                 remove_breakpoints_from_child(e, child);
-            ptrace(PTRACE_DETACH, child, 0, 0);
+            pt_ptrace(e, PTRACE_DETACH, child, 0, 0);
         }
         t->ev_kind = PT_EV_NONE;
     }
@@ -315,7 +317,7 @@ static int detach_when_stopped(pt_engine *e, int tid, uint64_t deadline)
         int got = take_orphan(e, tid, &st) || waitpid(tid, &st, __WALL | WNOHANG) == tid;
         if (got && (WIFEXITED(st) || WIFSIGNALED(st)))
             return 1;
-        if ((got && ptrace(PTRACE_DETACH, tid, 0, 0) == 0) || !traced_by_us(tid))
+        if ((got && pt_ptrace(e, PTRACE_DETACH, tid, 0, 0) == 0) || !traced_by_us(tid))
             return 1;
         if (pt_now_ns() >= deadline)
             return 0;
@@ -343,7 +345,7 @@ static void detach_strays(pt_engine *e, uint64_t deadline)
         /* the threads of the table are seen to by the caller */
         if (tid <= 0 || find(e, tid) || !traced_by_us(tid))
             continue;
-        if (ptrace(PTRACE_DETACH, tid, 0, 0) < 0)
+        if (pt_ptrace(e, PTRACE_DETACH, tid, 0, 0) < 0)
             detach_when_stopped(e, tid, deadline);
         e->n_strays++;
     }
@@ -380,7 +382,7 @@ int pt_detach(pt_engine *e)
             if (sig && !t->at_signal_stop && syscall(SYS_tgkill, e->pid, t->tid, sig) == 0)
                 sig = 0; /* as in resume_thread: only a signal-delivery-stop can take it */
             /* one in no ptrace-stop cannot be detached now: detach_when_stopped waits for its stop */
-            if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig) == 0)
+            if (pt_ptrace(e, PTRACE_DETACH, t->tid, 0, (void *)(uintptr_t)sig) == 0)
                 set_state(e, t, PT_GONE);
         }
     }
@@ -402,6 +404,7 @@ int pt_detach(pt_engine *e)
         }
     }
     pt_prune(e);
+    e->exited = 1; /* for the caller the process is gone: nothing more comes from it */
     return 0;
 }
 
@@ -415,7 +418,7 @@ int pt_kill(pt_engine *e)
      * wait that never blocks for long keeps a vanished status from hanging us (docs/kernel-facts.md §2.8). */
     for (int32_t i = 0; i < e->nthreads; i++)
         if (e->threads[i]->state != PT_GONE)
-            ptrace(PTRACE_CONT, e->threads[i]->tid, 0, 0);
+            pt_ptrace(e, PTRACE_CONT, e->threads[i]->tid, 0, 0);
     sigset_t old;
     block_sigchld(&old);
     set_sleep_mask(e, &old);
@@ -435,7 +438,7 @@ int pt_kill(pt_engine *e)
         if (WIFEXITED(st) || WIFSIGNALED(st))
             on_exit_status(e, t, r, st);
         else if (t || r == e->pid || tgid_of(r) == e->pid)
-            ptrace(PTRACE_CONT, r, 0, 0); /* an exit stop, or a clone child's first stop: let it die */
+            pt_ptrace(e, PTRACE_CONT, r, 0, 0); /* an exit stop, or a clone child's first stop: let it die */
         else
             route_or_remember(e, r, st);
     }

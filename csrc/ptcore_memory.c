@@ -135,7 +135,7 @@ void write_all_breakpoints(pt_engine *e, int memfd, int restore)
 int pt_get_regs(pt_engine *e, int32_t tid, uint8_t *buf216)
 {
     (void)e;
-    if (ptrace(PTRACE_GETREGS, tid, 0, buf216) < 0)
+    if (pt_ptrace(e, PTRACE_GETREGS, tid, 0, buf216) < 0)
         return -errno;
     return 0;
 }
@@ -144,7 +144,7 @@ int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216)
 {
     const struct user_regs_struct *r = (const void *)buf216;
     pt_thread *t = find(e, tid);
-    if (ptrace(PTRACE_SETREGS, tid, 0, (void *)buf216) < 0)
+    if (pt_ptrace(e, PTRACE_SETREGS, tid, 0, (void *)buf216) < 0)
         return -errno;
     /* Moved off the int3 it reported: it has not executed what is at its new pc, so a breakpoint
      * there hits on resume (GDB's `jump` to a breakpoint stops at once, as with gdbserver, which
@@ -157,18 +157,18 @@ int pt_set_regs(pt_engine *e, int32_t tid, const uint8_t *buf216)
     return 0;
 }
 
-int pt_get_xstate(int32_t tid, uint8_t *buf, uint32_t len)
+int pt_get_xstate(pt_engine *e, int32_t tid, uint8_t *buf, uint32_t len)
 {
     struct iovec iov = {buf, len};
-    if (ptrace(PTRACE_GETREGSET, tid, (void *)0x202 /* NT_X86_XSTATE */, &iov) < 0)
+    if (pt_ptrace(e, PTRACE_GETREGSET, tid, (void *)0x202 /* NT_X86_XSTATE */, &iov) < 0)
         return -errno;
     return (int)iov.iov_len;
 }
 
-int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len)
+int pt_set_xstate(pt_engine *e, int32_t tid, const uint8_t *buf, uint32_t len)
 {
     struct iovec iov = {(void *)buf, len};
-    if (ptrace(PTRACE_SETREGSET, tid, (void *)0x202, &iov) < 0)
+    if (pt_ptrace(e, PTRACE_SETREGSET, tid, (void *)0x202, &iov) < 0)
         return -errno;
     return 0;
 }
@@ -178,17 +178,17 @@ int pt_set_xstate(int32_t tid, const uint8_t *buf, uint32_t len)
  * and GDB's native target stop a thread with a SIGSTOP, which the kernel dequeues after any signal
  * already pending: so a thread with a signal pending shows that signal (it is delivered when the
  * thread runs), any other the SIGSTOP (tgkill: SI_TKILL, our pid) (attach-into-signal.exp). */
-int pt_get_siginfo(int32_t tid, uint8_t *buf128)
+int pt_get_siginfo(pt_engine *e, int32_t tid, uint8_t *buf128)
 {
-    if (ptrace(PTRACE_GETSIGINFO, tid, 0, buf128) < 0)
+    if (pt_ptrace(e, PTRACE_GETSIGINFO, tid, 0, buf128) < 0)
         return -errno;
     siginfo_t *si = (siginfo_t *)(void *)buf128;
     if (si->si_signo == SIGTRAP && si->si_code == ((PTRACE_EVENT_STOP << 8) | SIGTRAP)) {
         struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 1};
-        if (ptrace(PTRACE_PEEKSIGINFO, tid, &args, buf128) == 1)
+        if (pt_ptrace(e, PTRACE_PEEKSIGINFO, tid, &args, buf128) == 1)
             return 0; /* the first signal queued for the thread itself */
         args.flags = PTRACE_PEEKSIGINFO_SHARED;
-        if (ptrace(PTRACE_PEEKSIGINFO, tid, &args, buf128) == 1)
+        if (pt_ptrace(e, PTRACE_PEEKSIGINFO, tid, &args, buf128) == 1)
             return 0; /* else one queued for the process */
         memset(buf128, 0, 128);
         si->si_signo = SIGSTOP;
@@ -199,20 +199,20 @@ int pt_get_siginfo(int32_t tid, uint8_t *buf128)
     return 0;
 }
 
-int pt_set_siginfo(int32_t tid, const uint8_t *buf128)
+int pt_set_siginfo(pt_engine *e, int32_t tid, const uint8_t *buf128)
 {
-    return ptrace(PTRACE_SETSIGINFO, tid, 0, (void *)buf128) < 0 ? -errno : 0;
+    return pt_ptrace(e, PTRACE_SETSIGINFO, tid, 0, (void *)buf128) < 0 ? -errno : 0;
 }
 
 int apply_debugregs(pt_engine *e, int32_t tid)
 {
     /* DR7 first to 0 so that changing an address never arms a half-configured slot. */
-    if (ptrace(PTRACE_POKEUSER, tid, (void *)DR_OFFSET(7), 0) < 0)
+    if (pt_ptrace(e, PTRACE_POKEUSER, tid, (void *)DR_OFFSET(7), 0) < 0)
         return -errno;
     for (int i = 0; i < 4; i++)
-        if (ptrace(PTRACE_POKEUSER, tid, (void *)DR_OFFSET(i), (void *)(uintptr_t)e->dr[i]) < 0)
+        if (pt_ptrace(e, PTRACE_POKEUSER, tid, (void *)DR_OFFSET(i), (void *)(uintptr_t)e->dr[i]) < 0)
             return -errno;
-    if (e->dr7 && ptrace(PTRACE_POKEUSER, tid, (void *)DR_OFFSET(7), (void *)(uintptr_t)e->dr7) < 0)
+    if (e->dr7 && pt_ptrace(e, PTRACE_POKEUSER, tid, (void *)DR_OFFSET(7), (void *)(uintptr_t)e->dr7) < 0)
         return -errno;
     return 0;
 }
@@ -234,10 +234,10 @@ int pt_set_debugregs(pt_engine *e, const uint64_t *dr4, uint64_t dr7)
     return rc;
 }
 
-int pt_get_dr6(int32_t tid, uint64_t *out)
+int pt_get_dr6(pt_engine *e, int32_t tid, uint64_t *out)
 {
     errno = 0;
-    long v = ptrace(PTRACE_PEEKUSER, tid, (void *)DR_OFFSET(6), 0);
+    long v = pt_ptrace(e, PTRACE_PEEKUSER, tid, (void *)DR_OFFSET(6), 0);
     if (errno)
         return -errno;
     *out = (uint64_t)v;

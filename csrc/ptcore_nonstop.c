@@ -18,7 +18,7 @@ int stopped_on_request(pt_engine *e, pt_thread *t)
     if (at_interrupt_stop(e, t))
         return 1;
     struct user_regs_struct r;
-    uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
+    uint64_t pc = pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
     return record(t, PT_EV_INTERRUPT, 0, pc, 0);
 }
 
@@ -32,9 +32,9 @@ static int stop_thread_masked(pt_engine *e, int32_t tid)
     if (t->state != PT_RUNNING)
         return 0;
     t->want_stop = 1;
-    if (t->awaiting_initial) /* its first stop is on its way; on_event_stop reports it */
+    if (t->phase == PT_PHASE_NEW) /* its first stop is on its way; on_event_stop reports it */
         return 1;
-    if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) { /* ESRCH: exiting; its exit status follows */
+    if (pt_ptrace(e, PTRACE_INTERRUPT, tid, 0, 0) < 0) { /* ESRCH: exiting; its exit status follows */
         t->want_stop = 0;
         set_state(e, t, PT_EXITING);
         return 0;
@@ -47,11 +47,11 @@ static int stop_thread_masked(pt_engine *e, int32_t tid)
 /* Whether a stopped thread about to be resumed sits on one of our breakpoints. */
 static int needs_step_over(pt_engine *e, pt_thread *t)
 {
-    if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || has_event(t) || t->exiting || !e->nbps ||
-        e->vfork_parent_tid || !t->on_breakpoint)
+    if (t->state != PT_STOPPED || t->action == PT_ACT_NONE || has_event(t) || t->phase == PT_PHASE_EXITING ||
+        !e->nbps || e->vfork_parent_tid || !t->on_breakpoint)
         return 0;
     struct user_regs_struct r;
-    return ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 && bp_at(e, r.rip);
+    return pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) == 0 && bp_at(e, r.rip);
 }
 
 /* Step the threads to be resumed over the breakpoints under them, the world held stopped (the
@@ -63,12 +63,12 @@ static void step_over_all(pt_engine *e)
         if (!needs_step_over(e, t))
             continue;
         struct user_regs_struct r;
-        ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
         int32_t tid = t->tid;
         int got = step_over(e, t, r.rip);
         t = find(e, tid);
-        if (!got && t && t->state == PT_STOPPED && !t->exiting && t->action != PT_ACT_CONT) {
-            ptrace(PTRACE_GETREGS, t->tid, 0, &r);
+        if (!got && t && t->state == PT_STOPPED && t->phase != PT_PHASE_EXITING && t->action != PT_ACT_CONT) {
+            pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r);
             if (t->action == PT_ACT_STEP || r.rip < t->range_start || r.rip >= t->range_end)
                 record(t, PT_EV_STEP, SIGTRAP, r.rip, 0);
         }

@@ -148,7 +148,7 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
         return;
     r->rax = (unsigned long long)-ERESTARTNOHAND;
     shorten_timed_wait(e, t, r);
-    if (ptrace(PTRACE_SETREGS, t->tid, 0, r) == 0)
+    if (pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, r) == 0)
         e->n_eintr_fixups++;
 }
 
@@ -159,22 +159,22 @@ static void fixup_eintr(pt_engine *e, pt_thread *t, struct user_regs_struct *r)
 int at_interrupt_stop(pt_engine *e, pt_thread *t)
 {
     struct user_regs_struct r;
-    if (ptrace(PTRACE_GETREGS, t->tid, 0, &r) < 0)
+    if (pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) < 0)
         return 0;
     /* A trap already counted (stale_trap) is the one queued: no instruction ran since, so no new hit
      * (and pc - 1 on a breakpoint is then a pass by emulate_over, not an int3 executed). */
     int after_bp = e->nbps && bp_at(e, r.rip - 1);
-    int code = !t->stale_trap && (after_bp || e->dr7) ? queued_trap(e->pid, t->tid) : 0;
+    int code = !t->stale_trap && (after_bp || e->dr7) ? queued_trap(e, t->tid) : 0;
     if ((code == SI_KERNEL || code == -1) && after_bp) {
         r.rip -= 1;
-        if (ptrace(PTRACE_SETREGS, t->tid, 0, &r) == 0) {
+        if (pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, &r) == 0) {
             t->stale_trap = SI_KERNEL;
             return breakpoint_hit(e, t, &r);
         }
     }
     uint64_t dr6 = 0;
-    if (code == TRAP_HWBKPT && pt_get_dr6(t->tid, &dr6) == 0 && (dr6 & 0xf)) {
-        ptrace(PTRACE_POKEUSER, t->tid, (void *)DR_OFFSET(6), 0);
+    if (code == TRAP_HWBKPT && pt_get_dr6(e, t->tid, &dr6) == 0 && (dr6 & 0xf)) {
+        pt_ptrace(e, PTRACE_POKEUSER, t->tid, (void *)DR_OFFSET(6), 0);
         t->stale_trap = TRAP_HWBKPT;
         return record(t, PT_EV_HWTRAP, SIGTRAP, r.rip, dr6);
     }

@@ -83,11 +83,11 @@ int has_deliverable_signal(int pid, int tid)
  * not yet reported), 0 if none, -1 if one is pending with its code unknown.  PTRACE_PEEKSIGINFO reads
  * the thread's private queue without dequeuing, one system call instead of rendering
  * /proc/.../status (which cost a fifth of the tracer's time with 8 threads hitting). */
-int queued_trap(int pid, int tid)
+int queued_trap(pt_engine *e, int tid)
 {
     struct __ptrace_peeksiginfo_args args = {.off = 0, .flags = 0, .nr = 16};
     siginfo_t queue[16];
-    long n = ptrace(PTRACE_PEEKSIGINFO, tid, &args, queue);
+    long n = pt_ptrace(e, PTRACE_PEEKSIGINFO, tid, &args, queue);
     if (n >= 0 && n < 16) {
         for (long i = 0; i < n; i++)
             if (queue[i].si_signo == SIGTRAP)
@@ -95,7 +95,7 @@ int queued_trap(int pid, int tid)
         return 0;
     }
     char buf[4096]; /* a longer queue, or no PEEKSIGINFO: the pending mask says it */
-    if (read_task_status(pid, tid, buf) < 0)
+    if (read_task_status(e->pid, tid, buf) < 0)
         return 0;
     return (status_mask(buf, "\nSigPnd:") >> (SIGTRAP - 1)) & 1 ? -1 : 0;
 }
@@ -291,7 +291,7 @@ int resume_thread(pt_engine *e, pt_thread *t, int sig)
         req = PTRACE_SINGLESTEP;
     else if (e->options & PT_OPT_CATCH_SYSCALLS)
         req = PTRACE_SYSCALL;
-    if (t->exiting) /* past PTRACE_EVENT_EXIT: let it die; it is never waited for again */
+    if (t->phase == PT_PHASE_EXITING) /* past PTRACE_EVENT_EXIT: let it die; it is never waited for again */
         req = PTRACE_CONT;
     else if (sig && !t->at_signal_stop) {
         /* At an interrupt or event stop the kernel ignores the signal of PTRACE_CONT (ptrace(2),
@@ -299,7 +299,7 @@ int resume_thread(pt_engine *e, pt_thread *t, int sig)
         queue_signal(e, t, sig);
         sig = 0;
     }
-    if (ptrace(req, t->tid, 0, (void *)(uintptr_t)sig) < 0) {
+    if (pt_ptrace(e, req, t->tid, 0, (void *)(uintptr_t)sig) < 0) {
         int err = errno;
         if (err == ESRCH) { /* killed under us (SIGKILL, exit_group): its exit status will follow */
             set_state(e, t, PT_EXITING);
@@ -312,7 +312,7 @@ int resume_thread(pt_engine *e, pt_thread *t, int sig)
     t->at_signal_stop = 0;
     if (req == PTRACE_SINGLESTEP)
         t->step_unfinished = 1;
-    set_state(e, t, t->exiting ? PT_EXITING : PT_RUNNING);
+    set_state(e, t, t->phase == PT_PHASE_EXITING ? PT_EXITING : PT_RUNNING);
     return 0;
 }
 
@@ -356,7 +356,7 @@ int keep_or_resume(pt_engine *e, pt_thread *t)
 {
     if (e->stopping || e->world_stopped)
         return 0;
-    if (t->want_stop && t->interrupt_pending && !t->exiting) {
+    if (t->want_stop && t->interrupt_pending && t->phase != PT_PHASE_EXITING) {
         /* Non-stop: this stop (a clone event, a passed signal...) took our PTRACE_INTERRUPT with it:
          * any ptrace-stop clears the pending STOP trap (kernel ptrace_stop()), so no
          * PTRACE_EVENT_STOP follows if the interrupt came first.  This is the stop GDB asked for; if
@@ -364,7 +364,7 @@ int keep_or_resume(pt_engine *e, pt_thread *t)
         t->interrupt_pending = 0;
         t->want_stop = 0;
         struct user_regs_struct r;
-        uint64_t pc = ptrace(PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
+        uint64_t pc = pt_ptrace(e, PTRACE_GETREGS, t->tid, 0, &r) == 0 ? r.rip : 0;
         return record(t, PT_EV_INTERRUPT, 0, pc, 0);
     }
     if (e->collecting && defer_resume(e, t))

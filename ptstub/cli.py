@@ -15,15 +15,17 @@ IDEs and GDB's testsuite wait for them. A bad command line prints one line and e
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
+from ptstub import logs
 from ptstub.errors import LaunchError, PtstubError
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
 
 USAGE = """\
 Usage:\tptstub [OPTIONS] COMM PROG [ARGS ...]
@@ -68,18 +70,20 @@ class UsageError(Exception):
     """A bad command line: one line, exit status 2."""
 
 
-@dataclass
 class Options:
-    comm: str = ""
-    program: list[str] = field(default_factory=list)
-    attach_pid: int | None = None
-    multi: bool = False
-    once: bool = False
-    debug: bool = False
-    remote_debug: bool = False
-    disable_randomization: bool = True
-    wrapper: list[str] = field(default_factory=list)
-    print_gdb_line: bool = False
+    """The parsed command line (a plain class: `dataclasses` costs ~5 ms to import at start-up)."""
+
+    def __init__(self, comm: str = "", attach_pid: int | None = None, print_gdb_line: bool = False) -> None:
+        self.comm = comm
+        self.program: list[str] = []
+        self.attach_pid = attach_pid
+        self.multi = False
+        self.once = False
+        self.debug = False
+        self.remote_debug = False
+        self.disable_randomization = True
+        self.wrapper: list[str] = []
+        self.print_gdb_line = print_gdb_line
 
 
 IGNORED_FLAGS = {"--startup-with-shell", "--no-startup-with-shell", "--event-loop-debug", "--selftest"}
@@ -170,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ValueError) as err:
         print(f"ptstub: {err}", file=sys.stderr)
         return EXIT_USAGE
-    _setup_logging(opts)
+    logs.configure(opts.debug)
     try:
         return run_server(opts, endpoint)
     except PtstubError as err:
@@ -192,13 +196,6 @@ def parse_attach_subcommand(args: list[str]) -> Options:
     if not args or not args[0].isdigit() or len(args) > 2:
         raise UsageError("usage: ptstub attach PID [COMM]")
     return Options(comm=args[1] if len(args) == 2 else "127.0.0.1:0", attach_pid=int(args[0]), print_gdb_line=True)
-
-
-def _setup_logging(opts: Options) -> None:
-    level = logging.DEBUG if opts.debug else logging.WARNING
-    logging.basicConfig(level=level, format="%(name)s: %(message)s", stream=sys.stderr)
-    if not opts.debug:
-        logging.getLogger("ptstub").setLevel(logging.WARNING)
 
 
 def _remote_debug_printer(direction: str, body: bytes) -> None:
@@ -363,10 +360,13 @@ def run_server(opts: Options, endpoint: Any) -> int:
         target = launcher(opts.program, settings)
 
     def new_session() -> Any:
+        from ptstub.linux.group import LinuxHost, LinuxProcessGroup
         from ptstub.session import Session
 
         session = Session(
             target,
+            group=LinuxProcessGroup(),
+            host=LinuxHost(),
             launcher=launcher,
             attacher=attacher,
             extended=opts.multi,

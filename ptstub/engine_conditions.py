@@ -1,8 +1,8 @@
 """Target-side breakpoint conditions and agent dprintf judged in the C engine, at the hit.
 
 GDB sends a breakpoint's conditions (`Z0,addr,kind;X len,bytecode`) and, with `set dprintf-style
-agent`, its commands (`;cmds:persist,X len,bytecode`). The session keeps them (its `_conditions` and
-`_commands`) and evaluates them with `ptstub.rsp.agentexpr` when a hit reaches it; this module also
+agent`, its commands (`;cmds:persist,X len,bytecode`). The session keeps them (`ptstub.session.breakpoints`:
+`conditions` and `commands`) and evaluates them with `ptstub.rsp.agentexpr` when a hit reaches it; this module also
 installs them in the engine (`csrc/agenthit.h`), which then judges a hit where it sees it: a false
 condition or an agent dprintf never stops the world nor reaches Python (docs/design-notes.md,
 "Conditions and dprintf in the engine"). The Python evaluator stays the reference the C one is tested
@@ -22,15 +22,18 @@ Invariants:
 
 from __future__ import annotations
 
-import logging
 from enum import IntEnum
-from typing import Any
 from weakref import WeakKeyDictionary
 
+from ptstub import logs
 from ptstub.errors import PtstubError
 from ptstub.target import BreakpointKind
 
-log = logging.getLogger("ptstub.events")
+TYPE_CHECKING = False  # not `typing`'s: kept off the start-up path (ptstub.logs)
+if TYPE_CHECKING:
+    from typing import Any
+
+log = logs.logger("ptstub.events")
 
 
 class Verdict(IntEnum):
@@ -47,25 +50,26 @@ _installed: WeakKeyDictionary[Any, set[int]] = WeakKeyDictionary()
 _layouts: WeakKeyDictionary[Any, Any] = WeakKeyDictionary()
 
 
-def sync(session: Any, target: Any, address: int) -> None:
+def sync(breakpoints: Any, target: Any, address: int) -> None:
     """Make the engine's entry for `address` match the session's conditions and commands there
-    (called after every `Z0`/`Z1`/`z0`/`z1`); nothing to do for a plain breakpoint."""
+    (`breakpoints`: the session's `Breakpoints`; called after every `Z0`/`Z1`/`z0`/`z1`); nothing to do
+    for a plain breakpoint."""
     engine = getattr(target, "_e", None)  # the ptstub.linux engine; other targets judge in Python
     if engine is None or getattr(target, "_closed", True):
         return
     key = (target.pid, BreakpointKind.SOFTWARE, address)
-    conditions = session._conditions.get(key, ())
-    commands = session._commands.get(key)
+    conditions = breakpoints.conditions.get(key, ())
+    commands = breakpoints.commands.get(key)
     installed = _installed.setdefault(target, set())
     if not conditions and commands is None and address not in installed:
         return
     from ptstub._ptcore import ffi, lib
 
-    hardware_here = any(k[0] == target.pid and k[1] == address for k in session._hardware_breakpoints)
+    hardware_here = any(k[0] == target.pid and k[1] == address for k in breakpoints.hardware_breakpoints)
     expressions = [e.code for e in conditions] + ([e.code for e in commands.expressions] if commands else [])
-    if hardware_here or not expressions or not _give_registers(session, target, engine):
+    if hardware_here or not expressions or not _give_registers(breakpoints.s, target, engine):
         expressions = []
-    lib.pt_agent_set_output(engine, session.agent_output_fd)
+    lib.pt_agent_set_output(engine, breakpoints.s.agent_output_fd)
     codes = b"".join(expressions)
     lens = ffi.new("uint32_t[]", [len(code) for code in expressions] or [0])
     ncommands = len(expressions) - len(conditions) if expressions else 0
@@ -81,7 +85,7 @@ def sync(session: Any, target: Any, address: int) -> None:
 def _give_registers(session: Any, target: Any, engine: Any) -> bool:
     """Tell the engine where GDB's register numbers are in the user_regs_struct (once per layout)."""
     try:
-        layout = session._layout_for(session._select(0))
+        layout = session.regs.layout_for(session.threads.select(0))
     except (PtstubError, OSError, ValueError) as err:
         log.debug("no register layout for the engine's conditions: %s", err)
         return False
@@ -100,28 +104,29 @@ def _give_registers(session: Any, target: Any, engine: Any) -> bool:
     return True
 
 
-def should_report(session: Any, event: Any) -> bool:
+def should_report(breakpoints: Any, event: Any) -> bool:
     """The session's answer for a hit the engine judged: reported when a condition held; a failed
     command is told once on stderr (with the Python evaluator's words) and not reported."""
     if event.engine_verdict != Verdict.FAILED:
         return True
-    pid = session._process_for(event.tid).pid
+    pid = breakpoints.s.process_for(event.tid).pid
     where = (pid, event.pc)
-    if where not in session._command_failures:
-        session._command_failures.add(where)
-        message = _failure(session, event.tid, session._commands.get((pid, BreakpointKind.SOFTWARE, event.pc)))
-        session.announce(f"ptstub: breakpoint command at {event.pc:#x} failed: {message}")
+    if where not in breakpoints.command_failures:
+        breakpoints.command_failures.add(where)
+        commands = breakpoints.commands.get((pid, BreakpointKind.SOFTWARE, event.pc))
+        message = _failure(breakpoints, event.tid, commands)
+        breakpoints.s.announce(f"ptstub: breakpoint command at {event.pc:#x} failed: {message}")
     return False
 
 
-def _failure(session: Any, tid: int, commands: Any) -> str:
+def _failure(breakpoints: Any, tid: int, commands: Any) -> str:
     """Why the commands fail, from the reference evaluator, its output discarded (the engine printed
     what came before the failure)."""
     from ptstub.rsp.agentexpr import AgentExpressionError, run_command
 
     if commands is None:
         return "removed meanwhile"
-    read_register, read_memory = session._agent_readers(tid)
+    read_register, read_memory = breakpoints.agent_readers(tid)
     for expression in commands.expressions:
         try:
             run_command(expression, read_register, read_memory, lambda data: None)

@@ -49,10 +49,6 @@ class ProcessGoneError(TargetError):
         super().__init__(message, errno_mod.ESRCH)
 
 
-class FatalTargetError(PtstubError):
-    """The backend cannot go on (lost track of the process); the debug connection ends cleanly."""
-
-
 class PtraceError(TargetError):
     """A ptrace request failed: carries the request name, the thread and the errno."""
 

@@ -8,8 +8,9 @@ is reported; process-level ones (exit, kill) carry only the status.
 from __future__ import annotations
 
 import signal as _signal
-from dataclasses import dataclass
 from enum import Enum
+
+from ptstub.values import frozen
 
 
 class WatchKind(Enum):
@@ -20,7 +21,7 @@ class WatchKind(Enum):
     ACCESS = "awatch"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BreakpointHit:
     """A thread stopped on a breakpoint; `pc` already rewound to the breakpoint's address."""
 
@@ -32,7 +33,7 @@ class BreakpointHit:
     engine_verdict: int = 0
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class WatchpointHit:
     """A hardware watchpoint triggered; `address` is the watched address that was accessed."""
 
@@ -42,7 +43,7 @@ class WatchpointHit:
     kind: WatchKind
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StepDone:
     """A single-step (or range step) of `tid` finished."""
 
@@ -50,7 +51,7 @@ class StepDone:
     pc: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SignalReceived:
     """A signal is about to be delivered to `tid`; it is delivered on resume unless suppressed."""
 
@@ -66,7 +67,7 @@ class SignalReceived:
             return f"SIG{self.signal}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Interrupted:
     """The world was stopped on request (`Inferior.interrupt()`, Ctrl-C); `tid` is the thread shown."""
 
@@ -74,7 +75,7 @@ class Interrupted:
     pc: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Exec:
     """A thread called execve successfully; the process now runs `path` (thread table reset)."""
 
@@ -83,7 +84,7 @@ class Exec:
     path: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Forked:
     """A thread forked (or vforked); the child is stopped and traced, as GDB's fork events expect."""
 
@@ -93,7 +94,7 @@ class Forked:
     vfork: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class VforkDone:
     """The vfork child released the parent's memory (exec or exit)."""
 
@@ -101,7 +102,7 @@ class VforkDone:
     pc: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class SyscallStop:
     """A caught system call: entry (`returned=False`) or return."""
 
@@ -111,7 +112,7 @@ class SyscallStop:
     returned: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadExited:
     """A thread other than the leader ended (reported only with `set_options(thread_exits=True)`)."""
 
@@ -119,7 +120,7 @@ class ThreadExited:
     code: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Exited:
     """The process exited normally with `code`."""
 
@@ -127,7 +128,7 @@ class Exited:
     code: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Killed:
     """The process was terminated by `signal`."""
 

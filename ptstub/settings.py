@@ -7,15 +7,21 @@ protocol layer (which it does only after printing `Listening on port`).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 
 
-@dataclass
 class LaunchSettings:
-    """What extended-mode `vRun` uses: set by `Q*` packets before it (gdbserver defaults)."""
+    """What extended-mode `vRun` uses: set by `Q*` packets before it (gdbserver defaults).
 
-    disable_randomization: bool = True
-    startup_with_shell: bool = True
-    environment: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    working_directory: str | None = None
-    program: list[str] = field(default_factory=list)
+    A plain class, not a dataclass: the CLI builds one before `Listening on port`, and `dataclasses`
+    costs ~5 ms to import.
+    """
+
+    def __init__(self, disable_randomization: bool = True, program: list[str] | None = None) -> None:
+        self.disable_randomization = disable_randomization
+        self.startup_with_shell = True
+        self.environment: dict[str, str] = dict(os.environ)
+        self.working_directory: str | None = None
+        self.program: list[str] = [] if program is None else program
+
+    def __repr__(self) -> str:
+        return f"LaunchSettings(program={self.program!r}, working_directory={self.working_directory!r})"

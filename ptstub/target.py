@@ -1,17 +1,31 @@
 """The seam between the RSP session and a backend: what a debug target must offer.
 
-`Session` (and the stress harness) call only this protocol; `ptstub.linux.Inferior` implements it.
+Three protocols, each implemented in `ptstub.linux` and handed to the session by whoever builds it
+(`ptstub.cli`):
+
+- `Target`: one traced process (`ptstub.linux.Inferior`).
+- `ProcessGroup`: every process the session serves, resumed and waited for together, so that GDB's
+  all-stop contract holds across processes (`ptstub.linux.group.LinuxProcessGroup`).
+- `HostServices`: what the session asks of the machine rather than of a process (`info os` tables,
+  the executable of a pid it does not trace, whether a libthread_db can be found).
+
+The session calls nothing else; it never imports `ptstub.linux` (tests/unit/test_seam.py checks it).
 Everything here speaks in tids, addresses, raw register bytes and typed stop events, never RSP syntax.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping, Sequence
 from enum import Enum
-from typing import Protocol
 
 from ptstub.events import StopEvent
+from ptstub.values import frozen
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a structural type for mypy; at run time a plain base with the documented methods
 
 
 class ResumeKind(Enum):
@@ -22,7 +36,7 @@ class ResumeKind(Enum):
     RANGE_STEP = "r"  # step while start <= pc < end (GDB's vCont;r)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ResumeAction:
     """What one thread does on resume; `signal` 0 means deliver nothing."""
 
@@ -42,7 +56,7 @@ class ThreadState(Enum):
     GONE = "gone"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadInfo:
     """One live thread: its tid, its name (/proc comm) and the CPU it last ran on.
 
@@ -66,8 +80,24 @@ class BreakpointKind(Enum):
     ACCESS_WATCH = 4
 
 
+class LibraryEntry(Protocol):
+    """One entry of the dynamic linker's list (`struct link_map`), as `qXfer:libraries-svr4` shows it."""
+
+    @property
+    def name(self) -> bytes: ...
+
+    @property
+    def lm(self) -> int: ...
+
+    @property
+    def l_addr(self) -> int: ...
+
+    @property
+    def l_ld(self) -> int: ...
+
+
 class Target(Protocol):
-    """A stopped-or-running debuggee as the session needs it."""
+    """One debuggee process, stopped or running, as the session needs it."""
 
     @property
     def pid(self) -> int: ...
@@ -75,8 +105,48 @@ class Target(Protocol):
     @property
     def alive(self) -> bool: ...
 
+    @property
+    def ended(self) -> bool:
+        """The process ended outside a wait of its own (another process's wait saw it) and that end is
+        not reported yet: `take_event` gives it."""
+        ...
+
+    @property
+    def ready(self) -> bool:
+        """The last `resume` found an event to report and started nothing."""
+        ...
+
+    def close(self) -> None:
+        """Release the backend's resources (a launched process still alive is killed)."""
+        ...
+
+    # Threads.
     def threads(self) -> list[ThreadInfo]: ...
 
+    def thread_ids(self) -> list[int]: ...
+
+    def has_thread(self, tid: int) -> bool: ...
+
+    def thread_ended(self, tid: int) -> bool:
+        """`tid` was a thread of this process and is gone."""
+        ...
+
+    # Options GDB negotiates.
+    def set_options(
+        self,
+        *,
+        fork_events: bool | None = None,
+        catch_syscalls: bool | None = None,
+        thread_exits: bool | None = None,
+    ) -> None:
+        """Change what the backend reports; an option left None keeps its value."""
+        ...
+
+    def set_pass_signals(self, signals: Collection[int]) -> None:
+        """Signals delivered to the program without a stop (GDB's QPassSignals)."""
+        ...
+
+    # All-stop run control.
     def resume(self, actions: Mapping[int, ResumeAction], default: ResumeAction | None = None) -> None:
         """Start the threads named in `actions` (and every other thread with `default`); others stay stopped."""
         ...
@@ -91,6 +161,18 @@ class Target(Protocol):
 
     def cancel_interrupt(self) -> None:
         """Withdraw an `interrupt()` that no `wait` has acted on yet."""
+        ...
+
+    def stop(self) -> StopEvent:
+        """Stop every running thread now and return what is reported."""
+        ...
+
+    def take_event(self) -> StopEvent:
+        """The event a group wait found pending in this process (its end, when `ended`)."""
+        ...
+
+    def take_pending_signal(self) -> StopEvent | None:
+        """A signal stop that came with an attach: reported in place of the attach's SIGSTOP."""
         ...
 
     # Non-stop mode (GDB's `QNonStop:1`): threads run and stop one by one.
@@ -131,6 +213,11 @@ class Target(Protocol):
         self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1
     ) -> None: ...
 
+    def reinsert_breakpoint(self, address: int) -> None:
+        """Write the int3 of an inserted software breakpoint again (a vfork child's detach restored the
+        original byte in the shared memory)."""
+        ...
+
     def remove_breakpoint(
         self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1
     ) -> None: ...
@@ -141,9 +228,65 @@ class Target(Protocol):
 
     def write_siginfo(self, tid: int, data: bytes) -> None: ...
 
+    def loaded_libraries(self) -> tuple[int, Sequence[LibraryEntry]]:
+        """The address of the main program's `link_map` (0 before ld.so ran) and the libraries."""
+        ...
+
+    def tls_address(self, tid: int, offset: int, lm: int) -> int:
+        """The address of offset `offset` in the TLS block of module `lm` for thread `tid`."""
+        ...
+
     def executable(self) -> str: ...
+
+    def adopt_fork_child(self, child_pid: int) -> Target:
+        """The stopped, traced child of a reported fork, as a process of its own."""
+        ...
 
     def kill(self) -> None: ...
 
     def detach(self, pass_signal: Callable[[int], bool] | None = None) -> None:
         """Let the process go; a signal the last stop reported goes with it if `pass_signal` says so."""
+
+
+class ProcessGroup(Protocol):
+    """Every process of one session run and waited for together (all-stop across processes), and
+    non-stop's wait over all of them. One process is served with the `Target` calls alone; the group
+    is asked only once a second process is served (a fork child GDB keeps, a second vRun/vAttach)."""
+
+    def join(self, served: Target, process: Target) -> None:
+        """`process` is served from now on beside `served` (already in the group)."""
+        ...
+
+    def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
+        """Resume each process with its actions; the processes to wait for. A process with an event
+        already pending starts nothing and is the only one returned (the others are stopped again)."""
+        ...
+
+    def wait(
+        self, running: list[Target], served: Sequence[Target], wake_fd: int | None
+    ) -> tuple[Target, StopEvent] | None:
+        """Block until one of `running` reports, every process stopped; None when `wake_fd` is readable
+        first (they run on). A process of `served` that ended while held reports too. Raises
+        `TargetError(ECHILD)` when nothing can report. `running` loses the processes that cannot."""
+        ...
+
+    def next_event(self, processes: Sequence[Target], wake_fd: int, first: int = 0) -> tuple[Target, StopEvent] | None:
+        """Non-stop: the next event of one thread of any of `processes`, looked for from
+        `processes[first]` on; None when `wake_fd` is readable first or nothing can happen."""
+        ...
+
+
+class HostServices(Protocol):
+    """What the session asks of the machine ptstub runs on, not of a traced process."""
+
+    def osdata(self, table: str) -> bytes | None:
+        """The `info os` table `table` (`qXfer:osdata:read`) as its XML document; None if unknown."""
+        ...
+
+    def executable_of(self, pid: int) -> str:
+        """The executable of a process ptstub does not trace (`qXfer:exec-file:read:PID`)."""
+        ...
+
+    def thread_db_findable(self, search_path: str | None) -> bool:
+        """Whether a libthread_db would be found along `search_path` (None: the default path)."""
+        ...

@@ -7,21 +7,7 @@ Inputs are the raw regsets the backend reads:
   the 512-byte FXSAVE area, the 64-byte XSAVE header at 512 (XSTATE_BV first), then the extended components
   in the standard (non-compacted) format.  A 512-byte FXSAVE image (PTRACE_GETFPREGS) also works.
 
-XCR0: for ptrace the kernel stores the user xfeatures mask as a u64 at offset 464 (the first word of the FXSAVE
-`sw_reserved` bytes; see `USER_XSTATE_XCR0_WORD` in the kernel's asm/user.h).  That is also where gdbserver reads
-it.  If the word there carries the signal-frame magic `FP_XSTATE_MAGIC1` instead, the mask is taken from the
-`xfeatures` word at 472 (`struct _fpx_sw_bytes`).
-
-Components: gdbserver 13.1 describes x87, SSE, AVX, MPX (BNDREGS, BNDCSR), AVX-512 (opmask, ZMM_Hi256,
-Hi16_ZMM) and PKRU, each where XCR0 has it, in features `core`, `sse`, `linux`, `segments`, `avx`, `mpx`,
-`avx512`, `pkeys` in that order; so does ptstub.  AMX, CET and later components are not described.
-Their offsets in the standard format are the CPU's: CPUID leaf 0xD sub-leaf n gives component n's (EBX),
-which Python cannot ask directly, so `cpuid` runs a 27-byte stub from an anonymous executable page through
-ctypes.  Intel and AMD differ: AMD's layout has no MPX area, so AVX-512 starts at 832 (Intel: 1088) and PKRU
-sits at 2432 (Intel: 2688).  Where CPUID cannot run, the whole layout is guessed from the regset's length as
-GDB 14's `i387_guess_xsave_layout` does: Intel's where the image holds it all, else AMD's (PKRU may also
-sit at the image's end).  gdbserver 13.1 always reads Intel's offsets, so on AMD CPUs it reports pkru and the AVX-512
-registers wrongly; ptstub reports the real values.
+XCR0, the XSAVE components and their offsets are `ptstub.arch.xsave`'s.
 
 Register numbers, names, types and groups equal gdbserver 13.1's, and the served `target.xml` is
 byte-for-byte the document gdbserver 13.1 sends.  The feature files in `xml/` are the `<feature>` blocks of
@@ -46,12 +32,42 @@ import functools
 import os
 import re
 import struct
-import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from enum import StrEnum
 from operator import itemgetter
-from typing import Any
+
+from ptstub.arch.xsave import (
+    COMPONENT_BY_BIT,
+    MXCSR_INIT,
+    MXCSR_OFFSET,
+    NORMALIZED,
+    ST0_OFFSET,
+    X87_CONTROL_INIT,
+    XMM0_OFFSET,
+    XSAVE_HEADER_END,
+    XSTATE_AVX,
+    XSTATE_AVX512,
+    XSTATE_BNDCSR,
+    XSTATE_BNDREGS,
+    XSTATE_BV_OFFSET,
+    XSTATE_HI16_ZMM,
+    XSTATE_MPX,
+    XSTATE_OPMASK,
+    XSTATE_PKRU,
+    XSTATE_SSE,
+    XSTATE_SUPPORTED,
+    XSTATE_X87,
+    XSTATE_ZMM_H,
+    abridged_tag_byte,
+    component_offsets,
+    full_tag_word,
+    xcr0_from_xstate,
+)
+from ptstub.values import frozen
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
 
 # ------------------------------------------------------------------------------ general registers
 
@@ -107,213 +123,6 @@ def with_pc(gpr: bytes, pc: int) -> bytes:
     return gpr[:_RIP_OFFSET] + _U64.pack(pc & _MASK64) + gpr[_RIP_OFFSET + 8 :]
 
 
-# ------------------------------------------------------------------------------ XSAVE facts
-
-XSTATE_X87 = 0x1
-XSTATE_SSE = 0x2
-XSTATE_AVX = 0x4
-XSTATE_BNDREGS = 0x8
-XSTATE_BNDCSR = 0x10
-XSTATE_OPMASK = 0x20
-XSTATE_ZMM_H = 0x40
-XSTATE_HI16_ZMM = 0x80
-XSTATE_PKRU = 0x200
-XSTATE_MPX = XSTATE_BNDREGS | XSTATE_BNDCSR
-XSTATE_AVX512 = XSTATE_OPMASK | XSTATE_ZMM_H | XSTATE_HI16_ZMM
-# What gdbserver 13.1 describes on x86-64 Linux (its X86_XSTATE_ALL_MASK); AMX, CET and the rest are ignored.
-XSTATE_SUPPORTED = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX | XSTATE_MPX | XSTATE_AVX512 | XSTATE_PKRU
-# Components read as their init values when their XSTATE_BV bit is clear (all but PKRU: module docstring).
-_NORMALIZED = XSTATE_X87 | XSTATE_SSE | XSTATE_AVX | XSTATE_MPX | XSTATE_AVX512
-
-FXSAVE_SIZE = 512
-XCR0_OFFSET = 464  # first u64 of the FXSAVE sw_reserved bytes, as Linux fills it for ptrace
-_SW_XFEATURES_OFFSET = 472  # struct _fpx_sw_bytes.xfeatures (signal frames)
-_FP_XSTATE_MAGIC1 = 0x46505853
-XSTATE_BV_OFFSET = 512
-XSAVE_HEADER_END = 576
-
-
-@dataclass(frozen=True, slots=True)
-class XsaveComponent:
-    """One extended XSAVE state component: its XCR0 bit, size and offsets in the standard format."""
-
-    bit: int
-    size: int
-    intel_offset: int  # Intel's layout (every Intel CPU so far)
-    amd_offset: int | None  # AMD Zen's layout, which has no MPX area; None where AMD has no such component
-
-
-XSAVE_COMPONENTS: tuple[XsaveComponent, ...] = (
-    XsaveComponent(XSTATE_AVX, 256, 576, 576),
-    XsaveComponent(XSTATE_BNDREGS, 64, 960, None),
-    XsaveComponent(XSTATE_BNDCSR, 64, 1024, None),
-    XsaveComponent(XSTATE_OPMASK, 64, 1088, 832),
-    XsaveComponent(XSTATE_ZMM_H, 512, 1152, 896),
-    XsaveComponent(XSTATE_HI16_ZMM, 1024, 1664, 1408),
-    XsaveComponent(XSTATE_PKRU, 8, 2688, 2432),
-)
-_COMPONENT_BY_BIT = {c.bit: c for c in XSAVE_COMPONENTS}
-
-_ST0_OFFSET = 32
-_XMM0_OFFSET = 160
-_MXCSR_OFFSET = 24
-_FCTRL_INIT = 0x037F
-_MXCSR_INIT = 0x1F80
-_X87_CONTROL_INIT = _U16.pack(_FCTRL_INIT) + bytes(22)  # fctrl..foseg, bytes 0-23
-
-
-def xcr0_from_xstate(xstate: bytes) -> int:
-    """The XSAVE features enabled for the process (XCR0), from an NT_X86_XSTATE image.
-
-    A bare FXSAVE image (shorter than the XSAVE header) means x87 and SSE only.
-    """
-    if len(xstate) < XSAVE_HEADER_END:
-        return XSTATE_X87 | XSTATE_SSE
-    xcr0 = _U64.unpack_from(xstate, XCR0_OFFSET)[0]
-    if xcr0 & 0xFFFFFFFF == _FP_XSTATE_MAGIC1:
-        xcr0 = _U64.unpack_from(xstate, _SW_XFEATURES_OFFSET)[0]
-    return int(xcr0) | XSTATE_X87 | XSTATE_SSE
-
-
-def xcr0_from_cpuinfo(text: str | None = None) -> int:
-    """The XCR0 features ptstub describes, as implied by the `flags` line of /proc/cpuinfo (or `text`).
-
-    AVX needs `xsave` and `avx`, MPX `mpx`, AVX-512 `avx512f`, PKRU `ospke` (the kernel enabled protection
-    keys); each needs `xsave`.  Linux sets every one of these XCR0 bits that the CPU has (its xstate features).
-    """
-    if text is None:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            text = f.read()
-    match = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    flags = set(match.group(1).split()) if match else set()
-    xcr0 = XSTATE_X87 | XSTATE_SSE
-    if "xsave" not in flags:
-        return xcr0
-    for flag, bits in (("avx", XSTATE_AVX), ("mpx", XSTATE_MPX), ("avx512f", XSTATE_AVX512), ("ospke", XSTATE_PKRU)):
-        if flag in flags:
-            xcr0 |= bits
-    return xcr0
-
-
-# push rbx; mov r8,rdx; mov eax,edi; mov ecx,esi; cpuid; mov [r8],eax; mov [r8+4],ebx;
-# mov [r8+8],ecx; mov [r8+12],edx; pop rbx; ret   -- void stub(u32 leaf, u32 subleaf, u32 out[4])
-_CPUID_CODE = bytes.fromhex("534989d089f889f10fa241890041895804418948084189500c5bc3")
-
-
-@functools.cache
-def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int] | None:
-    """EAX, EBX, ECX, EDX of CPUID(`leaf`, `subleaf`), or None where the stub cannot run."""
-    if os.uname().machine not in ("x86_64", "AMD64"):
-        return None
-    try:
-        return _run_cpuid(leaf, subleaf)
-    except (OSError, ValueError, TypeError, AttributeError, BufferError):
-        return None
-
-
-def _run_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
-    import ctypes  # here, not at the top: ~10 ms of imports on the way to GDB's first reply
-    import mmap
-
-    stub_type = ctypes.CFUNCTYPE(None, ctypes.c_uint32, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint32 * 4))
-    page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    try:
-        page.write(_CPUID_CODE)
-        anchor = ctypes.c_char.from_buffer(page)
-        out = (ctypes.c_uint32 * 4)()
-        stub_type(ctypes.addressof(anchor))(leaf, subleaf, ctypes.byref(out))
-        del anchor
-        eax, ebx, ecx, edx = out
-        return eax, ebx, ecx, edx
-    finally:
-        page.close()
-
-
-def _cpuid_offset(component: XsaveComponent) -> int | None:
-    """A component's offset in the standard XSAVE format from CPUID(0xD, n).EBX, if CPUID can be run."""
-    top = cpuid(0)
-    if top is None or top[0] < 0xD:
-        return None
-    sub = cpuid(0xD, component.bit.bit_length() - 1)
-    if sub is None or sub[0] == 0 or sub[1] < XSAVE_HEADER_END:
-        return None
-    return sub[1]
-
-
-def component_offsets(xcr0: int, xstate_len: int) -> dict[int, int]:
-    """Where each extended component of `xcr0` lives in an NT_X86_XSTATE image of `xstate_len` bytes.
-
-    CPUID's answers where it gives one for every component; otherwise a whole vendor layout guessed from the
-    image's size (as GDB 14's `i387_guess_xsave_layout` does): Intel's where the image holds all of it, else
-    AMD's where that fits (AMD Zen images are 2432 or 2440 bytes), else Intel's as far as it fits.  A
-    component the image cannot hold is left out, except that PKRU, the last one, may sit at the image's
-    end.  An AVX-512 or MPX feature needs every component behind it, so a partial group is left out whole.
-    """
-    wanted = [c for c in XSAVE_COMPONENTS if xcr0 & c.bit]
-    table = {c.bit: _cpuid_offset(c) for c in wanted}
-    if None in table.values():
-        table = _guessed_layout(wanted, xstate_len)
-    offsets = {
-        bit: offset
-        for bit, offset in table.items()
-        if offset is not None and offset + _COMPONENT_BY_BIT[bit].size <= xstate_len
-    }
-    if XSTATE_PKRU in table and XSTATE_PKRU not in offsets:
-        end = max((o + _COMPONENT_BY_BIT[b].size for b, o in offsets.items()), default=XSAVE_HEADER_END)
-        if end + 8 <= xstate_len:
-            offsets[XSTATE_PKRU] = xstate_len - 8
-    for group in (XSTATE_MPX, XSTATE_AVX512):
-        if any(bit & group and bit not in offsets for bit in table):
-            offsets = {bit: offset for bit, offset in offsets.items() if not bit & group}
-    return offsets
-
-
-def _guessed_layout(wanted: list[XsaveComponent], xstate_len: int) -> dict[int, int | None]:
-    """Intel's offsets for `wanted` if an image of `xstate_len` bytes holds them all, else AMD's if it does."""
-    intel = {c.bit: c.intel_offset for c in wanted}
-    amd = {c.bit: c.amd_offset for c in wanted}
-    for layout in (intel, amd):
-        ends = [o + _COMPONENT_BY_BIT[b].size if o is not None else xstate_len + 1 for b, o in layout.items()]
-        if max(ends, default=0) <= xstate_len:
-            return dict(layout)
-    return dict(intel)
-
-
-# ------------------------------------------------------------------------------ x87 tag words
-
-
-def _st_tag(raw: bytes) -> int:
-    """The 2-bit x87 tag of a non-empty 80-bit register: 0 valid, 1 zero, 2 special."""
-    mantissa = int.from_bytes(raw[:8], "little")
-    exponent = int.from_bytes(raw[8:10], "little") & 0x7FFF
-    if exponent == 0x7FFF:
-        return 2
-    if exponent == 0:
-        return 1 if mantissa == 0 else 2
-    return 0 if mantissa >> 63 else 2
-
-
-def full_tag_word(fxsave: bytes) -> int:
-    """GDB's 16-bit `ftag` from the abridged FXSAVE tag byte, the TOP field of fstat and st0..st7."""
-    abridged = fxsave[4]
-    if abridged == 0:
-        return 0xFFFF
-    top = (_U16.unpack_from(fxsave, 2)[0] >> 11) & 7
-    tags = 0
-    for physical in range(8):
-        tag = 3
-        if abridged & (1 << physical):
-            slot = _ST0_OFFSET + 16 * ((physical - top) % 8)
-            tag = _st_tag(fxsave[slot : slot + 10])
-        tags |= tag << (2 * physical)
-    return tags
-
-
-def abridged_tag_byte(ftag: int) -> int:
-    """The FXSAVE tag byte for GDB's full tag word: bit i set unless register i is tagged empty (3)."""
-    return sum(1 << i for i in range(8) if (ftag >> (2 * i)) & 3 != 3)
-
-
 # ------------------------------------------------------------------------------ register table
 
 
@@ -334,7 +143,7 @@ class Kind(StrEnum):
     FTAG = "ftag"  # the abridged tag byte, shown as the full tag word
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class RegisterDef:
     """One register as served to GDB and where it is stored.
 
@@ -370,7 +179,7 @@ _FX_FIELDS: dict[str, tuple[int, int, Kind]] = {
     "fiseg": (12, 2, Kind.ZEXT16),
     "fooff": (16, 4, Kind.RAW),
     "foseg": (20, 2, Kind.ZEXT16),
-    "mxcsr": (_MXCSR_OFFSET, 4, Kind.RAW),
+    "mxcsr": (MXCSR_OFFSET, 4, Kind.RAW),
 }
 _BANK_RE = re.compile(r"([a-z]+?)(\d+)(h|raw)?$")
 _FIXED_SLOTS: dict[str, tuple[int, int]] = {"bndcfgu": (XSTATE_BNDCSR, 0), "bndstatus": (XSTATE_BNDCSR, 8),
@@ -385,8 +194,8 @@ def _bank_slot(bank: str, index: int) -> tuple[int, int] | None:
     """
     high = 64 * (index - 16)
     slots = {
-        "st": (0, _ST0_OFFSET + 16 * index) if index < 8 else None,
-        "xmm": (0, _XMM0_OFFSET + 16 * index) if index < 16 else (XSTATE_HI16_ZMM, high),
+        "st": (0, ST0_OFFSET + 16 * index) if index < 8 else None,
+        "xmm": (0, XMM0_OFFSET + 16 * index) if index < 16 else (XSTATE_HI16_ZMM, high),
         "ymmh": (XSTATE_AVX, 16 * index) if index < 16 else (XSTATE_HI16_ZMM, high + 16),
         "zmmh": (XSTATE_ZMM_H, 32 * index) if index < 16 else (XSTATE_HI16_ZMM, high + 32),
         "k": (XSTATE_OPMASK, 8 * index),
@@ -417,7 +226,7 @@ def _storage(name: str, bitsize: int, offsets: Mapping[int, int]) -> tuple[Sourc
 # ------------------------------------------------------------------------------ target description
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class _Feature:
     name: str
     filename: str
@@ -455,9 +264,16 @@ def feature_text(filename: str) -> str:
         return f.read()
 
 
-def _number_feature(text: str, first: int) -> tuple[str, list[ET.Element]]:
-    """`text` with `regnum` attributes from `first` on, and its `<reg>` elements in order."""
-    regs = ET.fromstring(text).findall("reg")
+_REG_RE = re.compile(r"<reg\b([^>]*)/>")
+_ATTRIBUTE_RE = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _number_feature(text: str, first: int) -> tuple[str, list[dict[str, str]]]:
+    """`text` with `regnum` attributes from `first` on, and its `<reg>` elements' attributes in order.
+
+    The feature files are this package's own, one `<reg .../>` per line with plain attribute values, so
+    two regular expressions read them (xml.etree cost ~4 ms of imports and parsing at start-up)."""
+    regs = [dict(_ATTRIBUTE_RE.findall(m.group(1))) for m in _REG_RE.finditer(text)]
     counter = iter(range(first, first + len(regs)))
     numbered, count = _REG_HEAD_RE.subn(lambda m: f'{m.group(1)} regnum="{next(counter)}"', text)
     if count != len(regs):
@@ -476,14 +292,14 @@ def _describe(xcr0: int, offsets: Mapping[int, int]) -> tuple[bytes, tuple[Regis
         text, regs = _number_feature(feature_text(feature.filename), len(table))
         parts.append(text)
         for reg in regs:
-            name, bitsize = reg.attrib["name"], int(reg.attrib["bitsize"])
+            name, bitsize = reg["name"], int(reg["bitsize"])
             source, offset, size, kind, component = _storage(name, bitsize, offsets)
             table.append(
                 RegisterDef(
                     name=name,
                     regnum=len(table),
                     bitsize=bitsize,
-                    type=reg.attrib["type"],
+                    type=reg["type"],
                     group=reg.get("group"),
                     feature=feature.name,
                     source=source,
@@ -510,7 +326,8 @@ def _g_format(reg: RegisterDef) -> str:
     return f"{reg.byte_size}s" if reg.kind is Kind.RAW else "I"
 
 
-_Reorder = Callable[[tuple[Any, ...]], tuple[Any, ...]]
+if TYPE_CHECKING:
+    _Reorder = Callable[[tuple[Any, ...]], tuple[Any, ...]]
 
 
 def _gather_struct(registers: tuple[RegisterDef, ...]) -> tuple[struct.Struct, _Reorder]:
@@ -528,7 +345,7 @@ def _gather_struct(registers: tuple[RegisterDef, ...]) -> tuple[struct.Struct, _
     return struct.Struct("".join(fmt)), itemgetter(*(index_of[r.regnum] for r in registers))
 
 
-@dataclass(frozen=True, eq=False)
+@frozen
 class RegisterLayout:
     """The registers, `g` layout and target description for one XCR0 (see the module docstring).
 
@@ -542,13 +359,20 @@ class RegisterLayout:
     registers: tuple[RegisterDef, ...]
     target_xml: bytes
     g_size: int
-    _gather: struct.Struct = field(repr=False)
-    _to_g_order: _Reorder = field(repr=False)
-    _g: struct.Struct = field(repr=False)
-    _spans: tuple[tuple[int, int, int], ...] = field(repr=False)
-    _pkru_at: int = field(repr=False)  # 0 where PKRU is not described
-    _by_name: Mapping[str, RegisterDef] = field(repr=False)
+    _gather: struct.Struct
+    _to_g_order: _Reorder
+    _g: struct.Struct
+    _spans: tuple[tuple[int, int, int], ...]
+    _pkru_at: int  # 0 where PKRU is not described
+    _by_name: Mapping[str, RegisterDef]
     expedite_regnums: tuple[int, ...] = EXPEDITE_REGNUMS
+
+    # One layout per XCR0 (`_build` is cached): identity is equality, and the tables stay out of the repr.
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
+    def __repr__(self) -> str:
+        return f"RegisterLayout(xcr0={self.xcr0:#x}, described={self.described}, registers={len(self.registers)})"
 
     @property
     def documents(self) -> Mapping[str, bytes]:
@@ -642,7 +466,7 @@ class RegisterLayout:
             return xstate
         if len(xstate) < XSAVE_HEADER_END:
             raise ValueError(f"xstate too short for an XSAVE header: {len(xstate)} bytes")
-        clear = ~_U64.unpack_from(xstate, XSTATE_BV_OFFSET)[0] & self.xcr0 & _NORMALIZED
+        clear = ~_U64.unpack_from(xstate, XSTATE_BV_OFFSET)[0] & self.xcr0 & NORMALIZED
         if not clear:
             return xstate
         buf = bytearray(xstate)
@@ -650,9 +474,9 @@ class RegisterLayout:
             if clear & bit:
                 buf[start:end] = bytes(end - start)
         if clear & XSTATE_X87:
-            buf[: len(_X87_CONTROL_INIT)] = _X87_CONTROL_INIT
+            buf[: len(X87_CONTROL_INIT)] = X87_CONTROL_INIT
         if clear & (XSTATE_SSE | XSTATE_AVX) == XSTATE_SSE | XSTATE_AVX:
-            _U32.pack_into(buf, _MXCSR_OFFSET, _MXCSR_INIT)
+            _U32.pack_into(buf, MXCSR_OFFSET, MXCSR_INIT)
         return bytes(buf)
 
     def _committed(self, before: bytes, after: bytearray) -> bytes:
@@ -663,7 +487,7 @@ class RegisterLayout:
         for bit, start, end in self._spans:
             if before[start:end] != after[start:end]:
                 bv |= bit
-        mxcsr = slice(_MXCSR_OFFSET, _MXCSR_OFFSET + 4)
+        mxcsr = slice(MXCSR_OFFSET, MXCSR_OFFSET + 4)
         if before[mxcsr] != after[mxcsr] and not bv & (XSTATE_SSE | XSTATE_AVX):
             bv |= XSTATE_SSE
         if self._pkru_at and any(after[self._pkru_at : self._pkru_at + 4]):
@@ -690,12 +514,12 @@ def _store(reg: RegisterDef, value: bytes, xs: bytearray) -> None:
 def _component_spans(offsets: Mapping[int, int]) -> tuple[tuple[int, int, int], ...]:
     """(XSTATE_BV bit, start, end) of the xstate bytes each described component owns (mxcsr excluded)."""
     spans = [
-        (XSTATE_X87, 0, _MXCSR_OFFSET),
-        (XSTATE_X87, _ST0_OFFSET, _XMM0_OFFSET),
-        (XSTATE_SSE, _XMM0_OFFSET, _XMM0_OFFSET + 256),
+        (XSTATE_X87, 0, MXCSR_OFFSET),
+        (XSTATE_X87, ST0_OFFSET, XMM0_OFFSET),
+        (XSTATE_SSE, XMM0_OFFSET, XMM0_OFFSET + 256),
     ]
     for bit, offset in sorted(offsets.items()):
-        used = 4 if bit == XSTATE_PKRU else _COMPONENT_BY_BIT[bit].size  # PKRU's last 4 bytes are padding
+        used = 4 if bit == XSTATE_PKRU else COMPONENT_BY_BIT[bit].size  # PKRU's last 4 bytes are padding
         spans.append((bit, offset, offset + used))
     return tuple(spans)
 

@@ -3,6 +3,7 @@
 Never imports `ptstub.rsp`: RSP syntax stays on the other side of `ptstub.target.Target`.
 """
 
-from ptstub.linux.inferior import Inferior, attach, launch
+from ptstub.linux.inferior import Inferior
+from ptstub.linux.start import attach, launch
 
 __all__ = ["Inferior", "attach", "launch"]

@@ -9,10 +9,9 @@ Unaligned or odd-sized watches are split over several slots, like gdbserver's x8
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ptstub.errors import TargetError
 from ptstub.target import BreakpointKind
+from ptstub.values import frozen
 
 RW_BITS = {BreakpointKind.HARDWARE: 0b00, BreakpointKind.WRITE_WATCH: 0b01, BreakpointKind.ACCESS_WATCH: 0b11}
 LEN_BITS = {1: 0b00, 2: 0b01, 4: 0b11, 8: 0b10}
@@ -20,7 +19,7 @@ ENOSPC = 28
 EINVAL = 22
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Slot:
     """One debug register in use: the piece it covers and the request it belongs to."""
 

@@ -2,7 +2,9 @@
 
 Python keeps policy: which threads run, breakpoint reference counts, hardware slots, which signal a
 resume delivers, turning the C engine's pending-event records into typed `StopEvent`s. The C helper
-(`csrc/ptcore_*.c`) keeps the mechanism. Invariant: between two calls every thread is stopped
+(`csrc/ptcore_*.c`) keeps the mechanism. Helpers by job: `thread_list` (names and handles for GDB's
+thread list), `breakpoints` (reference counts, debug registers), `registers`, `solibs`; `start`
+makes an Inferior (`launch`, `attach`). Invariant: between two calls every thread is stopped
 (`world_stopped`) unless `resume()` was called and `wait()` has not yet reported.
 
 All calls must come from the thread that created the Inferior (ptrace(2): requests are accepted only
@@ -12,14 +14,12 @@ from the tracer thread), except `interrupt()`, which any thread may call.
 from __future__ import annotations
 
 import errno as errno_mod
-import logging
 import os
 import signal as signal_mod
-import threading
 from collections.abc import Callable, Collection, Mapping
-from typing import IO, Any
 
-from ptstub.errors import AttachError, LaunchError, ProcessGoneError, StopTimeout, TargetError
+from ptstub import logs
+from ptstub.errors import ProcessGoneError, StopTimeout, TargetError
 from ptstub.events import (
     BreakpointHit,
     Exec,
@@ -33,42 +33,25 @@ from ptstub.events import (
     SyscallStop,
     ThreadExited,
     VforkDone,
-    WatchKind,
-    WatchpointHit,
 )
-from ptstub.linux import solibs, symbols
-from ptstub.linux.debugregs import DebugRegisters, Slot
+from ptstub.linux import ptrace_log, registers, solibs, symbols
+from ptstub.linux.breakpoints import BreakpointTable
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
-from ptstub.linux.program import resolve_program
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
+from ptstub.linux.thread_list import ThreadList
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
 
-log = logging.getLogger("ptstub.events")
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
 
-GPR_SIZE = 216
-XSTATE_MAX = 16384
-SIGINFO_SIZE = 128
-STATES = {
-    lib.PT_RUNNING: ThreadState.RUNNING,
-    lib.PT_STOPPED: ThreadState.STOPPED,
-    lib.PT_EXITING: ThreadState.EXITING,
-    lib.PT_GONE: ThreadState.GONE,
-}
+log = logs.logger("ptstub.events")
+
 ACT_NONE, ACT_CONT, ACT_STEP, ACT_RANGE = lib.PT_ACT_NONE, lib.PT_ACT_CONT, lib.PT_ACT_STEP, lib.PT_ACT_RANGE
-WATCH_KINDS = {BreakpointKind.WRITE_WATCH: WatchKind.WRITE, BreakpointKind.ACCESS_WATCH: WatchKind.ACCESS}
+set_action = lib.pt_set_action  # once per thread per resume: a module global, not a `lib` lookup
 WAIT_FOREVER = -1
 PEER = 4  # wait_in_group: another process of the session has the event
 NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
-FS_BASE_OFFSET = 21 * 8  # user_regs_struct.fs_base (<sys/user.h>)
-COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
 _PASS_MASKS: dict[frozenset[int], int] = {}  # QPassSignals lists seen -> the engine's signal mask
-
-
-def _fd_of(stream: IO[Any] | int | None) -> int:
-    if stream is None:
-        return -1
-    if isinstance(stream, int):
-        return stream
-    return stream.fileno()
 
 
 def _ms(timeout: float | None) -> int:
@@ -83,22 +66,17 @@ class Inferior:
         self.pid = pid
         self.launched = launched
         self._executable = executable
-        self._owner = threading.get_ident()
-        self._breakpoints: dict[int, int] = {}  # address -> reference count
-        self._debugregs = DebugRegisters()
+        self._breakpoints = BreakpointTable()
         self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
-        self._pending_hwtraps: dict[int, Slot | None] = {}  # tid -> what its unreported trap hit
         self._ready = False  # pt_resume found an event to report without running anything
         self._last_tid = pid
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._names: dict[int, tuple[str, int, ThreadInfo | None]] = {}  # tid -> (comm, _resumes when read, info)
-        self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
+        self._thread_list = ThreadList(pid)  # names and handles, cached per stop
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
-        self._pointer_unset: dict[int, int] = {}  # tid -> _resumes when its fs_base was last read as 0
-        self._gpr_buf = ffi.new("uint8_t[]", GPR_SIZE)  # reused by _thread_pointer
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
+        self._logs_ptrace = engine.ptrace_log != ffi.NULL  # the `ptstub.ptrace` channel was on at its making
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -119,7 +97,8 @@ class Inferior:
                     self.detach()
         finally:
             self._closed = True
-            self._close_comm_fds()
+            self._thread_list.clear()
+            self._log_ptrace()
             lib.pt_engine_free(self._e)
             self._e = ffi.NULL
 
@@ -131,99 +110,16 @@ class Inferior:
         if self._closed or self._e.exited:
             raise ProcessGoneError()
 
+    def _log_ptrace(self) -> None:
+        """Log the ptrace calls made since the last time (they come before the event they led to)."""
+        if self._logs_ptrace:
+            ptrace_log.flush(self._e)
+
     # -------------------------------------------------------------------------------- threads
     def threads(self) -> list[ThreadInfo]:
         """Live threads in creation order (threads past their exit are left out)."""
         self._require_alive()
-        e, names, resumes = self._e, self._names, self._resumes
-        result = []
-        for i in range(e.nthreads):
-            t = e.threads[i]
-            state, tid = t.state, t.tid
-            if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
-                continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
-            # /proc comm, read once per stop: GDB may ask several times, but any thread that ran may
-            # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp). The kernel
-            # gives another thread's name nowhere else (PR_GET_NAME reads the caller's own), so this
-            # is the one /proc read per stop left: a pread per known thread, an open per new one.
-            cached = names.get(tid)
-            if cached is None or cached[1] != resumes:
-                cached = names[tid] = (self._read_comm(tid), resumes, cached[2] if cached is not None else None)
-            name, info, thread_state = cached[0], cached[2], STATES[state]
-            pointer = info.thread_pointer if info is not None else 0
-            if not pointer and state == lib.PT_STOPPED:
-                pointer = self._thread_pointer(tid)
-            if info is None or info.state is not thread_state or info.name != name or info.thread_pointer != pointer:
-                # A new value only when something changed: GDB lists the threads at every stop.
-                info = ThreadInfo(tid, name, -1, thread_state, pointer)
-                names[tid] = (name, resumes, info)
-            result.append(info)
-        if len(names) != len(result):  # a thread exited (one born since was added above)
-            self._forget_names({info.tid for info in result})
-        return result
-
-    def _read_comm(self, tid: int) -> str:
-        """A thread's comm through a file descriptor kept open per thread: one pread(2) a stop instead
-        of open, fstat, ioctl, lseek, read and close (GDB reads every name at every stop). proc(5)
-        regenerates the text on each read at offset 0, so a rename is seen at once."""
-        fd = self._comm_fds.get(tid)
-        if fd is not None:
-            try:
-                return os.pread(fd, 64, 0).rstrip(b"\n").decode(errors="replace")
-            except OSError:
-                # ESRCH: the thread this fd was opened for exited; its tid may now be a new thread's.
-                del self._comm_fds[tid]
-                os.close(fd)
-        try:
-            fd = os.open(f"/proc/{self.pid}/task/{tid}/comm", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return ""  # ESRCH race: the thread exited since the engine last saw it
-        try:
-            data = os.pread(fd, 64, 0)
-        except OSError:
-            data = b""
-        if len(self._comm_fds) < COMM_FDS_MAX and data:
-            self._comm_fds[tid] = fd
-        else:
-            os.close(fd)
-        return data.rstrip(b"\n").decode(errors="replace")
-
-    def _thread_pointer(self, tid: int) -> int:
-        """fs_base of a stopped thread, the `pthread_t` GDB gets as the thread's handle, or 0.
-
-        Read once per thread: the value is kept in its ThreadInfo from the first stop where it is not
-        0, as gdbserver keeps the handle libthread_db gave it for the thread's life. A thread that
-        moves its own TLS later (arch_prctl(ARCH_SET_FS)) keeps the first value, as with gdbserver;
-        exec forgets them all (`_close_comm_fds`). While it reads 0 (the first instructions, before
-        the C library set up TLS) it is read again at most once per resume."""
-        if self._pointer_unset.get(tid) == self._resumes:
-            return 0
-        # ESRCH: the thread exited since the engine saw it stopped; no handle then.
-        pointer = 0
-        if lib.pt_get_regs(self._e, tid, self._gpr_buf) == 0:
-            pointer = int.from_bytes(ffi.buffer(self._gpr_buf, GPR_SIZE)[FS_BASE_OFFSET : FS_BASE_OFFSET + 8], "little")
-        if pointer:
-            self._pointer_unset.pop(tid, None)
-        else:
-            self._pointer_unset[tid] = self._resumes
-        return pointer
-
-    def _forget_names(self, live: set[int]) -> None:
-        """Drop the names (and comm descriptors) of threads that are gone."""
-        for tid in [tid for tid in self._pointer_unset if tid not in live]:
-            del self._pointer_unset[tid]
-        for tid in [tid for tid in self._names if tid not in live]:
-            del self._names[tid]
-            fd = self._comm_fds.pop(tid, None)
-            if fd is not None:
-                os.close(fd)
-
-    def _close_comm_fds(self) -> None:
-        for fd in self._comm_fds.values():
-            os.close(fd)
-        self._comm_fds.clear()
-        self._names.clear()
-        self._pointer_unset.clear()
+        return self._thread_list.threads(self._e, self._resumes)
 
     def thread_ids(self) -> list[int]:
         e = self._e
@@ -259,51 +155,15 @@ class Inferior:
     def insert_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
         """Insert a breakpoint (reference counted) or a hardware breakpoint / watchpoint."""
         self._require_alive()
-        if kind is BreakpointKind.SOFTWARE:
-            count = self._breakpoints.get(address, 0)
-            if count == 0:
-                check_memory(lib.pt_insert_breakpoint(self._e, address), address, 1, "insert a breakpoint")
-            self._breakpoints[address] = count + 1
-            return
-        self._resolve_pending_hwtraps()
-        self._debugregs.insert(address, length, kind)
-        self._apply_debugregs()
+        self._breakpoints.insert(self._e, address, kind, length)
 
     def reinsert_breakpoint(self, address: int) -> None:
         """Write the int3 of an inserted breakpoint again (no new reference)."""
-        check_memory(lib.pt_insert_breakpoint(self._e, address), address, 1, "insert a breakpoint")
+        self._breakpoints.reinsert(self._e, address)
 
     def remove_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
         self._require_alive()
-        if kind is BreakpointKind.SOFTWARE:
-            count = self._breakpoints.get(address, 0)
-            if count <= 1:
-                self._breakpoints.pop(address, None)
-                rc = lib.pt_remove_breakpoint(self._e, address)
-                if rc < 0 and rc != -errno_mod.ENOENT:
-                    check_memory(rc, address, 1, "remove the breakpoint")
-            else:
-                self._breakpoints[address] = count - 1
-            return
-        self._resolve_pending_hwtraps()
-        if self._debugregs.remove(address, length, kind):
-            self._apply_debugregs()
-
-    def _resolve_pending_hwtraps(self) -> None:
-        """Name the watchpoint of each hardware trap still to be reported before the slots move.
-
-        DR6 names a debug register; GDB re-inserts watchpoints in address order, so after an insert or
-        remove the same register may hold another watchpoint (gdb.threads/watchthreads-reorder.exp).
-        gdbserver likewise keeps the stopped data address from the moment of the stop."""
-        e = self._e
-        for i in range(e.nthreads):
-            t = e.threads[i]
-            if t.ev_kind == lib.PT_EV_HWTRAP and t.tid not in self._pending_hwtraps:
-                self._pending_hwtraps[t.tid] = self._debugregs.triggered(t.ev_data)
-
-    def _apply_debugregs(self) -> None:
-        regs = ffi.new("uint64_t[4]", self._debugregs.addresses())
-        check(lib.pt_set_debugregs(self._e, regs, self._debugregs.dr7()), "set debug registers")
+        self._breakpoints.remove(self._e, address, kind, length)
 
     # -------------------------------------------------------------------------------- run control
     def resume(self, actions: Mapping[int, ResumeAction] | None = None, default: ResumeAction | None = None) -> None:
@@ -383,6 +243,7 @@ class Inferior:
             return self._take_event()
         if rc == 3:
             raise TargetError("no thread is running", errno_mod.ECHILD)
+        self._log_ptrace()
         return None
 
     def cont(self, timeout: float | None = 10.0, pass_signal: bool = True) -> StopEvent:
@@ -390,8 +251,8 @@ class Inferior:
         self._require_alive()
         if self._held_signals:
             for tid, sig in self._held_signals.items():
-                if pass_signal and self.has_thread(tid):
-                    self._thread(tid).action_sig = sig
+                if pass_signal:
+                    lib.pt_set_action_signal(self._e, tid, sig)  # -ESRCH: the thread is gone, so is its signal
             self._held_signals.clear()
         self._resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
@@ -452,8 +313,7 @@ class Inferior:
         for i in range(e.nthreads):
             t = e.threads[i]
             if t.ev_kind == lib.PT_EV_SIGNAL and t.state == lib.PT_STOPPED:
-                e.reported = t
-                e.report_tid = t.tid
+                check(lib.pt_select_report(e, t.tid), "report")
                 return self._take_event()
         return None
 
@@ -464,18 +324,17 @@ class Inferior:
         Runs for every thread at every resume: kinds are compared by identity (an `Enum` used as a
         dict key hashes in Python) and the C constants are module globals, not `lib` lookups."""
         if action is None:
-            t.action = ACT_NONE
+            set_action(t, ACT_NONE, 0, 0, 0)
             return
         kind = action.kind
         if kind is ResumeKind.CONTINUE:
-            t.action = ACT_CONT
+            rc = set_action(t, ACT_CONT, action.signal, 0, 0)
         elif kind is ResumeKind.STEP:
-            t.action = ACT_STEP
+            rc = set_action(t, ACT_STEP, action.signal, 0, 0)
         else:
-            t.action = ACT_RANGE
-            t.range_start = action.range_start
-            t.range_end = action.range_end
-        t.action_sig = action.signal
+            rc = set_action(t, ACT_RANGE, action.signal, action.range_start, action.range_end)
+        if rc < 0:
+            raise TargetError(f"invalid resume action {action} for thread {tid}", -rc)
         if self._held_signals:
             self._held_signals.pop(tid, None)
 
@@ -492,7 +351,7 @@ class Inferior:
             t = e.threads[i]
             if t.state != lib.PT_STOPPED:
                 if t.tid in actions:
-                    t.want_stop = 0
+                    lib.pt_withdraw_thread_stop(e, t.tid)
                 continue
             self._set_action(t, t.tid, actions.get(t.tid))
         self._ready = False
@@ -505,7 +364,10 @@ class Inferior:
         """
         self._require_alive()
         rc = check(lib.pt_wait_one(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
-        return self._take_event() if rc == 1 else None
+        if rc == 1:
+            return self._take_event()
+        self._log_ptrace()
+        return None
 
     def next_event_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
         """`wait_event` for a process served with others in non-stop: its own event, PEER (a status
@@ -546,7 +408,7 @@ class Inferior:
                 # GDB sends the same two lists at every stop of a breakpoint loop (empty while it steps
                 # over a breakpoint, its pass list after): one lookup instead of a loop over the list.
                 _PASS_MASKS[signals] = mask
-        self._e.pass_signals = mask
+        lib.pt_set_pass_signals(self._e, mask)
 
     def set_options(
         self,
@@ -575,10 +437,10 @@ class Inferior:
         It carries a copy of the parent's breakpoints (its memory holds the same int3 bytes), so that
         removing them from the child restores the child's own bytes, as GDB does before detaching it.
         """
-        engine = _new_engine(child_pid, None)
+        engine = new_engine(child_pid, None)
         check(lib.pt_adopt_child(engine, self._e), "adopt fork child")
         child = Inferior(engine, child_pid, self.launched, self._executable)
-        child._breakpoints = dict.fromkeys(self._breakpoints, 1)
+        child._breakpoints = self._breakpoints.inherited()
         return child
 
     # -------------------------------------------------------------------------------- several processes
@@ -594,7 +456,7 @@ class Inferior:
 
     def clear_peer_event(self) -> None:
         if not self._closed:
-            self._e.peer_event = 0
+            lib.pt_clear_peer_event(self._e)
 
     def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
         """`wait()` for a process served with others: its own event, PEER (another process of the
@@ -635,12 +497,12 @@ class Inferior:
 
     # -------------------------------------------------------------------------------- events
     def _take_event(self) -> StopEvent:
+        self._log_ptrace()
         e = self._e
         t = e.reported
         if e.exited or t == ffi.NULL:
             return self._process_end()
-        kind, tid, pc = t.ev_kind, t.tid, t.ev_pc
-        t.ev_kind = lib.PT_EV_NONE
+        kind, tid, pc = lib.pt_take_event(e, t), t.tid, t.ev_pc
         self._last_tid = tid
         if kind == lib.PT_EV_BREAKPOINT:
             return BreakpointHit(tid, pc, engine_verdict=int(t.ev_data))
@@ -652,7 +514,7 @@ class Inferior:
         if kind == lib.PT_EV_INTERRUPT:
             return Interrupted(tid, pc)
         if kind == lib.PT_EV_HWTRAP:
-            return self._hardware_event(tid, pc, t.ev_data)
+            return self._breakpoints.hardware_event(tid, pc, t.ev_data)
         if kind == lib.PT_EV_EXEC:
             return self._on_exec(tid, pc)
         if kind in (lib.PT_EV_FORK, lib.PT_EV_VFORK):
@@ -661,8 +523,7 @@ class Inferior:
             return VforkDone(tid, pc)
         if kind == lib.PT_EV_SYSCALL:
             return SyscallStop(tid, pc, int(t.ev_data), bool(t.ev_sig))
-        if kind == lib.PT_EV_THREAD_EXITED:
-            t.state = lib.PT_GONE  # dead since its exit status came (stopped, so no running count moves)
+        if kind == lib.PT_EV_THREAD_EXITED:  # pt_take_event made its record PT_GONE
             status = int(t.ev_data)
             return ThreadExited(tid, os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0)
         raise TargetError(f"engine reported unknown event kind {kind}")
@@ -675,20 +536,9 @@ class Inferior:
         self.exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
         return Exited(self.pid, self.exit_code)
 
-    def _hardware_event(self, tid: int, pc: int, dr6: int) -> StopEvent:
-        if tid in self._pending_hwtraps:
-            slot = self._pending_hwtraps.pop(tid)
-        else:
-            slot = self._debugregs.triggered(dr6)
-        if slot is None or slot.kind is BreakpointKind.HARDWARE:
-            return BreakpointHit(tid, pc, hardware=True)
-        return WatchpointHit(tid, pc, slot.request[0], WATCH_KINDS[slot.kind])
-
     def _on_exec(self, tid: int, pc: int) -> StopEvent:
-        self._close_comm_fds()  # the other threads are gone and the leader may be another task now
-        self._breakpoints.clear()  # the old image and its int3 bytes are gone
-        self._debugregs.clear()
-        self._pending_hwtraps.clear()
+        self._thread_list.clear()  # the other threads are gone and the leader may be another task now
+        self._breakpoints.forget()  # the old image and its int3 bytes are gone
         self._held_signals.clear()
         self._executable = self.executable()
         return Exec(tid, pc, self._executable)
@@ -714,80 +564,44 @@ class Inferior:
 
     # -------------------------------------------------------------------------------- registers
     def read_gpr(self, tid: int) -> bytes:
-        buf = ffi.new("uint8_t[]", GPR_SIZE)
-        check_thread(lib.pt_get_regs(self._e, tid, buf), "GETREGS", tid)
-        return ffi.buffer(buf, GPR_SIZE)[:]
+        return registers.read_gpr(self._e, tid)
 
     def write_gpr(self, tid: int, data: bytes) -> None:
-        if len(data) != GPR_SIZE:
-            raise TargetError(f"general registers are {GPR_SIZE} bytes, got {len(data)}", errno_mod.EINVAL)
-        check_thread(lib.pt_set_regs(self._e, tid, data), "SETREGS", tid)
+        registers.write_gpr(self._e, tid, data)
 
     def read_xstate(self, tid: int) -> bytes:
-        buf = ffi.new("uint8_t[]", XSTATE_MAX)
-        n = check_thread(lib.pt_get_xstate(tid, buf, XSTATE_MAX), "GETREGSET", tid)
-        return ffi.buffer(buf, n)[:]
+        return registers.read_xstate(self._e, tid)
 
     def write_xstate(self, tid: int, data: bytes) -> None:
-        check_thread(lib.pt_set_xstate(tid, data, len(data)), "SETREGSET", tid)
+        registers.write_xstate(self._e, tid, data)
 
     def get_regs(self, tid: int) -> dict[str, int]:
         """General registers of `tid` by name (user_regs_struct: rax, rip, orig_rax, fs_base ...)."""
-        from ptstub.arch import x86_64
-
         self._require_alive()
-        return x86_64.unpack_gpr(self.read_gpr(tid))
+        return registers.get_regs(self._e, tid)
 
     def set_regs(self, tid: int, values: Mapping[str, int]) -> None:
         """Change some general registers of `tid`; the others keep their values."""
-        from ptstub.arch import x86_64
-
         self._require_alive()
-        unknown = set(values) - set(x86_64.GPR_FIELDS)
-        if unknown:
-            raise TargetError(f"unknown register(s): {', '.join(sorted(unknown))}", errno_mod.EINVAL)
-        self.write_gpr(tid, x86_64.pack_gpr(values, self.read_gpr(tid)))
+        registers.set_regs(self._e, tid, values)
 
     def read_siginfo(self, tid: int) -> bytes:
-        buf = ffi.new("uint8_t[]", SIGINFO_SIZE)
-        check_thread(lib.pt_get_siginfo(tid, buf), "GETSIGINFO", tid)
-        return ffi.buffer(buf, SIGINFO_SIZE)[:]
+        return registers.read_siginfo(self._e, tid)
 
     def write_siginfo(self, tid: int, data: bytes) -> None:
-        data = data.ljust(SIGINFO_SIZE, b"\0")[:SIGINFO_SIZE]
-        check_thread(lib.pt_set_siginfo(tid, data), "SETSIGINFO", tid)
+        registers.write_siginfo(self._e, tid, data)
 
+    # -------------------------------------------------------------------------------- shared libraries
     def loaded_libraries(self) -> tuple[int, list[solibs.Library]]:
         """(the executable's link_map address, the shared libraries after it), from r_debug."""
         self._require_alive()
-        exe = self.executable()
-        r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
-        if not r_debug and not solibs.is_static(exe) and not solibs.has_debug_tag(exe):
-            # Started as `ld.so PROG`: /proc/PID/exe is ld.so, which has no DT_DEBUG. gdbserver
-            # answers E01 here and GDB then finds r_debug itself (gdb.server/solib-list.exp).
-            raise TargetError(f"{exe} has no DT_DEBUG entry")
-        if not r_debug:
-            return 0, []
-        maps = solibs.link_maps(self.read_memory, r_debug)
-        if not maps:
-            return 0, []
-        return maps[0].lm, maps[1:]
+        return solibs.loaded_libraries(self.read_memory, self.pid, self.executable())
 
     def tls_address(self, tid: int, offset: int, lm: int) -> int:
         """Address of a thread-local variable (`offset` in the module whose link_map is `lm`)."""
-        exe = self.executable()
-        r_debug = solibs.r_debug_address(self.read_memory, exe, self._load_base(exe))
-        if not r_debug and not (lm == 0 and solibs.is_static(exe)):
-            raise TargetError("the dynamic linker has not started yet")
-        libraries = solibs.link_maps(self.read_memory, r_debug) if r_debug else []
-        fs_base = self.get_regs(tid)["fs_base"]
-        return solibs.tls_address(self.read_memory, libraries, exe, fs_base, offset, lm)
-
-    def _load_base(self, exe: str) -> int:
-        try:
-            return symbols.load_base(self.pid, exe)
-        except (TargetError, OSError):
-            return 0
+        self._require_alive()
+        fs_base = registers.get_regs(self._e, tid)["fs_base"]
+        return solibs.thread_local_address(self.read_memory, self.pid, self.executable(), fs_base, offset, lm)
 
     def read_auxv(self) -> bytes:
         try:
@@ -809,14 +623,13 @@ class Inferior:
             return
         for tid, sig in self._held_signals.items():
             wanted = pass_signal(sig) if pass_signal is not None else sig not in (signal_mod.SIGTRAP, signal_mod.SIGINT)
-            if wanted and self.has_thread(tid) and not self._thread(tid).deliver_sig:
-                self._thread(tid).deliver_sig = sig
+            if wanted:
+                lib.pt_set_deliver_signal(self._e, tid, sig)  # kept unless one is due; -ESRCH: gone
         self._held_signals.clear()
-        self._breakpoints.clear()
-        self._debugregs.clear()
-        check(lib.pt_detach(self._e), "detach")
-        self._close_comm_fds()
-        self._e.exited = 1
+        self._breakpoints.forget()
+        check(lib.pt_detach(self._e), "detach")  # the engine counts the process as ended now
+        self._log_ptrace()
+        self._thread_list.clear()
         self.exit_code = None
 
     def kill(self) -> None:
@@ -824,7 +637,8 @@ class Inferior:
         if self._closed or self._e.exited:
             return
         lib.pt_kill(self._e)
-        self._close_comm_fds()
+        self._log_ptrace()
+        self._thread_list.clear()
         self.exit_signal = signal_mod.SIGKILL
 
     # -------------------------------------------------------------------------------- statistics
@@ -852,113 +666,11 @@ class Inferior:
         return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
 
 
-def _is_zombie(pid: int, tid: int) -> bool:
-    """The thread has exited and waits to be reaped (state Z in /proc/PID/task/TID/stat), or is gone."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
-    except (OSError, IndexError):
-        return True
-
-
 # ------------------------------------------------------------------------------------ construction
-def _new_engine(pid: int, seed: int | None) -> Any:
+def new_engine(pid: int, seed: int | None) -> Any:
+    """An engine for `pid` (0: for a program `launch` starts), its ptrace log on when `ptstub.ptrace` is."""
     engine = lib.pt_engine_new(pid, seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
     if engine == ffi.NULL:
         raise TargetError(f"cannot set up tracing of process {pid} (is /proc mounted?)")
+    ptrace_log.enable(engine)
     return engine
-
-
-def launch(
-    argv: list[str],
-    env: Mapping[str, str] | None = None,
-    cwd: str | None = None,
-    *,
-    stdin: IO[Any] | int | None = None,
-    stdout: IO[Any] | int | None = None,
-    stderr: IO[Any] | int | None = None,
-    disable_randomization: bool = True,
-    new_process_group: bool = False,
-    seed: int | None = None,
-) -> Inferior:
-    """Start `argv` traced; it is stopped before its first instruction with every thread traced."""
-    if not argv:
-        raise LaunchError("no program given")
-    path = resolve_program(argv[0])
-    if cwd is not None and not os.path.isdir(cwd):
-        raise LaunchError(f"{cwd}: working directory does not exist")
-    environment = os.environ if env is None else env
-    keep = [ffi.new("char[]", os.fsencode(a)) for a in argv]
-    c_argv = ffi.new("char *[]", keep + [ffi.NULL])
-    env_keep = [ffi.new("char[]", os.fsencode(f"{k}={v}")) for k, v in environment.items()]
-    c_env = ffi.new("char *[]", env_keep + [ffi.NULL])
-    flags = lib.PT_LAUNCH_NO_ASLR if disable_randomization else 0
-    flags |= lib.PT_LAUNCH_SETPGID if new_process_group else 0
-    pid_out = ffi.new("int32_t *")
-    c_cwd = ffi.new("char[]", os.fsencode(cwd)) if cwd else ffi.NULL
-    rc = lib.pt_launch(
-        os.fsencode(path), c_argv, c_env, c_cwd, flags, _fd_of(stdin), _fd_of(stdout), _fd_of(stderr), pid_out
-    )
-    if rc < 0:
-        raise LaunchError(f"{argv[0]}: cannot start: {os.strerror(-rc)}")
-    pid = pid_out[0]
-    try:
-        engine = _new_engine(pid, seed)
-    except TargetError:
-        os.kill(pid, signal_mod.SIGKILL)
-        os.waitpid(pid, 0)
-        raise
-    check(lib.pt_adopt_launched(engine), "adopt")
-    log.debug("launched %s as pid %d", path, pid)
-    return Inferior(engine, pid, True, path)
-
-
-def attach(pid: int, seed: int | None = None) -> Inferior:
-    """Attach to every thread of a running process; returns with all of them stopped."""
-    if pid <= 0 or not os.path.exists(f"/proc/{pid}"):
-        raise AttachError(f"cannot attach to process {pid}: no such process")
-    if pid == os.getpid():
-        raise AttachError("cannot attach to ptstub's own process")
-    tracer = _tracer_of(pid)
-    if tracer:
-        raise AttachError(f"cannot attach to process {pid}: it is already traced by process {tracer}")
-    try:
-        engine = _new_engine(pid, seed)
-    except TargetError as err:
-        raise AttachError(f"cannot attach to process {pid}: {err}") from None
-    rc = lib.pt_attach_all(engine)
-    if rc < 0:
-        lib.pt_engine_free(engine)
-        raise AttachError(_attach_message(pid, -rc))
-    if engine.memfd < 0:
-        lib.pt_detach(engine)
-        lib.pt_engine_free(engine)
-        raise AttachError(f"cannot attach to process {pid}: cannot open /proc/{pid}/mem")
-    try:
-        exe = os.readlink(f"/proc/{pid}/exe")
-    except OSError:
-        exe = ""
-    return Inferior(engine, pid, False, exe)
-
-
-def _tracer_of(pid: int) -> int:
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("TracerPid:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def _attach_message(pid: int, err: int) -> str:
-    if err == errno_mod.EPERM:
-        return (
-            f"cannot attach to process {pid}: operation not permitted "
-            "(check /proc/sys/kernel/yama/ptrace_scope, that you own the process or are root, "
-            "and that no other debugger is attached)"
-        )
-    if err == errno_mod.ESRCH:
-        return f"cannot attach to process {pid}: no such process"
-    return f"cannot attach to process {pid}: {os.strerror(err)}"

@@ -18,9 +18,10 @@ import functools
 import os
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from ptstub.errors import TargetError
+from ptstub.linux import symbols
+from ptstub.values import frozen
 
 DT_NULL, DT_DEBUG = 0, 21
 TLS_DTV_UNALLOCATED = (1 << 64) - 1
@@ -29,7 +30,7 @@ MAX_LIBRARIES = 4096
 ReadMemory = Callable[[int, int], bytes]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Library:
     """One entry of the dynamic linker's list."""
 
@@ -197,3 +198,35 @@ def tls_address(read: ReadMemory, libraries: list[Library], executable: str, fs_
     if block in (0, TLS_DTV_UNALLOCATED):
         raise TargetError("thread-local storage not allocated yet for this thread")
     return block + offset
+
+
+def loaded_libraries(read: ReadMemory, pid: int, executable: str) -> tuple[int, list[Library]]:
+    """(the executable's link_map address, the shared libraries after it), from r_debug."""
+    r_debug = r_debug_address(read, executable, _load_base(pid, executable))
+    if not r_debug and not is_static(executable) and not has_debug_tag(executable):
+        # Started as `ld.so PROG`: /proc/PID/exe is ld.so, which has no DT_DEBUG. gdbserver
+        # answers E01 here and GDB then finds r_debug itself (gdb.server/solib-list.exp).
+        raise TargetError(f"{executable} has no DT_DEBUG entry")
+    if not r_debug:
+        return 0, []
+    maps = link_maps(read, r_debug)
+    if not maps:
+        return 0, []
+    return maps[0].lm, maps[1:]
+
+
+def thread_local_address(read: ReadMemory, pid: int, executable: str, fs_base: int, offset: int, lm: int) -> int:
+    """Address of a thread-local variable of the thread whose fs_base is given (`offset` in the module
+    whose link_map is `lm`; 0 for a static executable's own)."""
+    r_debug = r_debug_address(read, executable, _load_base(pid, executable))
+    if not r_debug and not (lm == 0 and is_static(executable)):
+        raise TargetError("the dynamic linker has not started yet")
+    libraries = link_maps(read, r_debug) if r_debug else []
+    return tls_address(read, libraries, executable, fs_base, offset, lm)
+
+
+def _load_base(pid: int, executable: str) -> int:
+    try:
+        return symbols.load_base(pid, executable)
+    except (TargetError, OSError):
+        return 0

@@ -7,22 +7,24 @@ traces. The pipeline a session drives:
     reply body (replies.*) --encode_packet--> bytes
 
 Modules: `framing` (frames, checksums, escapes, run-length encoding), `threadid` (`p<pid>.<tid>`),
-`commands` (one frozen value per packet family), `replies` (reply encoders), `features`
-(qSupported), `signals` (Linux <-> GDB signal numbers), `hexutil`, `errors` (`ProtocolError`).
+`command_values` (one frozen value per packet family), `commands` (their parser), `replies` (reply
+encoders), `features` (qSupported), `signals` (Linux <-> GDB signal numbers), `hexutil`, `errors`.
 Invariant: nothing here imports `ptstub.linux`, sockets or ptrace; `ProtocolError` is never fatal.
 
 The names below are loaded on first use (PEP 562 `__getattr__`), so that `ptstub.rsp.framing` (all the
-connection loop needs before a client connects) does not pull in `commands`, whose ~60 frozen
-dataclasses take tens of milliseconds to create.
+connection loop needs before a client connects) does not pull in `commands` and its ~60 value classes.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
-    from ptstub.rsp.commands import Command, UnknownCommand, parse_command
+    from typing import Any
+
+    from ptstub.rsp.command_values import Command, UnknownCommand
+    from ptstub.rsp.commands import parse_command
     from ptstub.rsp.errors import ProtocolError
     from ptstub.rsp.features import (
         ClientFeatures,

@@ -25,10 +25,10 @@ Invariants:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import IntEnum
 
 from ptstub.rsp.errors import ProtocolError
+from ptstub.values import frozen
 
 MASK64 = (1 << 64) - 1
 STACK_LIMIT = 100  # gdbserver's STACK_MAX: deeper stacks are an error, not a bigger allocation
@@ -156,14 +156,14 @@ class AgentExpressionError(Exception):
     """Evaluation failed (division by zero, unreadable memory, stack under/overflow, unhandled op)."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class AgentExpression:
     """One checked bytecode string (`parse_agent_expression` made sure every instruction is whole)."""
 
     code: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BreakpointCommands:
     """The target-side commands of one breakpoint (`;cmds:`), in the order GDB sent them, and GDB's
     `persist` flag (`set disconnected-dprintf`: keep running them while GDB is disconnected)."""

@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
+
+from ptstub.values import frozen
 
 MemoryReader = Callable[[int, int], bytes]
 """(address, length) → the bytes there; fewer bytes mean the memory is not readable."""
@@ -75,7 +76,7 @@ class ArgClass(Enum):
 _SUPPORTED = (ArgClass.INT, ArgClass.LONG, ArgClass.LONG_LONG, ArgClass.SIZE_T, ArgClass.POINTER, ArgClass.STRING)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Directive:
     """One `%...` conversion: its text (for messages), flags, width, precision, length and conversion."""
 

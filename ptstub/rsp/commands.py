@@ -1,4 +1,4 @@
-"""Typed commands: one frozen value per RSP packet family, parsed from a packet body.
+"""The command parser: a packet body to its typed command (`command_values`, re-exported here).
 
 GDB manual, Remote Protocol appendix: "Packets", "General Query Packets", "Host I/O Packets"
 (vFile), "Stop Reply Packets" (for vCont semantics). Packet letters appear only in docstrings and in
@@ -24,555 +24,80 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
 
+from ptstub.rsp.command_values import (
+    AttachProcess,
+    CatchSyscalls,
+    Command,
+    ComputeCrc,
+    Continue,
+    Detach,
+    EnableExtendedMode,
+    FileClose,
+    FileOpen,
+    FileRead,
+    FileReadLink,
+    FileSetFilesystem,
+    FileStat,
+    FileUnlink,
+    FileWrite,
+    GetTlsAddress,
+    InsertBreakpoint,
+    InterruptTarget,
+    IsThreadAlive,
+    KillProcess,
+    ListThreads,
+    MonitorCommand,
+    NextStopNotification,
+    PassSignals,
+    ProgramSignals,
+    QueryAttached,
+    QueryCurrentThread,
+    QueryResumeActions,
+    QuerySectionOffsets,
+    QueryStopReason,
+    QuerySupported,
+    QueryThreadExtraInfo,
+    ReadMemory,
+    ReadObject,
+    ReadRegister,
+    ReadRegisters,
+    RemoveBreakpoint,
+    ResetEnvironment,
+    Restart,
+    Resume,
+    RunProgram,
+    SearchMemory,
+    SelectThread,
+    SetDisableRandomization,
+    SetEnvironmentVariable,
+    SetNonStop,
+    SetStartupWithShell,
+    SetThreadEvents,
+    SetWorkingDirectory,
+    StartNoAckMode,
+    Step,
+    SymbolLookup,
+    ThreadAction,
+    ThreadActionKind,
+    ThreadPurpose,
+    UnknownCommand,
+    UnsetEnvironmentVariable,
+    WriteMemory,
+    WriteObject,
+    WriteRegister,
+    WriteRegisters,
+)
 from ptstub.rsp.errors import ProtocolError
-from ptstub.rsp.features import ClientFeatures, TransferObject, parse_client_features
+from ptstub.rsp.features import TransferObject, parse_client_features
 from ptstub.rsp.framing import unescape_binary
 from ptstub.rsp.hexutil import HEX_DIGITS, parse_address, parse_hex, parse_hex_bytes, parse_length
 from ptstub.rsp.signals import gdb_signal_set_to_host, gdb_to_host_signal
-from ptstub.rsp.threadid import ThreadId, parse_thread_id
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
+from ptstub.rsp.threadid import parse_thread_id
+from ptstub.target import BreakpointKind
 
 MAX_TRANSFER = 1 << 20
 """Largest byte count accepted in a read request (`m`, `qXfer`, `vFile:pread`, `qCRC` excluded)."""
-
-# --- commands -----------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class UnknownCommand:
-    """A packet ptstub does not implement; answered with an empty reply."""
-
-    body: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QueryStopReason:
-    """`?`: why the target last stopped (the last stop reply, or `W00` with no process)."""
-
-
-@dataclass(frozen=True, slots=True)
-class EnableExtendedMode:
-    """`!`: extended-remote mode (keep running with no process; `vRun`, `R`)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRegisters:
-    """`g`: all registers of the current (`Hg`) thread, in target-description order."""
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRegisters:
-    """`G<hex>`: write all registers of the current (`Hg`) thread."""
-
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReadRegister:
-    """`p<n>`: one register (target-description number) of the current thread."""
-
-    number: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRegister:
-    """`P<n>=<hex>`: write one register of the current thread."""
-
-    number: int
-    value: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ReadMemory:
-    """`m<addr>,<length>`."""
-
-    address: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteMemory:
-    """`M<addr>,<length>:<hex>` or, with `binary`, `X<addr>,<length>:<escaped bytes>`.
-
-    GDB probes `X` support with a zero-length write, which must answer `OK`.
-    """
-
-    address: int
-    data: bytes
-    binary: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Continue:
-    """`c[addr]` / `C<sig>[;addr]`: legacy resume of the `Hc` thread (all threads in all-stop)."""
-
-    signal: int = 0
-    address: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Step:
-    """`s[addr]` / `S<sig>[;addr]`: legacy single-step of the `Hc` thread."""
-
-    signal: int = 0
-    address: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class QueryResumeActions:
-    """`vCont?`: which `vCont` actions are supported."""
-
-
-class ThreadActionKind(Enum):
-    """What one `vCont` action does to the threads it selects."""
-
-    CONTINUE = "c"  # `c` / `C<sig>`
-    STEP = "s"  # `s` / `S<sig>`
-    RANGE_STEP = "r"  # `r<start>,<end>`: step while start <= pc < end
-    STOP = "t"  # `t`: stop (mainly non-stop mode)
-
-
-_RESUME_KINDS = {
-    ThreadActionKind.CONTINUE: ResumeKind.CONTINUE,
-    ThreadActionKind.STEP: ResumeKind.STEP,
-    ThreadActionKind.RANGE_STEP: ResumeKind.RANGE_STEP,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadAction:
-    """One `vCont` action. `thread` None = the default action for every thread not yet matched."""
-
-    kind: ThreadActionKind
-    thread: ThreadId | None = None
-    signal: int = 0  # Linux signal number to deliver, 0 = none
-    range_start: int = 0
-    range_end: int = 0
-
-    def to_resume_action(self) -> ResumeAction | None:
-        """The backend's `ResumeAction` for this action (None for STOP: the thread stays stopped)."""
-        kind = _RESUME_KINDS.get(self.kind)
-        if kind is None:
-            return None
-        return ResumeAction(kind, self.signal, self.range_start, self.range_end)
-
-
-@dataclass(frozen=True, slots=True)
-class Resume:
-    """`vCont;<action>[:<thread>];...`: resume threads per action, in order; first match wins.
-
-    A thread that no action selects stays stopped (`vCont;s:p1.2` steps only thread 2).
-    """
-
-    actions: tuple[ThreadAction, ...]
-
-    def action_for(self, pid: int, tid: int) -> ThreadAction | None:
-        """The action that applies to thread (`pid`, `tid`): the first that selects it, or None."""
-        for action in self.actions:
-            if action.thread is None or action.thread.matches(pid, tid):
-                return action
-        return None
-
-
-@dataclass(frozen=True, slots=True)
-class InterruptTarget:
-    """`vCtrlC`: the packet form of `\\x03` (answered `OK`, then the stop is reported)."""
-
-
-@dataclass(frozen=True, slots=True)
-class NextStopNotification:
-    """`vStopped`: GDB took the last `%Stop` notification (non-stop); answer the next queued stop or `OK`."""
-
-
-class ThreadPurpose(Enum):
-    """What an `H` packet selects a thread for."""
-
-    REGISTERS = "g"  # `Hg`: registers and memory
-    RESUME = "c"  # `Hc`: legacy `c`/`s` packets
-
-
-@dataclass(frozen=True, slots=True)
-class SelectThread:
-    """`Hg<thread>` / `Hc<thread>`."""
-
-    purpose: ThreadPurpose
-    thread: ThreadId
-
-
-@dataclass(frozen=True, slots=True)
-class IsThreadAlive:
-    """`T<thread>`: `OK` if the thread exists, `E NN` otherwise."""
-
-    thread: ThreadId
-
-
-@dataclass(frozen=True, slots=True)
-class QueryCurrentThread:
-    """`qC`: answered `QC<thread>`."""
-
-
-@dataclass(frozen=True, slots=True)
-class ListThreads:
-    """`qfThreadInfo` (`first`) / `qsThreadInfo` (continuation)."""
-
-    first: bool
-
-
-@dataclass(frozen=True, slots=True)
-class QueryAttached:
-    """`qAttached[:pid]`: `1` if ptstub attached to the process (detach on quit), `0` if it created it."""
-
-    pid: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class QuerySectionOffsets:
-    """`qOffsets` (gdbserver answers it empty on x86-64 Linux)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SymbolLookup:
-    """`qSymbol::` (GDB can serve lookups: `name` and `value` None) or `qSymbol:[value]:<hexname>`.
-
-    `value` None with a `name` means GDB does not know that symbol.
-    """
-
-    name: bytes | None = None
-    value: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class GetTlsAddress:
-    """`qGetTLSAddr:<thread>,<offset>,<lm>`: address of a TLS variable (GDB 13 `print tlsvar`)."""
-
-    thread: ThreadId
-    offset: int
-    load_module: int
-
-
-@dataclass(frozen=True, slots=True)
-class MonitorCommand:
-    """`qRcmd,<hex>`: a `monitor ...` command line, decoded."""
-
-    command: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QuerySupported:
-    """`qSupported[:features]`: feature negotiation; answered with `features.supported_reply`."""
-
-    features: ClientFeatures
-
-
-@dataclass(frozen=True, slots=True)
-class ReadObject:
-    """`qXfer:<object>:read:<annex>:<offset>,<length>`; answered with `replies.qxfer_chunk`."""
-
-    object: TransferObject
-    annex: bytes
-    offset: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class WriteObject:
-    """`qXfer:<object>:write:<annex>:<offset>:<escaped data>` (GDB writes `siginfo`)."""
-
-    object: TransferObject
-    annex: bytes
-    offset: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ComputeCrc:
-    """`qCRC:<addr>,<length>`: CRC-32 of target memory (`compare-sections`)."""
-
-    address: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class SearchMemory:
-    """`qSearch:memory:<addr>;<length>;<escaped pattern>` (`find`)."""
-
-    address: int
-    length: int
-    pattern: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class StartNoAckMode:
-    """`QStartNoAckMode`: after the `OK`, neither side sends `+`/`-`."""
-
-
-@dataclass(frozen=True, slots=True)
-class PassSignals:
-    """`QPassSignals:<sig>;...`: Linux signals to deliver without stopping (GDB sends it per resume)."""
-
-    signals: frozenset[int]
-
-
-@dataclass(frozen=True, slots=True)
-class ProgramSignals:
-    """`QProgramSignals:<sig>;...`: Linux signals the program may receive (else they are dropped)."""
-
-    signals: frozenset[int]
-
-
-@dataclass(frozen=True, slots=True)
-class SetNonStop:
-    """`QNonStop:0|1`."""
-
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SetDisableRandomization:
-    """`QDisableRandomization:0|1`: ASLR off for programs started later (`vRun`)."""
-
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class SetEnvironmentVariable:
-    """`QEnvironmentHexEncoded:<hex of NAME=value>`."""
-
-    name: bytes
-    value: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class UnsetEnvironmentVariable:
-    """`QEnvironmentUnset:<hex name>`."""
-
-    name: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class ResetEnvironment:
-    """`QEnvironmentReset`: back to ptstub's own environment for the next `vRun`."""
-
-
-@dataclass(frozen=True, slots=True)
-class SetWorkingDirectory:
-    """`QSetWorkingDir:[hex path]`; `path` None = ptstub's own working directory."""
-
-    path: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class SetStartupWithShell:
-    """`QStartupWithShell:0|1`."""
-
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CatchSyscalls:
-    """`QCatchSyscalls:0` / `QCatchSyscalls:1[;<nr>...]`; `syscalls` None = every system call."""
-
-    enabled: bool
-    syscalls: frozenset[int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SetThreadEvents:
-    """`QThreadEvents:0|1`: report thread creation/exit stops."""
-
-    enabled: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RunProgram:
-    """`vRun;<hex prog>[;<hex arg>...]`; an empty `program` means "the previous program"."""
-
-    program: bytes
-    arguments: tuple[bytes, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class AttachProcess:
-    """`vAttach;<pid>`."""
-
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class KillProcess:
-    """`vKill;<pid>` (answered `OK`) or, with `pid` None, legacy `k` (which gets no reply)."""
-
-    pid: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Detach:
-    """`D` or `D;<pid>`."""
-
-    pid: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Restart:
-    """`R<xx>`: restart the program (extended mode); no reply."""
-
-
-@dataclass(frozen=True, slots=True)
-class InsertBreakpoint:
-    """`Z<type>,<addr>,<kind>[;X<len>,<expr>...][;cmds:<persist>,X<len>,<expr>...]`.
-
-    `length` is the breakpoint kind (1 for int3 on x86-64) or the watched length. `conditions` and
-    `commands` are agent-expression bytecodes (target-side conditions, `ConditionalBreakpoints`).
-    """
-
-    kind: BreakpointKind
-    address: int
-    length: int
-    conditions: tuple[bytes, ...] = ()
-    commands: tuple[bytes, ...] = ()
-    persist_commands: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class RemoveBreakpoint:
-    """`z<type>,<addr>,<kind>`."""
-
-    kind: BreakpointKind
-    address: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileSetFilesystem:
-    """`vFile:setfs:<pid>`: later paths are in that process's mount namespace (0 = ptstub's)."""
-
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileOpen:
-    """`vFile:open:<hex path>,<flags>,<mode>`; `flags` are already Linux `O_*` values."""
-
-    path: bytes
-    flags: int
-    mode: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileClose:
-    """`vFile:close:<fd>`."""
-
-    fd: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileRead:
-    """`vFile:pread:<fd>,<count>,<offset>`; answered with `replies.file_data`."""
-
-    fd: int
-    count: int
-    offset: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileWrite:
-    """`vFile:pwrite:<fd>,<offset>,<escaped data>`."""
-
-    fd: int
-    offset: int
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FileStat:
-    """`vFile:fstat:<fd>`; answered with `replies.file_stat`."""
-
-    fd: int
-
-
-@dataclass(frozen=True, slots=True)
-class FileUnlink:
-    """`vFile:unlink:<hex path>`."""
-
-    path: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FileReadLink:
-    """`vFile:readlink:<hex path>`; answered with `replies.file_data`."""
-
-    path: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class QueryThreadExtraInfo:
-    """`qThreadExtraInfo,<thread>`: a printable description (hex-encoded in the reply)."""
-
-    thread: ThreadId
-
-
-Command = (
-    UnknownCommand
-    | QueryStopReason
-    | EnableExtendedMode
-    | ReadRegisters
-    | WriteRegisters
-    | ReadRegister
-    | WriteRegister
-    | ReadMemory
-    | WriteMemory
-    | Continue
-    | Step
-    | QueryResumeActions
-    | Resume
-    | InterruptTarget
-    | SelectThread
-    | IsThreadAlive
-    | QueryCurrentThread
-    | ListThreads
-    | QueryAttached
-    | QuerySectionOffsets
-    | SymbolLookup
-    | GetTlsAddress
-    | MonitorCommand
-    | QuerySupported
-    | ReadObject
-    | WriteObject
-    | ComputeCrc
-    | SearchMemory
-    | StartNoAckMode
-    | PassSignals
-    | ProgramSignals
-    | SetNonStop
-    | NextStopNotification
-    | SetDisableRandomization
-    | SetEnvironmentVariable
-    | UnsetEnvironmentVariable
-    | ResetEnvironment
-    | SetWorkingDirectory
-    | SetStartupWithShell
-    | CatchSyscalls
-    | SetThreadEvents
-    | RunProgram
-    | AttachProcess
-    | KillProcess
-    | Detach
-    | Restart
-    | InsertBreakpoint
-    | RemoveBreakpoint
-    | FileSetFilesystem
-    | FileOpen
-    | FileClose
-    | FileRead
-    | FileWrite
-    | FileStat
-    | FileUnlink
-    | FileReadLink
-    | QueryThreadExtraInfo
-)
 
 # Singletons for packets without arguments (values are immutable, so sharing is safe).
 _QUERY_STOP_REASON = QueryStopReason()

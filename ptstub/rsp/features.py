@@ -16,8 +16,9 @@ Invariants:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from enum import Enum
+
+from ptstub.values import frozen
 
 DEFAULT_PACKET_SIZE = 0x4000
 """Advertised packet size; GDB sizes `m`, `X` and `vFile:pread` from it (gdbserver: 0x47ff)."""
@@ -42,7 +43,7 @@ class TransferObject(Enum):
     FDPIC = "fdpic"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ClientFeatures:
     """What GDB said it supports in `qSupported:` (each flag is an offered `name+`)."""
 
@@ -104,7 +105,7 @@ def parse_client_features(items: bytes) -> ClientFeatures:
     return ClientFeatures(xml_registers=xml_registers, others=tuple(others), **flags)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ServerFeatures:
     """What ptstub really implements; the session fills it in from the backend's capabilities."""
 
@@ -130,11 +131,11 @@ class ServerFeatures:
     conditional_breakpoints: bool = False
     breakpoint_commands: bool = False
     augmented_libraries_svr4: bool = False
-    readable_objects: frozenset[TransferObject] = field(default_factory=frozenset)
-    writable_objects: frozenset[TransferObject] = field(default_factory=frozenset)
+    readable_objects: frozenset[TransferObject] = frozenset()
+    writable_objects: frozenset[TransferObject] = frozenset()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class NegotiatedFeatures:
     """The behaviour the session must use after `qSupported` (both sides agreed)."""
 

@@ -23,11 +23,11 @@ Invariants:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from enum import Enum
 from zlib import adler32
 
 from ptstub.rsp.errors import ProtocolError
+from ptstub.values import frozen
 
 MAX_PACKET = 1 << 20
 """Largest packet body kept in memory; GDB sizes its packets from our PacketSize (a few KiB)."""
@@ -39,7 +39,7 @@ _HEX_VALUE = {c: int(chr(c), 16) for c in b"0123456789abcdefABCDEF"}
 _CHECKSUM_VALUE = {bytes((hi, lo)): _HEX_VALUE[hi] << 4 | _HEX_VALUE[lo] for hi in _HEX_VALUE for lo in _HEX_VALUE}
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Packet:
     """A complete packet with a valid checksum; `body` is the raw text between `$` and `#`."""
 
@@ -54,7 +54,7 @@ class BadPacketReason(Enum):
     OVERSIZED = "packet too large"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class BadPacket:
     """A packet the framing rejected; the session answers `-` (in ack mode) and logs it.
 
@@ -65,17 +65,17 @@ class BadPacket:
     reason: BadPacketReason
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class InterruptRequest:
     """A bare `\\x03` byte outside any packet: GDB's Ctrl-C while the program runs."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Ack:
     """`+`: GDB received our last packet."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class Nack:
     """`-`: GDB wants our last packet again."""
 

@@ -19,9 +19,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from enum import Enum
-from typing import Protocol
 
 from ptstub.events import (
     BreakpointHit,
@@ -40,6 +38,13 @@ from ptstub.rsp.framing import Encoded, escape_binary
 from ptstub.rsp.hexutil import hex_encode
 from ptstub.rsp.signals import GDB_SIGNAL_TRAP, host_to_gdb_signal
 from ptstub.rsp.threadid import ThreadId
+from ptstub.values import frozen
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Protocol
+else:
+    Protocol = object  # a structural type for mypy; at run time a plain base with the documented methods
 
 _SIGTRAP = 5
 _SIGINT = 2
@@ -156,7 +161,7 @@ class StopReasonKind(Enum):
     THREAD_CREATED = "create"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class StopReason:
     """Why a thread stopped, beyond its signal. Fields other than `kind` apply to some kinds only:
     `address` to watchpoints, `child` to fork/vfork, `path` to exec, `syscall` to syscall stops."""
@@ -324,7 +329,7 @@ def thread_alive(alive: bool) -> bytes:
     return b"OK" if alive else b"E01"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadDescription:
     """One `<thread>` element of `qXfer:threads:read`. `handle` is the raw pthread_t, if known."""
 
@@ -546,7 +551,9 @@ def console_output(text: bytes) -> bytes:
     return b"O" + hex_encode(text)
 
 
+@functools.cache
 def _crc_table() -> tuple[int, ...]:
+    """Built on the first `qCRC` (`compare-sections`), not at import: ~1 ms that no other request needs."""
     table = []
     for index in range(256):
         crc = index << 24
@@ -556,13 +563,10 @@ def _crc_table() -> tuple[int, ...]:
     return tuple(table)
 
 
-_CRC_TABLE = _crc_table()
-
-
 def gdb_crc32(data: bytes, crc: int = _U32) -> int:
     """GDB's `qCRC` checksum: MSB-first CRC-32 (polynomial 0x04c11db7), seeded with 0xffffffff and
     not inverted at the end (libiberty `xcrc32`, gdbserver `crc32`). Not `zlib.crc32`."""
-    table = _CRC_TABLE
+    table = _crc_table()
     for byte in data:
         crc = ((crc << 8) & _U32) ^ table[(crc >> 24) ^ byte]
     return crc

@@ -9,11 +9,13 @@ produces.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
-
 from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.hexutil import parse_hex
+from ptstub.values import frozen
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 ALL = -1
 """The `-1` wildcard: every thread (or, as a pid, every process)."""
@@ -21,7 +23,7 @@ ANY = 0
 """The `0` wildcard: an arbitrary thread (or process) of the stub's choosing."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen
 class ThreadId:
     """One RSP thread id. `pid` None = no `p` part; `tid` (and `pid`) may be ALL (-1) or ANY (0)."""
 

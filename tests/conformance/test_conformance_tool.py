@@ -361,6 +361,34 @@ def test_reference_from_file_prefers_gdbserver_first_iteration():
     assert ptconf.reference_from_file(data, "extended") is None
 
 
+def test_time_ratio_sums_the_files_both_stubs_finished():
+    cur = {"a.exp": {"outcome": "ok", "seconds": 3.0}, "b.exp": {"outcome": "ok", "seconds": 5.0}}
+    cur["c.exp"] = {"outcome": "timeout", "seconds": 900.0}  # a timeout's fixed cost is left out
+    ref = {"a.exp": {"outcome": "ok", "seconds": 2.0}, "b.exp": {"outcome": "ok", "seconds": 6.0}}
+    ref["c.exp"] = {"outcome": "ok", "seconds": 1.0}
+    ref["d.exp"] = {"outcome": "ok", "seconds": 9.0}  # not run with the stub: not compared
+    assert ptconf.time_ratio(cur, ref) == (2, 8.0, 8.0)
+    line = ptconf.format_time_ratio("native", "ptstub", (2, 6.0, 8.0), "in this run")
+    assert "ptstub 6.0 s, gdbserver 8.0 s over the same 2 file(s)" in line and line.endswith(": 0.75x")
+
+
+def test_time_ratios_prefer_this_runs_gdbserver_to_the_baseline_file(capsys):
+    def run(stub, seconds):
+        return {"stub": stub, "files": {"a.exp": {"outcome": "ok", "seconds": seconds}}}
+
+    args = ptconf.argparse.Namespace(stub="ptstub", against="base.json")
+    by_key = {("ptstub", "native", 1): run("ptstub", 4.0), ("ptstub", "extended", 1): run("ptstub", 6.0)}
+    by_key[("gdbserver", "native", 1)] = run("gdbserver", 2.0)
+    against = {"runs": [{"stub": "gdbserver", "board": "extended", "iteration": 1, **run("gdbserver", 3.0)}]}
+    found = ptconf.print_time_ratios(args, ["native", "extended"], by_key, against)
+    assert [(f["board"], f["stub_seconds"] / f["gdbserver_seconds"]) for f in found] == [
+        ("native", 2.0),
+        ("extended", 2.0),
+    ]
+    out = capsys.readouterr().out
+    assert "gdbserver in this run): 2.00x" in out and "gdbserver from base.json, another run): 2.00x" in out
+
+
 def test_usage_errors_exit_2(capsys):
     assert ptconf.main(["-j", "0"]) == 2
     with pytest.raises(SystemExit) as e:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import pytest
 
 from ptstub.arch import x86_64 as arch
+from ptstub.arch import xsave
 
 GDBSERVER = shutil.which("gdbserver")
 pytestmark = [
@@ -175,7 +176,7 @@ def observed() -> Observed:
 
 
 def _ours() -> arch.RegisterLayout:
-    return arch.layout_for_xcr0(arch.xcr0_from_cpuinfo())
+    return arch.layout_for_xcr0(xsave.xcr0_from_cpuinfo())
 
 
 # ------------------------------------------------------------------------------ description and g size
@@ -272,9 +273,9 @@ def test_g_of_a_live_process_matches_gdbserver() -> None:
         assert len(theirs) == len(ours) == layout.g_size
         # gdbserver 13.1 reads every extended component at Intel's offset whatever the CPU (AMD's layout has no
         # MPX area, so its AVX-512 and PKRU sit lower): compare a register only where gdbserver reads it right.
-        misplaced = {c.bit for c in arch.XSAVE_COMPONENTS} - {
+        misplaced = {c.bit for c in xsave.XSAVE_COMPONENTS} - {
             bit for bit, at in arch.component_offsets(layout.xcr0, len(xstate)).items()
-            if at == next(c.intel_offset for c in arch.XSAVE_COMPONENTS if c.bit == bit)
+            if at == next(c.intel_offset for c in xsave.XSAVE_COMPONENTS if c.bit == bit)
         }  # fmt: skip
         differ = {}
         for reg in layout.registers:

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from ptstub.arch import x86_64 as arch
+from ptstub.arch import xsave
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 INTEL = {"bndregs": 960, "bndcsr": 1024, "opmask": 1088, "zmm_h": 1152, "hi16": 1664, "pkru": 2688, "size": 2696}
@@ -26,7 +27,7 @@ G_SIZES = {0xE7: 2416, 0x2E7: 2420, 0x1F: 896, 0x2FF: 2500}
 @pytest.fixture(autouse=True)
 def no_cpuid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Component offsets follow the image size alone, whatever CPU runs the tests."""
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: None)
+    monkeypatch.setattr(xsave, "cpuid", lambda leaf, subleaf=0: None)
     yield
 
 
@@ -99,7 +100,7 @@ def test_component_offsets_follow_the_vendor_layout() -> None:
 def test_component_offsets_prefer_cpuid(monkeypatch: pytest.MonkeyPatch) -> None:
     answers = {2: 576, 5: 832, 6: 896, 7: 1408}
     fake = {(0xD, n): (64, offset, 0, 0) for n, offset in answers.items()} | {(0, 0): (0x10, 0, 0, 0)}
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: fake.get((leaf, subleaf)))
+    monkeypatch.setattr(xsave, "cpuid", lambda leaf, subleaf=0: fake.get((leaf, subleaf)))
     assert arch.component_offsets(0xE7, 2688) == {0x4: 576, 0x20: 832, 0x40: 896, 0x80: 1408}
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from ptstub.arch import x86_64 as arch
+from ptstub.arch import xsave
 
 GDB_GPR_ORDER = "rax rbx rcx rdx rsi rdi rbp rsp r8 r9 r10 r11 r12 r13 r14 r15 rip eflags cs ss ds es fs gs".split()
 ST_VALID_PI = bytes.fromhex("35c26821a2da0fc90040")  # pi: integer bit set, normal exponent
@@ -22,7 +23,7 @@ G_SIZES = {0x3: 560, 0x7: 816, 0x203: 564, 0x207: 820}
 @pytest.fixture(autouse=True)
 def no_cpuid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Make PKRU placement depend only on the image size, whatever CPU runs the tests."""
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: None)
+    monkeypatch.setattr(xsave, "cpuid", lambda leaf, subleaf=0: None)
     yield
 
 
@@ -89,38 +90,6 @@ def test_pc_helpers() -> None:
 
 
 # ------------------------------------------------------------------------------ XCR0 and PKRU placement
-
-
-def test_xcr0_from_xstate() -> None:
-    assert arch.xcr0_from_xstate(make_xstate(xcr0=0x207)) == 0x207
-    assert arch.xcr0_from_xstate(make_xstate(xcr0=0x7)) == 0x7
-    assert arch.xcr0_from_xstate(bytes(512)) == 0x3
-    signal_frame_style = bytearray(make_xstate())
-    struct.pack_into("<IIQ", signal_frame_style, 464, 0x46505853, 2440, 0x7)
-    assert arch.xcr0_from_xstate(bytes(signal_frame_style)) == 0x7
-
-
-def test_xcr0_from_cpuinfo() -> None:
-    assert arch.xcr0_from_cpuinfo("processor : 0\nflags\t\t: fpu sse2 xsave avx avx2 pku ospke\n") == 0x207
-    assert arch.xcr0_from_cpuinfo("flags : fpu sse2 xsave avx pku\n") == 0x7
-    assert arch.xcr0_from_cpuinfo("flags : fpu sse2 avx\n") == 0x3
-    assert arch.xcr0_from_cpuinfo("nothing here\n") == 0x3
-    assert arch.xcr0_from_cpuinfo("flags : fpu sse2 xsave avx avx2 avx512f avx512bw\n") == 0xE7
-    assert arch.xcr0_from_cpuinfo("flags : xsave avx mpx avx512f pku ospke\n") == 0x2FF
-
-
-@pytest.mark.parametrize(("size", "offset"), [(2440, 2432), (2696, 2688), (4096, 2688), (840, 832)])
-def test_pkru_offset_without_cpuid(size: int, offset: int) -> None:
-    assert arch.component_offsets(0x207, size) == {arch.XSTATE_AVX: 576, arch.XSTATE_PKRU: offset}
-
-
-def test_pkru_offset_prefers_cpuid(monkeypatch: pytest.MonkeyPatch) -> None:
-    fake = {(0, 0): (0xD, 0, 0, 0), (0xD, 2): (256, 576, 0, 0), (0xD, 9): (8, 2688, 0, 0)}
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: fake.get((leaf, subleaf)))
-    assert arch.component_offsets(0x207, 2440)[arch.XSTATE_PKRU] == 2432  # CPUID's offset would not fit
-    assert arch.component_offsets(0x207, 2696)[arch.XSTATE_PKRU] == 2688
-    fake[(0xD, 9)] = (8, 2432, 0, 0)
-    assert arch.component_offsets(0x207, 2696)[arch.XSTATE_PKRU] == 2432
 
 
 def test_layout_drops_pkru_that_does_not_fit() -> None:
@@ -236,20 +205,6 @@ def test_init_state_components_read_as_init_values() -> None:
     avx_only = make_xstate(bv=arch.XSTATE_AVX)
     assert u32(layout.read_register(56, gpr, avx_only)) == 0x1FA0
     assert layout.read_register(45, gpr, avx_only) == bytes(16)
-
-
-def test_full_and_abridged_tag_words() -> None:
-    xs = bytearray(make_xstate())
-    assert arch.full_tag_word(bytes(xs)) == 0x87FF
-    xs[4] = 0
-    assert arch.full_tag_word(bytes(xs)) == 0xFFFF
-    xs[4] = 0x01
-    struct.pack_into("<H", xs, 2, 0)  # TOP = 0: physical 0 is st0 (zero)
-    assert arch.full_tag_word(bytes(xs)) == 0xFFFD
-    xs[32:42] = ST_DENORMAL
-    assert arch.full_tag_word(bytes(xs)) == 0xFFFE
-    assert arch.abridged_tag_byte(0x87FF) == 0xE0
-    assert arch.abridged_tag_byte(0xFFFF) == 0 and arch.abridged_tag_byte(0) == 0xFF
 
 
 # ------------------------------------------------------------------------------ decode and write

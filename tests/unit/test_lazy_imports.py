@@ -59,3 +59,19 @@ def test_dt_debug_is_found_without_pyelftools() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.split() == ["True", "False", "False"]
+
+
+def test_serving_imports_no_typing_logging_or_dataclasses() -> None:
+    # Each costs milliseconds of CPU before GDB's first prompt (design-notes: "Start-up"); values use
+    # ptstub.values.frozen, loggers ptstub.logs, and typing names live under TYPE_CHECKING.
+    loaded = _loaded_after("import ptstub.cli, ptstub.loop, ptstub.linux, ptstub.session")
+    assert not {"typing", "logging", "dataclasses", "inspect"} & loaded
+
+
+def test_debug_logging_still_reaches_stderr() -> None:
+    code = (
+        "from ptstub import logs; log = logs.logger('ptstub.rsp'); log.debug('before %d', 1); "
+        "logs.configure(True); log.debug('after %d', 2)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert result.stderr == "ptstub.rsp: after 2\n"

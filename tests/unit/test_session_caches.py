@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 
 import pytest
 
-from ptstub.arch import x86_64 as arch
+from ptstub.arch import xsave
 from ptstub.events import BreakpointHit, StopEvent
 from ptstub.rsp.framing import expand_runs
 from ptstub.session import Session
@@ -25,7 +25,7 @@ RIP_OFFSET = 16 * 8  # user_regs_struct.rip
 @pytest.fixture(autouse=True)
 def no_cpuid(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """PKRU placement from the image size alone, whatever CPU runs the tests (as test_arch_x86_64)."""
-    monkeypatch.setattr(arch, "cpuid", lambda leaf, subleaf=0: None)
+    monkeypatch.setattr(xsave, "cpuid", lambda leaf, subleaf=0: None)
     yield
 
 
@@ -97,7 +97,7 @@ class FakeTarget:
 
 
 def rip_of_g(session: Session, reply: bytes) -> int:
-    layout = session._layout_for(PID)
+    layout = session.regs.layout_for(PID)
     reg = layout.registers[layout.regnum("rip")]
     raw = bytes.fromhex(expand_runs(reply).decode())
     return int.from_bytes(raw[reg.g_offset : reg.g_offset + 8], "little")
@@ -138,7 +138,7 @@ def test_g_after_a_register_write_shows_the_write(stopped: tuple[Session, FakeTa
     assert rip_of_g(session, session.handle_packet(b"g")[0]) == 0x1234
     assert target.gpr[PID][RIP_OFFSET : RIP_OFFSET + 8] == (0x1234).to_bytes(8, "little")
     whole = bytearray(bytes.fromhex(expand_runs(session.handle_packet(b"g")[0]).decode()))
-    layout = session._layout_for(PID)
+    layout = session.regs.layout_for(PID)
     reg = layout.registers[layout.regnum("rip")]
     whole[reg.g_offset : reg.g_offset + 8] = (0x5678).to_bytes(8, "little")
     assert session.handle_packet(b"G" + bytes(whole).hex().encode()) == [b"OK"]

@@ -1,0 +1,174 @@
+"""`qXfer` objects (GDB manual, "qXfer"): target description, threads, auxv, exec file, siginfo,
+libraries-svr4, osdata; and `qGetTLSAddr`. Documents are built once per stop and kept until the
+state they show can change.
+"""
+
+from __future__ import annotations
+
+import errno as errno_mod
+
+from ptstub import logs
+from ptstub.rsp import command_values as cmd
+from ptstub.rsp import replies
+from ptstub.rsp.errors import ProtocolError
+from ptstub.rsp.features import TransferObject
+from ptstub.rsp.hexutil import parse_hex
+from ptstub.rsp.threadid import ThreadId
+from ptstub.target import ThreadInfo, ThreadState
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ptstub.session.core import Session
+
+log = logs.logger("ptstub.rsp")
+
+
+class TransferObjects:
+    """The documents GDB reads with qXfer, with their per-stop caches."""
+
+    def __init__(self, session: Session) -> None:
+        self.s = session
+        self.threads_doc: bytes | None = None
+        # Per-stop caches for GDB's breakpoint loop (design-notes, "Speed with GDB in the loop").
+        self.threads_docs: dict[tuple[Any, ...], bytes] = {}  # (multiprocess, pid, (tid, core, name)...)
+        self.libraries_doc: bytes | None = None
+        self.osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
+
+    def threads_document(self) -> bytes:
+        if self.threads_doc is None:
+            if not self.s.served():
+                self.s.alive()  # raises: no process
+            # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
+            # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
+            # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
+            threads = [(p.pid, t) for p in self.s.served() for t in p.threads() if t.state is not ThreadState.EXITING]
+            key = (
+                self.s.conn.features.multiprocess,
+                *((pid, t.tid, t.core, t.name, t.thread_pointer) for pid, t in threads),
+            )
+            document = self.threads_docs.get(key)
+            if document is None:  # the thread set, a name or a handle changed since a stop that had this list
+                handles = _thread_handles(threads)
+                described = (
+                    replies.ThreadDescription(
+                        ThreadId(pid, t.tid), t.core if t.core >= 0 else None, t.name, handles.get((pid, t.tid))
+                    )
+                    for pid, t in threads
+                )
+                document = replies.threads_xml(described, self.s.conn.features.multiprocess)
+                if len(self.threads_docs) >= 64:
+                    self.threads_docs.clear()
+                self.threads_docs[key] = document
+            self.threads_doc = document
+        return self.threads_doc
+
+    def handle_read_object(self, c: cmd.ReadObject) -> bytes:
+        obj = c.object
+        max_body = self.s.conn.features.packet_size - 8
+        if obj is TransferObject.FEATURES:
+            if c.annex != b"target.xml":
+                return replies.error(errno_mod.ENOENT)
+            tid = self.s.threads.select(self.s.conn.g_thread)
+            document = self.s.regs.layout_for(tid).target_xml
+        elif obj is TransferObject.THREADS:
+            if self.s.conn.non_stop and c.offset == 0:
+                self.threads_doc = None  # threads come and go while others run
+            document = self.threads_document()
+        elif obj is TransferObject.AUXV:
+            document = self.s.current().read_auxv()
+        elif obj is TransferObject.EXEC_FILE:
+            document = self.exec_file(c.annex).encode()
+        elif obj is TransferObject.SIGINFO:
+            tid = self.s.threads.select(self.s.conn.g_thread)
+            document = self.s.process_for(tid).read_siginfo(tid)
+        elif obj is TransferObject.LIBRARIES_SVR4:
+            document = self.libraries_document()
+        elif obj is TransferObject.OSDATA:
+            table = self.osdata_document(c.annex, c.offset)
+            if table is None:
+                return replies.error(errno_mod.EINVAL)
+            document = table
+        else:
+            return replies.unsupported()
+        return replies.qxfer_chunk(document, c.offset, c.length, max_body)
+
+    def handle_write_object(self, c: cmd.WriteObject) -> bytes:
+        if c.object is not TransferObject.SIGINFO:
+            return replies.unsupported()
+        tid = self.s.threads.select(self.s.conn.g_thread)
+        target = self.s.process_for(tid)
+        current = bytearray(target.read_siginfo(tid))
+        current[c.offset : c.offset + len(c.data)] = c.data
+        target.write_siginfo(tid, bytes(current[:128]))
+        return b"%x" % len(c.data)
+
+    def osdata_document(self, annex: bytes, offset: int) -> bytes | None:
+        """A table is read at offset 0 and served from that snapshot for the later chunks, like gdbserver."""
+        name = annex.decode(errors="replace")
+        if offset == 0 or name not in self.osdata:
+            document = self.s.host.osdata(name)
+            if document is None:
+                return None
+            self.osdata[name] = document
+        return self.osdata[name]
+
+    def exec_file(self, annex: bytes) -> str:
+        if annex:
+            try:
+                pid = parse_hex(annex, "pid")
+            except ProtocolError:
+                raise ProtocolError(f"qXfer:exec-file: bad pid {annex[:20]!r}", errno_mod.EINVAL) from None
+            process = self.s.processes.get(pid)
+            if process is None or not process.alive:
+                return self.s.host.executable_of(pid)
+            return str(process.executable())
+        return str(self.s.current().executable())
+
+    def libraries_document(self) -> bytes:
+        if self.libraries_doc is None:
+            target = self.s.current()
+            main_lm, libraries = target.loaded_libraries()
+            parts = [b'<library-list-svr4 version="1.0"']
+            if main_lm:
+                parts.append(b' main-lm="0x%x"' % main_lm)
+            parts.append(b">")
+            for lib in libraries:
+                parts.append(
+                    b'<library name="%s" lm="0x%x" l_addr="0x%x" l_ld="0x%x" lmid="0x0"/>'
+                    % (_xml_escape(lib.name), lib.lm, lib.l_addr, lib.l_ld)
+                )
+            parts.append(b"</library-list-svr4>")
+            self.libraries_doc = b"".join(parts)
+        return self.libraries_doc
+
+    def handle_tls_address(self, c: cmd.GetTlsAddress) -> bytes:
+        if not self.s.host.thread_db_findable(self.s.monitor.thread_db_search_path):
+            # ptstub reads TLS without libthread_db, but `monitor set libthread-db-search-path`
+            # to where there is none makes gdbserver fail here, and GDB says so (no-thread-db.exp).
+            return replies.error(1)
+        tid = self.s.threads.select(c.thread.tid)
+        return replies.tls_address(self.s.process_for(tid).tls_address(tid, c.offset, c.load_module))
+
+
+def _thread_handles(threads: list[tuple[int, ThreadInfo]]) -> dict[tuple[int, int], bytes]:
+    """(pid, tid) -> the `handle` GDB gets in the thread list: the thread's `pthread_t` (its fs_base on
+    x86-64), its 8 bytes in memory (little-endian) order, as gdbserver hex-encodes libthread_db's `thread_t`.
+
+    None for a thread whose fs_base is still 0 (before TLS set-up gdbserver has no handle either, and
+    GDB's `Thread.handle()` then says "Thread handle not found"), nor for a thread sharing its fs_base
+    with one listed before it in the same process: a raw clone(2) without CLONE_SETTLS, which is no
+    pthread of its own (libthread_db maps it to the other thread's tid and gdbserver drops it)."""
+    handles: dict[tuple[int, int], bytes] = {}
+    seen: set[tuple[int, int]] = set()
+    for pid, t in threads:
+        pointer = t.thread_pointer
+        if pointer and (pid, pointer) not in seen:
+            seen.add((pid, pointer))
+            handles[(pid, t.tid)] = pointer.to_bytes(8, "little")
+    return handles
+
+
+def _xml_escape(name: bytes) -> bytes:
+    return name.replace(b"&", b"&amp;").replace(b"<", b"&lt;").replace(b">", b"&gt;").replace(b'"', b"&quot;")
