@@ -24,8 +24,11 @@ go under.
   start-up        wall ms and stub CPU ms from exec to `Listening on port`, and stub CPU ms to GDB's
                   first prompt after `target remote`
 
+`--agent` measures the target-side cases instead (bench/agent_cases.py): a condition that is never
+true and an agent dprintf, hits/s at 1 and 8 threads; `--before CMD` adds another ptstub command line.
+
 Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu | --startup [--baseline DIR] [--floor]]
-                          [--json FILE]
+                          [--agent [--before CMD]] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
 
@@ -386,6 +389,8 @@ def main() -> int:
     parser.add_argument("--startup", action="store_true", help="start-up only, side by side (default 15 repeats)")
     parser.add_argument("--baseline", metavar="DIR", help="with --startup: DIR/.venv/bin/ptstub as another column")
     parser.add_argument("--floor", action="store_true", help="with --startup: the bare interpreter's figures too")
+    parser.add_argument("--agent", action="store_true", help="never-true condition and agent dprintf hits/s")
+    parser.add_argument("--before", help="with --agent: another ptstub command line, measured beside")
     parser.add_argument("--json")
     opts = parser.parse_args()
     if opts.quick:
@@ -398,6 +403,14 @@ def main() -> int:
         return startup_main(opts, simple)
     if opts.cpu:
         return cpu_main(opts, stress, simple)
+    if opts.agent:
+        from bench import agent_cases
+
+        table = agent_cases.run(stress, opts.repeats, opts.hits * 10, opts.before, gdb_batch)
+        print(f"# {opts.repeats} repeats x {opts.hits * 10} hits; load {os.getloadavg()[0]:.1f}")
+        if opts.json:
+            Path(opts.json).write_text(json.dumps(table, indent=2))
+        return 0
     results: dict[str, dict[str, list[float]]] = {}
 
     def record(name: str, stub: str, value: float) -> None:

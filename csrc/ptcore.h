@@ -85,6 +85,7 @@ typedef struct pt_thread {
     uint64_t bp_pc;            /* its pc when on_breakpoint was set (or GDB last set it) */
     int32_t step_unfinished;   /* resumed with PTRACE_SINGLESTEP and its step trap not seen yet */
     int32_t resume_due;        /* a stop with nothing to report, its resume deferred to the end of the drain */
+    int32_t pass_due;          /* 1: passes a breakpoint nobody hears of (agenthit.h); 2: held while one does */
 } pt_thread;
 
 typedef struct pt_breakpoint {
@@ -167,6 +168,9 @@ typedef struct pt_engine {
     /* int3s removed lately: a trap one of them caused just before it went is known as ours */
     uint64_t removed_bps[16];
     uint32_t removed_next;
+    /* target-side conditions and commands judged at a hit (agenthit.h) */
+    void *agent;
+    int32_t agent_due;         /* threads with pass_due == 1, waiting for the end of the drain */
 } pt_engine;
 
 /* Launch flags. */

@@ -1,6 +1,7 @@
 /* ptcore_events.c - wait-status handling: each status becomes a thread state change and, when GDB must hear of it,
  * a pending event (clone, fork, exec, int3, hardware trap, signal, syscall, exit). */
 #include "ptcore_internal.h"
+#include "agenthit.h"
 
 int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
 {
@@ -191,6 +192,7 @@ static int on_exec(pt_engine *e, pt_thread *t)
     t->phase = PT_PHASE_LIVE;
     t->stale_trap = 0;
     e->nbps = 0;
+    pt_agent_forget_all(e);
     e->vfork_parent_tid = 0;
     memset(e->dr, 0, sizeof e->dr);
     e->dr7 = 0;
@@ -234,9 +236,7 @@ static int on_sigtrap(pt_engine *e, pt_thread *t)
     if (si.si_code == SI_KERNEL && e->nbps && bp_at(e, r.rip - 1)) {
         r.rip -= 1; /* int3 leaves pc one past the breakpoint: rewind at once */
         pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, &r);
-        t->on_breakpoint = 1;
-        t->bp_pc = r.rip;
-        return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
+        return breakpoint_hit(e, t, &r);
     }
     if (si.si_code == SI_KERNEL && removed_lately(e, r.rip - 1)) {
         /* An int3 of ours, hit just before it was removed (in non-stop threads run while GDB edits
@@ -414,6 +414,8 @@ int drain_from(pt_engine *e, int hold, int tid, int status)
     }
     e->collecting = 0;
     settle_deferred(e, hold && found);
+    if (e->agent_due)
+        found = pass_breakpoints(e, hold, found);
     return found;
 }
 

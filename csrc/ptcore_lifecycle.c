@@ -1,5 +1,6 @@
 /* ptcore_lifecycle.c - launch, attach, detach and kill: a process enters and leaves the engine here. */
 #include "ptcore_internal.h"
+#include "agenthit.h"
 
 #define SEIZE_OPTIONS                                                                                  \
     (PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC | PTRACE_O_TRACEEXIT | PTRACE_O_TRACEFORK |               \
@@ -132,6 +133,7 @@ void pt_engine_free(pt_engine *e)
     free(e->orphan_tid);
     free(e->orphan_status);
     free(e->due);
+    pt_agent_free(e);
     if (e->memfd >= 0)
         close(e->memfd);
     if (e->wakefd >= 0)

@@ -1,6 +1,7 @@
 /* ptcore_memory.c - memory through /proc/PID/mem, software breakpoints (saved bytes shown in reads), registers,
  * xstate, siginfo and the debug registers. */
 #include "ptcore_internal.h"
+#include "agenthit.h"
 
 pt_breakpoint *bp_at(pt_engine *e, uint64_t addr)
 {
@@ -116,6 +117,7 @@ int pt_remove_breakpoint(pt_engine *e, uint64_t addr)
         return -ENOENT;
     int rc = e->vfork_parent_tid ? 0 : poke_byte(e->memfd, addr, b->orig);
     *b = e->bps[--e->nbps];
+    pt_agent_forget(e, addr);
     e->removed_bps[e->removed_next++ % 16] = addr;
     return rc == -EIO || rc == -ESRCH ? 0 : rc; /* the mapping may be gone: nothing left to restore */
 }

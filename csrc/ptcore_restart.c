@@ -1,6 +1,7 @@
 /* ptcore_restart.c - transparent restart (docs/kernel-facts.md §3): a call our interrupt pulled out with -EINTR
  * is restarted, and a timed wait restarted keeps its deadline. */
 #include "ptcore_internal.h"
+#include "agenthit.h"
 
 static int returns_eintr_when_stopped(long nr)
 {
@@ -168,9 +169,7 @@ int at_interrupt_stop(pt_engine *e, pt_thread *t)
         r.rip -= 1;
         if (pt_ptrace(e, PTRACE_SETREGS, t->tid, 0, &r) == 0) {
             t->stale_trap = SI_KERNEL;
-            t->on_breakpoint = 1;
-            t->bp_pc = r.rip;
-            return record(t, PT_EV_BREAKPOINT, SIGTRAP, r.rip, 0);
+            return breakpoint_hit(e, t, &r);
         }
     }
     uint64_t dr6 = 0;

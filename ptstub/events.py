@@ -28,6 +28,9 @@ class BreakpointHit:
     tid: int
     pc: int
     hardware: bool = False
+    # What the engine decided here when the breakpoint has target-side conditions or commands
+    # installed in it (ptstub.engine_conditions.Verdict); 0: nothing, the session evaluates them.
+    engine_verdict: int = 0
 
 
 @frozen

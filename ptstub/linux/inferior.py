@@ -505,7 +505,7 @@ class Inferior:
         kind, tid, pc = lib.pt_take_event(e, t), t.tid, t.ev_pc
         self._last_tid = tid
         if kind == lib.PT_EV_BREAKPOINT:
-            return BreakpointHit(tid, pc)
+            return BreakpointHit(tid, pc, engine_verdict=int(t.ev_data))
         if kind == lib.PT_EV_STEP:
             return StepDone(tid, pc)
         if kind == lib.PT_EV_SIGNAL:

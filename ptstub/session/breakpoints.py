@@ -89,6 +89,7 @@ class BreakpointBook:
         if c.kind is BreakpointKind.READ_WATCH:
             return replies.unsupported()  # x86 has no read-only watchpoints (gdbserver says the same)
         # Checked before anything is inserted: malformed bytecode is answered E01 and changes nothing.
+        judged_in_engine = bool(self.conditions or self.commands)  # what the engine has may change
         conditions: tuple[AgentExpression, ...] = ()
         commands: tuple[AgentExpression, ...] = ()
         if c.conditions or c.commands:  # agent expressions are rare: their module loads with the first one
@@ -115,6 +116,10 @@ class BreakpointBook:
             self.set_conditions((target.pid, c.kind, c.address), conditions)
         if commands or self.commands:
             self.set_commands((target.pid, c.kind, c.address), commands, c.persist_commands)
+        if judged_in_engine or conditions or commands:  # judged in the engine's loop where it can
+            from ptstub import engine_conditions
+
+            engine_conditions.sync(self, target, c.address)
         return replies.ok()
 
     def set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
@@ -151,11 +156,16 @@ class BreakpointBook:
             if key not in self.hardware_breakpoints:
                 return replies.ok()
             self.hardware_breakpoints.discard(key)
+        judged_in_engine = bool(self.conditions or self.commands)
         if self.conditions:
             self.conditions.pop((target.pid, c.kind, c.address), None)
         if self.commands:
             self.commands.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
+        if judged_in_engine:
+            from ptstub import engine_conditions
+
+            engine_conditions.sync(self, target, c.address)
         return replies.ok()
 
     def breakpoint_at(self, pid: int, pc: int) -> bool:
@@ -173,6 +183,10 @@ class BreakpointBook:
         them and is not reported either (gdbserver's `gdb_no_commands_at_breakpoint`)."""
         if (not self.conditions and not self.commands) or type(event) is not BreakpointHit:
             return True
+        if event.engine_verdict:  # the engine evaluated them at the hit: taken as it is
+            from ptstub import engine_conditions
+
+            return engine_conditions.should_report(self, event)
         pid, pc = self.s.process_for(event.tid).pid, event.pc
         keys = []
         if pc in self.software_breakpoints.get(pid, ()):

@@ -9,6 +9,7 @@ went to the stub and that no stop reply ever named the dprintf's address.
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 import subprocess
 from collections import Counter
@@ -179,9 +180,13 @@ def test_a_new_gdb_finds_the_program_stopped_and_the_dprintfs_gone(fixture_path)
         assert server.proc.stdout is not None
         early = [server.proc.stdout.readline() for _ in range(2)]  # `ready` and the first dprintf, any order
         assert any(line.startswith(b"busy ") for line in early), early  # printing without GDB
-        second = run_gdb(server.port, program, ["info threads", "print busy_counter", "kill"]).output
-        assert server.proc.wait(timeout=30) == 0
-        rest = server.proc.stdout.read().decode().split()
+        # Read on meanwhile: the engine prints a line per hit, and a full pipe would hold ptstub in write()
+        # (as it holds gdbserver in printf), so the next GDB would never be answered.
+        with concurrent.futures.ThreadPoolExecutor(1) as reader:
+            rest_future = reader.submit(server.proc.stdout.read)
+            second = run_gdb(server.port, program, ["info threads", "print busy_counter", "kill"]).output
+            assert server.proc.wait(timeout=30) == 0
+            rest = rest_future.result(timeout=30).decode().split()
     assert "in main (" not in second, second[-3000:]  # not the first GDB's stop, long gone
     assert "hit_target" in second, second[-3000:]
     counter = int(re.search(r"\$1 = (\d+)", second).group(1))  # type: ignore[union-attr]
