@@ -48,7 +48,8 @@ from ptstub.rsp.features import (
 from ptstub.rsp.notifications import StopQueue
 from ptstub.rsp.threadid import ThreadId
 from ptstub.settings import LaunchSettings as LaunchSettings  # re-exported: the CLI's launcher type
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo, ThreadState
+from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadState
+from ptstub.threadlist import ThreadListDocument
 
 if TYPE_CHECKING:
     from ptstub.rsp.agentexpr import AgentExpression, BreakpointCommands
@@ -149,9 +150,8 @@ class Session:
         self._g_replies: dict[int, bytes] = {}  # tid -> `g` reply, valid with `_regs` (until a write or resume)
         self._layout: Any = None
         self._thread_list_sent = False
-        self._threads_doc: bytes | None = None
         # Per-stop caches for GDB's breakpoint loop (design-notes, "Speed with GDB in the loop").
-        self._threads_docs: dict[tuple[Any, ...], bytes] = {}  # (multiprocess, pid, (tid, core, name)...)
+        self._thread_list = ThreadListDocument()
         self._resume_plans: dict[tuple[int, int, tuple[int, ...]], tuple[cmd.Resume, dict[int, ResumeAction]]] = {}
         self._reason_filter: tuple[NegotiatedFeatures, dict[replies.StopReasonKind, bool]] | None = None
         self._stop_replies: dict[tuple[Any, ...], bytes] = {}
@@ -383,7 +383,7 @@ class Session:
     def _invalidate(self) -> None:
         self._regs.clear()
         self._g_replies.clear()
-        self._threads_doc = None
+        self._thread_list.invalidate()
         self._libraries_doc = None
 
     # ------------------------------------------------------------------------------------- connection
@@ -458,31 +458,6 @@ class Session:
             if info.tid == c.thread.tid:
                 return replies.thread_extra_info(info.name.encode())
         return replies.error(errno_mod.ESRCH)
-
-    def _threads_document(self) -> bytes:
-        if self._threads_doc is None:
-            if not self._served():
-                self._alive()  # raises: no process
-            # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
-            # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
-            # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
-            threads = [(p.pid, t) for p in self._served() for t in p.threads() if t.state is not ThreadState.EXITING]
-            key = (self.features.multiprocess, *((pid, t.tid, t.core, t.name, t.thread_pointer) for pid, t in threads))
-            document = self._threads_docs.get(key)
-            if document is None:  # the thread set, a name or a handle changed since a stop that had this list
-                handles = _thread_handles(threads)
-                described = (
-                    replies.ThreadDescription(
-                        ThreadId(pid, t.tid), t.core if t.core >= 0 else None, t.name, handles.get((pid, t.tid))
-                    )
-                    for pid, t in threads
-                )
-                document = replies.threads_xml(described, self.features.multiprocess)
-                if len(self._threads_docs) >= 64:
-                    self._threads_docs.clear()
-                self._threads_docs[key] = document
-            self._threads_doc = document
-        return self._threads_doc
 
     # ------------------------------------------------------------------------------------- registers
     def handle_read_registers(self, c: cmd.ReadRegisters) -> bytes:
@@ -1374,9 +1349,10 @@ class Session:
             tid = self._select(self.g_thread)
             document = self._layout_for(tid).target_xml
         elif obj is TransferObject.THREADS:
-            if self.non_stop and c.offset == 0:
-                self._threads_doc = None  # threads come and go while others run
-            document = self._threads_document()
+            if not self._served():
+                self._alive()  # raises: no process
+            # non-stop: threads come and go and rename themselves while others run
+            document = self._thread_list.read(self._served(), self.features.multiprocess, c.offset, self.non_stop)
         elif obj is TransferObject.AUXV:
             document = self._current().read_auxv()
         elif obj is TransferObject.EXEC_FILE:
@@ -1877,24 +1853,6 @@ class Session:
         self._xml_client = None
         self.g_thread, self.g_pid, self.c_thread = 0, 0, -1
         self._invalidate()
-
-
-def _thread_handles(threads: list[tuple[int, ThreadInfo]]) -> dict[tuple[int, int], bytes]:
-    """(pid, tid) -> the `handle` GDB gets in the thread list: the thread's `pthread_t` (its fs_base on
-    x86-64), its 8 bytes in memory (little-endian) order, as gdbserver hex-encodes libthread_db's `thread_t`.
-
-    None for a thread whose fs_base is still 0 (before TLS set-up gdbserver has no handle either, and
-    GDB's `Thread.handle()` then says "Thread handle not found"), nor for a thread sharing its fs_base
-    with one listed before it in the same process: a raw clone(2) without CLONE_SETTLS, which is no
-    pthread of its own (libthread_db maps it to the other thread's tid and gdbserver drops it)."""
-    handles: dict[tuple[int, int], bytes] = {}
-    seen: set[tuple[int, int]] = set()
-    for pid, t in threads:
-        pointer = t.thread_pointer
-        if pointer and (pid, pointer) not in seen:
-            seen.add((pid, pointer))
-            handles[(pid, t.tid)] = pointer.to_bytes(8, "little")
-    return handles
 
 
 def _xml_escape(name: bytes) -> bytes:

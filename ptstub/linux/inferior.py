@@ -93,7 +93,11 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._names: dict[int, tuple[str, int, ThreadInfo | None]] = {}  # tid -> (comm, _resumes when read, info)
+        # tid -> (comm, _resumes when read, _names_epoch when read, the engine record's serial, info)
+        self._names: dict[int, tuple[str, int, int, int, ThreadInfo | None]] = {}
+        self._names_epoch = 0  # bumped by refresh_names(): every name is read again
+        self.world_resumes = 0  # resumes of every thread so far (see ThreadListDocument)
+        self._listed = 0  # live threads at the last threads()
         self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
         self._pointer_unset: dict[int, int] = {}  # tid -> _resumes when its fs_base was last read as 0
@@ -135,32 +139,46 @@ class Inferior:
     def threads(self) -> list[ThreadInfo]:
         """Live threads in creation order (threads past their exit are left out)."""
         self._require_alive()
-        e, names, resumes = self._e, self._names, self._resumes
+        e, names, resumes, epoch, event_tid = self._e, self._names, self._resumes, self._names_epoch, self._last_tid
         result = []
         for i in range(e.nthreads):
             t = e.threads[i]
-            state, tid = t.state, t.tid
+            state, tid, serial = t.state, t.tid, t.serial
             if state == lib.PT_GONE or (state == lib.PT_EXITING and (not t.exiting or _is_zombie(self.pid, tid))):
                 continue  # a zombie leader (it called pthread_exit) is gone for GDB, as for gdbserver
-            # /proc comm, read once per stop: GDB may ask several times, but any thread that ran may
-            # have renamed itself or another (pthread_setname_np; gdb.threads/names.exp). The kernel
-            # gives another thread's name nowhere else (PR_GET_NAME reads the caller's own), so this
-            # is the one /proc read per stop left: a pread per known thread, an open per new one.
+            # The name from /proc comm: the kernel gives another thread's name nowhere else
+            # (PR_GET_NAME reads the caller's own) and says nothing when one changes (prctl
+            # PR_SET_NAME by the thread, or a write to /proc/PID/task/TID/comm by any thread or
+            # process allowed to: pthread_setname_np on another thread). Read for a thread seen for
+            # the first time, for the thread of the last event at each stop (GDB prints its name
+            # in the stop line) and for every thread after refresh_names(): with thousands of idle
+            # threads a read per thread per stop was most of the stop (docs/design-notes.md,
+            # "Thread names"). A reused tid is a new thread (a new engine record): nothing is kept.
             cached = names.get(tid)
-            if cached is None or cached[1] != resumes:
-                cached = names[tid] = (self._read_comm(tid), resumes, cached[2] if cached is not None else None)
-            name, info, thread_state = cached[0], cached[2], STATES[state]
+            if cached is not None and cached[3] != serial:
+                self._forget_thread(tid)
+                cached = None
+            if cached is None or cached[2] != epoch or (tid == event_tid and cached[1] != resumes):
+                info = cached[4] if cached is not None else None
+                cached = names[tid] = (self._read_comm(tid), resumes, epoch, serial, info)
+            name, info, thread_state = cached[0], cached[4], STATES[state]
             pointer = info.thread_pointer if info is not None else 0
             if not pointer and state == lib.PT_STOPPED:
                 pointer = self._thread_pointer(tid)
             if info is None or info.state is not thread_state or info.name != name or info.thread_pointer != pointer:
                 # A new value only when something changed: GDB lists the threads at every stop.
                 info = ThreadInfo(tid, name, -1, thread_state, pointer)
-                names[tid] = (name, resumes, info)
+                names[tid] = (name, cached[1], cached[2], serial, info)
             result.append(info)
         if len(names) != len(result):  # a thread exited (one born since was added above)
             self._forget_names({info.tid for info in result})
+        self._listed = len(result)
         return result
+
+    def refresh_names(self) -> None:
+        """Read every thread's name again at the next `threads()` (GDB's second thread-list request in
+        one stop: a user's `info threads`; a rename while the program was stopped shows there)."""
+        self._names_epoch += 1
 
     def _read_comm(self, tid: int) -> str:
         """A thread's comm through a file descriptor kept open per thread: one pread(2) a stop instead
@@ -213,10 +231,14 @@ class Inferior:
         for tid in [tid for tid in self._pointer_unset if tid not in live]:
             del self._pointer_unset[tid]
         for tid in [tid for tid in self._names if tid not in live]:
-            del self._names[tid]
-            fd = self._comm_fds.pop(tid, None)
-            if fd is not None:
-                os.close(fd)
+            self._forget_thread(tid)
+
+    def _forget_thread(self, tid: int) -> None:
+        self._names.pop(tid, None)
+        self._pointer_unset.pop(tid, None)
+        fd = self._comm_fds.pop(tid, None)
+        if fd is not None:
+            os.close(fd)
 
     def _close_comm_fds(self) -> None:
         for fd in self._comm_fds.values():
@@ -334,6 +356,8 @@ class Inferior:
                 tid = t.tid
                 set_action(t, tid, actions.get(tid, default))
         self._resumes += 1
+        if default is not None or len(actions) >= self._listed:
+            self.world_resumes += 1
         self._after_resume(lib.pt_resume(e))
 
     def _prepared_actions(self, actions: Mapping[int, ResumeAction]) -> tuple[Any, ...] | None:
@@ -394,6 +418,7 @@ class Inferior:
                     self._thread(tid).action_sig = sig
             self._held_signals.clear()
         self._resumes += 1
+        self.world_resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
         if rc == 1:
             return self._take_event()
