@@ -36,7 +36,7 @@ from ptstub.events import (
     WatchKind,
     WatchpointHit,
 )
-from ptstub.linux import solibs, symbols
+from ptstub.linux import realtime, solibs, symbols
 from ptstub.linux.debugregs import DebugRegisters, Slot
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
@@ -103,6 +103,8 @@ class Inferior:
         self._pointer_unset: dict[int, int] = {}  # tid -> _resumes when its fs_base was last read as 0
         self._gpr_buf = ffi.new("uint8_t[]", GPR_SIZE)  # reused by _thread_pointer
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
+        # SCHED_FIFO for resumes of many threads where allowed (ptstub/linux/realtime.py); settable
+        self.realtime: realtime.RealtimePolicy = realtime.policy()
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -358,7 +360,17 @@ class Inferior:
         self._resumes += 1
         if default is not None or len(actions) >= self._listed:
             self.world_resumes += 1
-        self._after_resume(lib.pt_resume(e))
+        self._after_resume(self._resume_batch())
+
+    def _resume_batch(self) -> int:
+        """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
+        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
+        if not self.realtime.wanted(self._e.nthreads) or not realtime.enter():
+            return lib.pt_resume(self._e)
+        try:
+            return lib.pt_resume(self._e)
+        finally:
+            realtime.leave()
 
     def _prepared_actions(self, actions: Mapping[int, ResumeAction]) -> tuple[Any, ...] | None:
         """`actions` as the C arrays of `pt_set_thread_actions` (tids, actions, signals, count), kept for
@@ -652,7 +664,7 @@ class Inferior:
 
     def resume_again(self) -> None:
         """Resume with the actions of the last `resume()` (an event vanished while stopping)."""
-        self._after_resume(lib.pt_resume(self._e))
+        self._after_resume(self._resume_batch())
 
     def take_event(self) -> StopEvent:
         """The event `hold()` found (an `Exited`/`Killed` when the process ended)."""
@@ -875,6 +887,19 @@ class Inferior:
         cycle = ffi.new("uint64_t[]", rounds)
         lib.pt_measure_stop_all(self._e, rounds, stop, cycle)
         return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+
+    def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
+        """Like `measure_stop_all`, through the public path: the engine's stop-all, then `resume()` of
+        every thread (with the real-time window of `self.realtime`); seconds."""
+        samples = []
+        every = ResumeAction(ResumeKind.CONTINUE)
+        for _ in range(rounds):
+            t0 = lib.pt_now_ns()
+            check(lib.pt_stop_all(self._e), "stop all")
+            t1 = lib.pt_now_ns()
+            self.resume(default=every)
+            samples.append(((t1 - t0) / 1e9, (lib.pt_now_ns() - t0) / 1e9))
+        return samples
 
 
 def _is_zombie(pid: int, tid: int) -> bool:
