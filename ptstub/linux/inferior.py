@@ -105,6 +105,7 @@ class Inferior:
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
         # SCHED_FIFO for resumes of many threads where allowed (ptstub/linux/realtime.py); settable
         self.realtime: realtime.RealtimePolicy = realtime.policy()
+        self._resumed_ns = 0  # pt_now_ns() when the last resume batch had resumed every thread due
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -366,9 +367,13 @@ class Inferior:
         """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
         woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
         if not self.realtime.wanted(self._e.nthreads) or not realtime.enter():
-            return lib.pt_resume(self._e)
+            rc = lib.pt_resume(self._e)
+            self._resumed_ns = lib.pt_now_ns()
+            return rc
         try:
-            return lib.pt_resume(self._e)
+            rc = lib.pt_resume(self._e)
+            self._resumed_ns = lib.pt_now_ns()  # before leave(): the threads it woke may run first then
+            return rc
         finally:
             realtime.leave()
 
@@ -890,7 +895,8 @@ class Inferior:
 
     def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
         """Like `measure_stop_all`, through the public path: the engine's stop-all, then `resume()` of
-        every thread (with the real-time window of `self.realtime`); seconds."""
+        every thread (with the real-time window of `self.realtime`), timed to the end of the resume
+        batch (after it the tracer sleeps in its next wait and may be preempted harmlessly); seconds."""
         samples = []
         every = ResumeAction(ResumeKind.CONTINUE)
         for _ in range(rounds):
@@ -898,7 +904,7 @@ class Inferior:
             check(lib.pt_stop_all(self._e), "stop all")
             t1 = lib.pt_now_ns()
             self.resume(default=every)
-            samples.append(((t1 - t0) / 1e9, (lib.pt_now_ns() - t0) / 1e9))
+            samples.append(((t1 - t0) / 1e9, (self._resumed_ns - t0) / 1e9))
         return samples
 
 
