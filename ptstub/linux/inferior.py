@@ -37,6 +37,7 @@ from ptstub.events import (
     WatchpointHit,
 )
 from ptstub.linux import realtime, solibs, symbols
+from ptstub.linux.comm import CommReader
 from ptstub.linux.debugregs import DebugRegisters, Slot
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.program import resolve_program
@@ -59,7 +60,6 @@ WAIT_FOREVER = -1
 PEER = 4  # wait_in_group: another process of the session has the event
 NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
 FS_BASE_OFFSET = 21 * 8  # user_regs_struct.fs_base (<sys/user.h>)
-COMM_FDS_MAX = 256  # comm descriptors kept open; threads beyond these open and close theirs per read
 _PASS_MASKS: dict[frozenset[int], int] = {}  # QPassSignals lists seen -> the engine's signal mask
 
 
@@ -98,7 +98,7 @@ class Inferior:
         self._names_epoch = 0  # bumped by refresh_names(): every name is read again
         self.world_resumes = 0  # resumes of every thread so far (see ThreadListDocument)
         self._listed = 0  # live threads at the last threads()
-        self._comm_fds: dict[int, int] = {}  # tid -> open /proc/PID/task/TID/comm, re-read with pread
+        self._comm = CommReader(pid)  # thread names from /proc
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
         self._pointer_unset: dict[int, int] = {}  # tid -> _resumes when its fs_base was last read as 0
         self._gpr_buf = ffi.new("uint8_t[]", GPR_SIZE)  # reused by _thread_pointer
@@ -163,7 +163,7 @@ class Inferior:
                 cached = None
             if cached is None or cached[2] != epoch or (tid == event_tid and cached[1] != resumes):
                 info = cached[4] if cached is not None else None
-                cached = names[tid] = (self._read_comm(tid), resumes, epoch, serial, info)
+                cached = names[tid] = (self._comm.read(tid), resumes, epoch, serial, info)
             name, info, thread_state = cached[0], cached[4], STATES[state]
             pointer = info.thread_pointer if info is not None else 0
             if not pointer and state == lib.PT_STOPPED:
@@ -182,32 +182,6 @@ class Inferior:
         """Read every thread's name again at the next `threads()` (GDB's second thread-list request in
         one stop: a user's `info threads`; a rename while the program was stopped shows there)."""
         self._names_epoch += 1
-
-    def _read_comm(self, tid: int) -> str:
-        """A thread's comm through a file descriptor kept open per thread: one pread(2) a stop instead
-        of open, fstat, ioctl, lseek, read and close (GDB reads every name at every stop). proc(5)
-        regenerates the text on each read at offset 0, so a rename is seen at once."""
-        fd = self._comm_fds.get(tid)
-        if fd is not None:
-            try:
-                return os.pread(fd, 64, 0).rstrip(b"\n").decode(errors="replace")
-            except OSError:
-                # ESRCH: the thread this fd was opened for exited; its tid may now be a new thread's.
-                del self._comm_fds[tid]
-                os.close(fd)
-        try:
-            fd = os.open(f"/proc/{self.pid}/task/{tid}/comm", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
-            return ""  # ESRCH race: the thread exited since the engine last saw it
-        try:
-            data = os.pread(fd, 64, 0)
-        except OSError:
-            data = b""
-        if len(self._comm_fds) < COMM_FDS_MAX and data:
-            self._comm_fds[tid] = fd
-        else:
-            os.close(fd)
-        return data.rstrip(b"\n").decode(errors="replace")
 
     def _thread_pointer(self, tid: int) -> int:
         """fs_base of a stopped thread, the `pthread_t` GDB gets as the thread's handle, or 0.
@@ -239,14 +213,10 @@ class Inferior:
     def _forget_thread(self, tid: int) -> None:
         self._names.pop(tid, None)
         self._pointer_unset.pop(tid, None)
-        fd = self._comm_fds.pop(tid, None)
-        if fd is not None:
-            os.close(fd)
+        self._comm.forget(tid)
 
     def _close_comm_fds(self) -> None:
-        for fd in self._comm_fds.values():
-            os.close(fd)
-        self._comm_fds.clear()
+        self._comm.close()
         self._names.clear()
         self._pointer_unset.clear()
 
