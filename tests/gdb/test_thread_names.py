@@ -73,7 +73,18 @@ gdb.execute("info threads", to_string=True)
 listed_again = sorted(t.ptid[1] for t in gdb.selected_inferior().threads())
 pid = gdb.selected_inferior().pid
 import os
-live = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task"))
+
+
+def alive(tid):  # neither a zombie nor on its way out (PF_EXITING, 0x4: held at its exit event)
+    try:
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] not in "ZX" and not int(fields[6]) & 0x4
+
+
+live = sorted(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if alive(tid))
 print("LISTED", listed == live, listed_again == live, len(live))
 names = {t.ptid[1]: t.name for t in gdb.selected_inferior().threads()}
 print("NAMES", sorted(set(names.values())))
@@ -82,7 +93,8 @@ gdb.execute("kill")
 
 
 def test_the_thread_list_is_exact_after_churn(stub: str, fixture_path) -> None:
-    """Short-lived threads come and go between stops (tids reused): GDB's list is the live threads."""
+    """Short-lived threads come and go between stops (tids reused): GDB's list is the live threads (a
+    zombie, or a thread held at its exit event, is no longer one)."""
     program = fixture_path("stress")
     args = ["--threads", "2", "--calls", "100000", "--syscall", "none", "--churn", "8", "--idle", "20"]
     with running_stub(stub, ["--once", "127.0.0.1:0", program, *args]) as s:
