@@ -245,19 +245,25 @@ def worker_hits(argv: list[str], seconds: float) -> dict[str, object]:
     return {"hits": hits, "seconds": secs, "hits_per_s": (hits - 1) / secs if secs > 0 else 0.0, "stats": stats}
 
 
-def worker_stopall(pid: int, rounds: int, gap: float) -> dict[str, object]:
+def worker_stopall(pid: int, rounds: int, gap: float, realtime: bool = False) -> dict[str, object]:
+    """`realtime`: the public path (`measure_stop_resume`: stop-all, then `resume()` with ptstub's
+    real-time window when its policy allows it); else the engine's own C loop at the normal policy."""
     import ptstub
     from ptstub.target import ResumeAction, ResumeKind
 
     with ptstub.attach(pid) as inf:
-        if not hasattr(inf, "measure_stop_all"):
-            return {"error": "Inferior.measure_stop_all does not exist"}
+        measure = getattr(inf, "measure_stop_resume" if realtime else "measure_stop_all", None)
+        if measure is None:
+            return {"error": "this ptstub cannot measure that"}
+        policy = getattr(inf, "realtime", None)
+        if realtime and (policy is None or not policy.enabled):
+            return {"error": f"no raised priority: {policy.reason if policy else 'no policy'}"}
         nthreads = len(inf.threads())
         inf.resume(default=ResumeAction(ResumeKind.CONTINUE, 0))
         time.sleep(0.02)
         samples: list[tuple[float, float]] = []
         for _ in range(rounds):  # one round per call, so that the threads run `gap` between rounds, as in C
-            samples += inf.measure_stop_all(1)
+            samples += measure(1)
             time.sleep(gap)
         inf.detach()
     return {
@@ -287,8 +293,8 @@ def worker_main(argv: list[str]) -> int:
     try:
         if kind == "hits":
             result = worker_hits(argv[2:], float(argv[1]))
-        elif kind == "stopall":
-            result = worker_stopall(int(argv[1]), int(argv[2]), float(argv[3]))
+        elif kind in ("stopall", "stopall-rt"):
+            result = worker_stopall(int(argv[1]), int(argv[2]), float(argv[3]), kind == "stopall-rt")
         elif kind == "attach":
             result = worker_attach(int(argv[1]))
         else:
@@ -517,12 +523,19 @@ def c_stopall(
 
 
 def ptstub_stopall(
-    tools: Tools, cfg: argparse.Namespace, threads: int, busy: int, rounds: int, both: Series, counts: set[int]
+    tools: Tools,
+    cfg: argparse.Namespace,
+    threads: int,
+    busy: int,
+    rounds: int,
+    both: Series,
+    counts: set[int],
+    kind: str = "stopall",
 ) -> list[float]:
     proc = start_spin(tools, threads, busy)
     try:
         time.sleep(0.02)
-        res = run_worker(["stopall", str(proc.pid), str(rounds), str(cfg.gap)], 600)
+        res = run_worker([kind, str(proc.pid), str(rounds), str(cfg.gap)], 600)
     finally:
         stop_spin(proc)
     counts.add(int(res["threads"]))
@@ -550,9 +563,25 @@ def stopall_rows(tools: Tools, cfg: argparse.Namespace, threads: int, busy: int,
         steps.append(
             lambda: measure(stop.ptstub, lambda: ptstub_stopall(tools, cfg, threads, busy, rounds, both.ptstub, counts))
         )
+    if have_ptstub and busy and cfg.fifo:
+        # ptstub's own policy: resume() at SCHED_FIFO where allowed (ptstub/linux/realtime.py); when not
+        # allowed the column says n/a and the reason is printed
+        rt_stop = stop.extra["ptstub+FIFO"] = Series()
+        rt_both = both.extra["ptstub+FIFO"] = Series()
+        steps.append(
+            lambda: measure(
+                rt_stop, lambda: ptstub_stopall(tools, cfg, threads, busy, rounds, rt_both, counts, "stopall-rt")
+            )
+        )
     for rep in range(cfg.stop_repeats):
         interleave(steps, rep)
     stop.note = both.note = f"{rounds} rounds x {cfg.stop_repeats}; threads seen {sorted(counts)}"
+    for row in (stop, both):
+        rt, c_rt = row.extra.get("ptstub+FIFO"), row.extra.get("C+FIFO")
+        if rt is not None and c_rt is not None and rt.ok and c_rt.ok and c_rt.stats()[1]:
+            row.note += f"; ptstub+FIFO/C+FIFO {rt.stats()[1] / c_rt.stats()[1]:.2f}x (target <=2)"
+        elif rt is not None and rt.error:
+            row.note += f"; ptstub+FIFO n/a: {rt.error}"
     return [stop, both]
 
 

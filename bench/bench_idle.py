@@ -21,7 +21,10 @@ The instrumented ptstub is this script run as `bench_idle.py --profiled-stub OUT
 wraps `Inferior.resume`, `Inferior.wait` and `TransferObjects.handle_read_object` with clock reads, serves GDB
 through `ptstub.cli.main`, and writes the samples to OUT as JSON when the session ends.
 
-Usage: bench/bench_idle.py [--idle 100,1000,4000] [--hits 200] [--repeats 3] [--json FILE]
+--baseline DIR runs another ptstub tree (a checkout with its C helper built in place:
+`python setup.py build_ext --inplace`) the same way, hits/s and breakdown, for a before/after in one run.
+
+Usage: bench/bench_idle.py [--idle 100,1000,4000] [--hits 200] [--repeats 3] [--baseline DIR] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
 
@@ -52,9 +55,15 @@ def workload(program: str, idle: int, hits: int) -> list[str]:
     return ["--once", "127.0.0.1:0", program, *calls]
 
 
+BASELINE: Path | None = None  # --baseline: another ptstub tree, run as the stub "baseline"
+
+
 def run_loop(stub: str, program: str, idle: int, hits: int, profile: str | None = None) -> float:
     """One GDB breakpoint loop of `hits` stops; hits/s from the worker's own first-to-last-hit time."""
-    command = [sys.executable, __file__, "--profiled-stub", profile, "--"] if profile else None
+    script = __file__ if stub != "baseline" or BASELINE is None else str(BASELINE / "bench" / "bench_idle.py")
+    command = [sys.executable, script, "--profiled-stub", profile, "--"] if profile else None
+    if stub == "baseline" and command is None and BASELINE is not None:
+        command = ["env", f"PYTHONPATH={BASELINE}", sys.executable, "-m", "ptstub"]
     with tempfile.TemporaryFile() as out:
         proc, port, _, _ = launch_stub(stub, workload(program, idle, hits), command, stdout=out)
         try:
@@ -144,12 +153,12 @@ def profiled_stub(out_path: str, args: list[str]) -> int:
         Path(out_path).write_text(json.dumps(probe.samples))
 
 
-def breakdown(program: str, idle: int, hits: int) -> tuple[float, dict[str, list[int]]]:
+def breakdown(program: str, idle: int, hits: int, stub: str = "ptstub") -> tuple[float, dict[str, list[int]]]:
     """An instrumented ptstub loop: (hits/s, the per-hit samples in ns)."""
     with tempfile.NamedTemporaryFile(suffix=".json", delete=False) as f:
         path = f.name
     try:
-        rate = run_loop("ptstub", program, idle, hits, profile=path)
+        rate = run_loop(stub, program, idle, hits, profile=path)
         return rate, json.loads(Path(path).read_text())
     finally:
         os.unlink(path)
@@ -161,25 +170,38 @@ def main() -> int:
     parser.add_argument("--idle", default="1000", help="idle thread counts, comma-separated (default 1000)")
     parser.add_argument("--hits", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--baseline", help="another ptstub tree, run as a third stub")
     parser.add_argument("--json")
     opts = parser.parse_args()
+    global BASELINE
+    BASELINE = Path(opts.baseline).resolve() if opts.baseline else None
+    stubs = (*STUBS, "baseline") if BASELINE else STUBS
     counts = [int(n) for n in opts.idle.split(",")]
     program = str(build_fixtures() / "stress")
     started = time.monotonic()
     load = os.getloadavg()[0]
     results: dict[str, dict[str, list[float]]] = {}
-    profiles: dict[int, dict[str, list[int]]] = {}
+    profiles: dict[str, dict[int, dict[str, list[int]]]] = {}
     for idle in counts:
-        profiles[idle] = {name: [] for name in BREAKDOWN}
         for repeat in range(opts.repeats):
-            for stub in STUBS if repeat % 2 == 0 else STUBS[::-1]:  # alternate, so drifting load hits both alike
+            for stub in stubs if repeat % 2 == 0 else stubs[::-1]:  # alternate, so drifting load hits all alike
                 rate = run_loop(stub, program, idle, opts.hits)
                 results.setdefault(f"hits/s {idle} idle", {}).setdefault(stub, []).append(rate)
-            _, samples = breakdown(program, idle, opts.hits)
-            for name, values in samples.items():
-                profiles[idle][name].extend(values)
+            for stub in stubs[:1] + stubs[2:]:
+                _, samples = breakdown(program, idle, opts.hits, stub)
+                for name, values in samples.items():
+                    profiles.setdefault(stub, {}).setdefault(idle, {n: [] for n in BREAKDOWN})[name].extend(values)
     table = print_table(results, 18, 26, "{:.4g}/{:.4g}/{:.4g}")
-    table["ptstub per hit"] = print_breakdown(profiles)
+    if BASELINE:
+        for name, by_stub in results.items():
+            base = statistics.median(by_stub["baseline"])
+            print(
+                f"{name:<18} baseline {'{:.4g}/{:.4g}/{:.4g}'.format(*summary3(by_stub['baseline'])):>20}"
+                f"  ptstub/baseline {statistics.median(by_stub['ptstub']) / base:.2f}x"
+            )
+    for stub, by_idle in profiles.items():
+        print(f"\n{stub}:", end="")
+        table[f"{stub} per hit"] = print_breakdown(by_idle)
     print(
         f"# {opts.repeats} repeats x {opts.hits} hits; load {load:.1f} -> {os.getloadavg()[0]:.1f}; "
         f"took {time.monotonic() - started:.0f} s"
@@ -187,6 +209,10 @@ def main() -> int:
     if opts.json:
         Path(opts.json).write_text(json.dumps(table, indent=2))
     return 0
+
+
+def summary3(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
 
 
 def print_breakdown(profiles: dict[int, dict[str, list[int]]]) -> dict[str, Any]:

@@ -6,11 +6,16 @@ Prints min/median/max over --repeats and the ratio of the medians:
   - engine face: `ptstub stress fixtures/stress --break hit_target --duration S` hits/s with 1 and 8
     worker threads (a busy counter thread is stopped and resumed at every stop, as in bench_engine.py),
     against `ref_tracer hits` doing the same all-stop cycle in C (target >= 0.8x);
+  - churn face: the same with `--churn S` (S spawner threads creating and joining short-lived threads that
+    each call hit_target() once; 1 worker), `ptstub stress` against `ref_tracer hits` on the same command
+    line: every hit of every thread counts, short-lived ones included (target >= 0.67x, i.e. ptstub within
+    1.5x of the C tracer's time per hit);
   - stub face: `ptstub stress --stub CMD` on the bundled program (GDB 13 in the loop, the counter read
     twice per stop) with ptstub's server against gdbserver (target >= 1.3x).
 The machine is shared and noisy: compare within one run only; the runs of each figure are interleaved.
 
-Usage:  python3 bench/bench_stress.py [--repeats N] [--seconds S] [--only engine,stub] [--json FILE]
+Usage:  python3 bench/bench_stress.py [--repeats N] [--seconds S] [--only engine,churn,stub] [--churn 8,50]
+                                      [--json FILE]
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bench_engine import (  # noqa: E402
     c_hits,
     fmt_row,
     interleave,
+    kv,
     measure,
     run_tool,
 )
@@ -57,10 +63,22 @@ def stress_json(argv: list[str], timeout: float) -> dict:
         return json.loads(Path(out.name).read_text())
 
 
-def engine_hits(tools: Tools, threads: int, seconds: float) -> float:
-    argv = [*ptstub_command(), "stress", tools.stress, "--threads", str(threads), "--calls", str(CALLS)]
-    argv += ["--syscall", "none", "--break", "hit_target", "--duration", str(seconds), "--timeout", "30"]
+def program(tools: Tools, threads: int, churn: int = 0) -> list[str]:
+    argv = [tools.stress, "--threads", str(threads), "--calls", str(CALLS), "--syscall", "none"]
+    return argv + (["--churn", str(churn)] if churn else [])
+
+
+def engine_hits(tools: Tools, threads: int, seconds: float, churn: int = 0) -> float:
+    argv = [*ptstub_command(), "stress", *program(tools, threads, churn)]
+    argv += ["--break", "hit_target", "--duration", str(seconds), "--timeout", "30"]
     return float(stress_json(argv, seconds + 120)["hits_per_s"])
+
+
+def c_churn_hits(tools: Tools, seconds: float, churn: int) -> float:
+    """`ref_tracer hits` on the churn program: the same all-stop cycle, threads born and gone meanwhile."""
+    argv = [tools.ref_tracer, "hits", *tools.bp_args, "--seconds", str(seconds), "--", *program(tools, 1, churn)]
+    out = run_tool(argv, seconds + 120)
+    return float(kv(out.strip().splitlines()[-1])["hits_per_s"])
 
 
 def stub_hits(stub: str, threads: int) -> float:
@@ -90,6 +108,22 @@ def engine_rows(tools: Tools, cfg: argparse.Namespace) -> list[Row]:
     return rows
 
 
+def churn_rows(tools: Tools, cfg: argparse.Namespace) -> list[Row]:
+    rows = []
+    for churn in cfg.churn:
+        row = Row(f"ptstub stress hits/s, churn {churn}", "hit/s", True, ">=0.67")
+        steps = [
+            lambda s=churn, r=row: measure(r.c, lambda: c_churn_hits(tools, cfg.seconds, s)),
+            lambda s=churn, r=row: measure(r.ptstub, lambda: engine_hits(tools, 1, cfg.seconds, s)),
+        ]
+        for rep in range(cfg.repeats):
+            interleave(steps, rep)
+        row.note = f"{cfg.repeats} x {cfg.seconds:g} s; 1 worker, {churn} spawners; reference: ref_tracer hits"
+        rows.append(row)
+        print(fmt_row(row), flush=True)
+    return rows
+
+
 def stub_rows(cfg: argparse.Namespace) -> list[Row]:
     rows = []
     for threads in (1, 8):
@@ -111,16 +145,20 @@ def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=float, default=2.0, help="timed part of each engine-face run")
-    p.add_argument("--only", default="engine,stub", help="comma-separated: engine, stub")
+    p.add_argument("--only", default="engine,churn,stub", help="comma-separated: engine, churn, stub")
+    p.add_argument("--churn", default="8,50", help="spawner counts of the churn rows (comma-separated)")
     p.add_argument("--json", help="write the figures here")
     p.add_argument("--targets", default="fixtures", choices=["fixtures", "bench", "auto"])
     cfg = p.parse_args(argv)
     only = set(cfg.only.split(","))
-    if not only <= {"engine", "stub"} or cfg.repeats < 1:
-        p.error("--only takes engine and/or stub; --repeats must be >= 1")
+    cfg.churn = [int(n) for n in cfg.churn.split(",")]
+    if not only <= {"engine", "churn", "stub"} or cfg.repeats < 1:
+        p.error("--only takes engine, churn and/or stub; --repeats must be >= 1")
     try:
         tools = build(cfg.targets)
-        rows = (engine_rows(tools, cfg) if "engine" in only else []) + (stub_rows(cfg) if "stub" in only else [])
+        rows = engine_rows(tools, cfg) if "engine" in only else []
+        rows += churn_rows(tools, cfg) if "churn" in only else []
+        rows += stub_rows(cfg) if "stub" in only else []
     except BenchError as err:
         print(f"bench_stress: {err}", file=sys.stderr)
         return 1

@@ -18,6 +18,7 @@
  *       (non-PIE executables).  --no-stop-all leaves the other threads running (the bare breakpoint cycle; only
  *       exact with one thread hitting the breakpoint).  --seconds stops counting S seconds after the first hit,
  *       --count after H hits; without either the program runs to its end (--expect E checks the total).
+ *       Threads may come and go all the time (`stress --churn S`): gone threads leave the table at each resume.
  *       Last line:  hits=<n> seconds=<s> hits_per_s=<x>   (rate over the first..last hit interval)
  *
  *   ref_tracer stopall [--threads N] [--busy K] [--rounds R] [--gap-us G] [--fifo] [--] PROG [ARGS...]
@@ -554,9 +555,32 @@ static void step_over_reported(void)
     poke_bp(via, 1);
 }
 
+/* Drop the threads that are gone from the table (keeping the others' order), so that a program that creates
+ * and joins threads all the time (`stress --churn`) costs each stop its live threads only, as it does ptstub's
+ * engine, and never fills the table. */
+static void forget_gone(void)
+{
+    int kept = 0;
+    for (int i = 0; i < E.n; i++) {
+        thr_t *t = &E.t[i];
+        if (t->state == GONE) {
+            if (E.idx[t->tid] == i + 1)
+                E.idx[t->tid] = 0;
+            continue;
+        }
+        if (kept != i) {
+            E.t[kept] = *t;
+            E.idx[t->tid] = kept + 1;
+        }
+        kept++;
+    }
+    E.n = kept;
+}
+
 static void resume_all(void)
 {
     step_over_reported();
+    forget_gone();
     for (int i = 0; i < E.n; i++)
         if (E.t[i].state == STOPPED)
             resume(&E.t[i], E.t[i].sig);

@@ -86,6 +86,7 @@ typedef struct pt_thread {
     int32_t step_unfinished;   /* resumed with PTRACE_SINGLESTEP and its step trap not seen yet */
     int32_t resume_due;        /* a stop with nothing to report, its resume deferred to the end of the drain */
     int32_t pass_due;          /* 1: passes a breakpoint nobody hears of (agenthit.h); 2: held while one does */
+    uint64_t serial;           /* the engine's count of records when this one was made: a reused tid is told apart */
 } pt_thread;
 
 typedef struct pt_breakpoint {
@@ -145,6 +146,7 @@ typedef struct pt_engine {
     uint64_t n_late_detaches;  /* threads of the table in no ptrace-stop at detach, let go at their next */
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
+    uint64_t n_records;        /* thread records made so far (pt_thread.serial) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
     int32_t n_orphans;         /* statuses of tids that are not (yet) ours: parked for their claimant */
     int32_t orphan_cap;

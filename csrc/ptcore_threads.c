@@ -178,6 +178,7 @@ pt_thread *add_thread(pt_engine *e, int32_t tid, int32_t state)
     if (!t)
         return NULL;
     t->tid = tid;
+    t->serial = ++e->n_records;
     t->state = PT_STOPPED;
     t->action = PT_ACT_CONT;
     e->threads[e->nthreads++] = t;

@@ -121,7 +121,20 @@ class Target(Protocol):
         ...
 
     # Threads.
-    def threads(self) -> list[ThreadInfo]: ...
+    def threads(self) -> list[ThreadInfo]:
+        """Live threads in creation order. Names are read as `refresh_names` says."""
+        ...
+
+    @property
+    def world_resumes(self) -> int:
+        """Resumes of every thread so far: a thread list asked for twice between two of them is a
+        second request of one stop (ptstub.session.threadlist)."""
+        ...
+
+    def refresh_names(self) -> None:
+        """Read every thread's name again at the next `threads()` (otherwise only new threads' names and
+        that of the thread of the last event are read: docs/design-notes.md, "Thread names")."""
+        ...
 
     def thread_ids(self) -> list[int]: ...
 

@@ -34,7 +34,7 @@ from ptstub.events import (
     ThreadExited,
     VforkDone,
 )
-from ptstub.linux import ptrace_log, registers, solibs, symbols
+from ptstub.linux import ptrace_log, realtime, registers, solibs, symbols
 from ptstub.linux.breakpoints import BreakpointTable
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.thread_list import ThreadList
@@ -73,10 +73,15 @@ class Inferior:
         self.exit_code: int | None = None
         self.exit_signal: int | None = None
         self._closed = False
-        self._thread_list = ThreadList(pid)  # names and handles, cached per stop
+        self._thread_list = ThreadList(pid)  # names and handles (docs/design-notes.md, "Thread names")
+        self.world_resumes = 0  # resumes of every thread so far (see ThreadListDocument)
+        self._listed = 0  # live threads at the last threads()
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
         self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
         self._logs_ptrace = engine.ptrace_log != ffi.NULL  # the `ptstub.ptrace` channel was on at its making
+        # SCHED_FIFO for resumes of many threads where allowed (ptstub/linux/realtime.py); settable
+        self.realtime: realtime.RealtimePolicy = realtime.policy()
+        self._resumed_ns = 0  # pt_now_ns() when the last resume batch had resumed every thread due
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -119,7 +124,14 @@ class Inferior:
     def threads(self) -> list[ThreadInfo]:
         """Live threads in creation order (threads past their exit are left out)."""
         self._require_alive()
-        return self._thread_list.threads(self._e, self._resumes)
+        result = self._thread_list.threads(self._e, self._resumes, self._last_tid)
+        self._listed = len(result)
+        return result
+
+    def refresh_names(self) -> None:
+        """Read every thread's name again at the next `threads()` (GDB's second thread-list request in
+        one stop: a user's `info threads`; a rename while the program was stopped shows there)."""
+        self._thread_list.refresh_names()
 
     def thread_ids(self) -> list[int]:
         e = self._e
@@ -194,7 +206,23 @@ class Inferior:
                 tid = t.tid
                 set_action(t, tid, actions.get(tid, default))
         self._resumes += 1
-        self._after_resume(lib.pt_resume(e))
+        if default is not None or len(actions) >= self._listed:
+            self.world_resumes += 1
+        self._after_resume(self._resume_batch())
+
+    def _resume_batch(self) -> int:
+        """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
+        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
+        if not self.realtime.wanted(self._e.nthreads) or not realtime.enter():
+            rc = lib.pt_resume(self._e)
+            self._resumed_ns = lib.pt_now_ns()
+            return rc
+        try:
+            rc = lib.pt_resume(self._e)
+            self._resumed_ns = lib.pt_now_ns()  # before leave(): the threads it woke may run first then
+            return rc
+        finally:
+            realtime.leave()
 
     def _prepared_actions(self, actions: Mapping[int, ResumeAction]) -> tuple[Any, ...] | None:
         """`actions` as the C arrays of `pt_set_thread_actions` (tids, actions, signals, count), kept for
@@ -255,6 +283,7 @@ class Inferior:
                     lib.pt_set_action_signal(self._e, tid, sig)  # -ESRCH: the thread is gone, so is its signal
             self._held_signals.clear()
         self._resumes += 1
+        self.world_resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
         if rc == 1:
             return self._take_event()
@@ -489,7 +518,7 @@ class Inferior:
 
     def resume_again(self) -> None:
         """Resume with the actions of the last `resume()` (an event vanished while stopping)."""
-        self._after_resume(lib.pt_resume(self._e))
+        self._after_resume(self._resume_batch())
 
     def take_event(self) -> StopEvent:
         """The event `hold()` found (an `Exited`/`Killed` when the process ended)."""
@@ -664,6 +693,20 @@ class Inferior:
         cycle = ffi.new("uint64_t[]", rounds)
         lib.pt_measure_stop_all(self._e, rounds, stop, cycle)
         return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+
+    def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
+        """Like `measure_stop_all`, through the public path: the engine's stop-all, then `resume()` of
+        every thread (with the real-time window of `self.realtime`), timed to the end of the resume
+        batch (after it the tracer sleeps in its next wait and may be preempted harmlessly); seconds."""
+        samples = []
+        every = ResumeAction(ResumeKind.CONTINUE)
+        for _ in range(rounds):
+            t0 = lib.pt_now_ns()
+            check(lib.pt_stop_all(self._e), "stop all")
+            t1 = lib.pt_now_ns()
+            self.resume(default=every)
+            samples.append(((t1 - t0) / 1e9, (self._resumed_ns - t0) / 1e9))
+        return samples
 
 
 # ------------------------------------------------------------------------------------ construction

@@ -357,18 +357,19 @@ def _xml_attribute(text: str) -> bytes:
 
 def threads_xml(threads: Iterable[ThreadDescription], multiprocess: bool = True) -> bytes:
     """The `qXfer:threads:read` document, byte for byte as gdbserver 13 writes it."""
-    lines = [b"<threads>\n"]
-    for entry in threads:
-        line = b'<thread id="%s"' % entry.thread.format(multiprocess)
-        if entry.core is not None:
-            line += b' core="%d"' % entry.core  # decimal: GDB parses it with strtoulst(..., 0)
-        if entry.name is not None:
-            line += b' name="%s"' % _xml_attribute(entry.name)
-        if entry.handle is not None:
-            line += b' handle="%s"' % hex_encode(entry.handle)
-        lines.append(line + b"/>\n")
-    lines.append(b"</threads>\n")
-    return b"".join(lines)
+    return b"".join([b"<threads>\n", *(thread_xml_line(entry, multiprocess) for entry in threads), b"</threads>\n"])
+
+
+def thread_xml_line(entry: ThreadDescription, multiprocess: bool = True) -> bytes:
+    """One thread's line of the `qXfer:threads:read` document."""
+    line = b'<thread id="%s"' % entry.thread.format(multiprocess)
+    if entry.core is not None:
+        line += b' core="%d"' % entry.core  # decimal: GDB parses it with strtoulst(..., 0)
+    if entry.name is not None:
+        line += b' name="%s"' % _xml_attribute(entry.name)
+    if entry.handle is not None:
+        line += b' handle="%s"' % hex_encode(entry.handle)
+    return line + b"/>\n"
 
 
 def thread_extra_info(text: bytes) -> bytes:

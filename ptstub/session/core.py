@@ -205,7 +205,7 @@ class Session:
         ):
             return
         with contextlib.suppress(TargetError):  # the process ended: the request, if any, is answered then
-            self.objects.threads_document()
+            self.objects.prepare_threads_document()
 
     def interrupt(self) -> None:
         """All-stop Ctrl-C (`\\x03`)."""
@@ -298,7 +298,7 @@ class Session:
     def invalidate(self) -> None:
         self.regs.regs.clear()
         self.regs.g_replies.clear()
-        self.objects.threads_doc = None
+        self.objects.thread_list.invalidate()
         self.objects.libraries_doc = None
 
     def apply_target_options(self) -> None:

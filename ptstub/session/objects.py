@@ -13,13 +13,10 @@ from ptstub.rsp import replies
 from ptstub.rsp.errors import ProtocolError
 from ptstub.rsp.features import TransferObject
 from ptstub.rsp.hexutil import parse_hex
-from ptstub.rsp.threadid import ThreadId
-from ptstub.target import ThreadInfo, ThreadState
+from ptstub.session.threadlist import ThreadListDocument
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
-    from typing import Any
-
     from ptstub.session.core import Session
 
 log = logs.logger("ptstub.rsp")
@@ -30,39 +27,22 @@ class TransferObjects:
 
     def __init__(self, session: Session) -> None:
         self.s = session
-        self.threads_doc: bytes | None = None
-        # Per-stop caches for GDB's breakpoint loop (design-notes, "Speed with GDB in the loop").
-        self.threads_docs: dict[tuple[Any, ...], bytes] = {}  # (multiprocess, pid, (tid, core, name)...)
+        self.thread_list = ThreadListDocument()
         self.libraries_doc: bytes | None = None
         self.osdata: dict[str, bytes] = {}  # `info os` snapshots, taken at offset 0
 
-    def threads_document(self) -> bytes:
-        if self.threads_doc is None:
-            if not self.s.served():
-                self.s.alive()  # raises: no process
-            # A thread resumed past its exit (a leader that called pthread_exit stays a zombie until the
-            # last thread ends) is left out, as in qfThreadInfo and as gdbserver deletes zombie leaders:
-            # GDB then sees that it exited (gdb.threads/gcore-stale-thread.exp).
-            threads = [(p.pid, t) for p in self.s.served() for t in p.threads() if t.state is not ThreadState.EXITING]
-            key = (
-                self.s.conn.features.multiprocess,
-                *((pid, t.tid, t.core, t.name, t.thread_pointer) for pid, t in threads),
-            )
-            document = self.threads_docs.get(key)
-            if document is None:  # the thread set, a name or a handle changed since a stop that had this list
-                handles = _thread_handles(threads)
-                described = (
-                    replies.ThreadDescription(
-                        ThreadId(pid, t.tid), t.core if t.core >= 0 else None, t.name, handles.get((pid, t.tid))
-                    )
-                    for pid, t in threads
-                )
-                document = replies.threads_xml(described, self.s.conn.features.multiprocess)
-                if len(self.threads_docs) >= 64:
-                    self.threads_docs.clear()
-                self.threads_docs[key] = document
-            self.threads_doc = document
-        return self.threads_doc
+    def threads_document(self, offset: int = 0) -> bytes:
+        """The thread list for a request at `offset` (ptstub.session.threadlist)."""
+        if not self.s.served():
+            self.s.alive()  # raises: no process
+        # non-stop: threads come and go and rename themselves while others run
+        served = self.s.served()
+        return self.thread_list.read(served, self.s.conn.features.multiprocess, offset, self.s.conn.non_stop)
+
+    def prepare_threads_document(self) -> None:
+        """Build the thread list GDB asks for next, ahead of its request."""
+        if self.s.served():
+            self.thread_list.prepare(self.s.served(), self.s.conn.features.multiprocess)
 
     def handle_read_object(self, c: cmd.ReadObject) -> bytes:
         obj = c.object
@@ -73,9 +53,7 @@ class TransferObjects:
             tid = self.s.threads.select(self.s.conn.g_thread)
             document = self.s.regs.layout_for(tid).target_xml
         elif obj is TransferObject.THREADS:
-            if self.s.conn.non_stop and c.offset == 0:
-                self.threads_doc = None  # threads come and go while others run
-            document = self.threads_document()
+            document = self.threads_document(c.offset)
         elif obj is TransferObject.AUXV:
             document = self.s.current().read_auxv()
         elif obj is TransferObject.EXEC_FILE:
@@ -150,24 +128,6 @@ class TransferObjects:
             return replies.error(1)
         tid = self.s.threads.select(c.thread.tid)
         return replies.tls_address(self.s.process_for(tid).tls_address(tid, c.offset, c.load_module))
-
-
-def _thread_handles(threads: list[tuple[int, ThreadInfo]]) -> dict[tuple[int, int], bytes]:
-    """(pid, tid) -> the `handle` GDB gets in the thread list: the thread's `pthread_t` (its fs_base on
-    x86-64), its 8 bytes in memory (little-endian) order, as gdbserver hex-encodes libthread_db's `thread_t`.
-
-    None for a thread whose fs_base is still 0 (before TLS set-up gdbserver has no handle either, and
-    GDB's `Thread.handle()` then says "Thread handle not found"), nor for a thread sharing its fs_base
-    with one listed before it in the same process: a raw clone(2) without CLONE_SETTLS, which is no
-    pthread of its own (libthread_db maps it to the other thread's tid and gdbserver drops it)."""
-    handles: dict[tuple[int, int], bytes] = {}
-    seen: set[tuple[int, int]] = set()
-    for pid, t in threads:
-        pointer = t.thread_pointer
-        if pointer and (pid, pointer) not in seen:
-            seen.add((pid, pointer))
-            handles[(pid, t.tid)] = pointer.to_bytes(8, "little")
-    return handles
 
 
 def _xml_escape(name: bytes) -> bytes:

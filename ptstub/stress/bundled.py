@@ -18,6 +18,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from importlib import resources
 
 from ptstub.stress.model import StressSetupError
 
@@ -61,9 +62,6 @@ SOURCE = r"""
 #include <unistd.h>
 
 #define MAX_THREADS 256
-#define MAX_SPAWNERS 64
-#define MAX_IDLE 10000
-#define SMALL_STACK (64 * 1024) /* short-lived and idle threads: thousands of them must fit */
 #define LONG_MS 120000 /* the timeout of wake-up kinds: must never expire */
 
 volatile unsigned long frozen_counter;
@@ -74,16 +72,13 @@ enum { NANOSLEEP, CLOCK_NANOSLEEP, READ, FUTEX, POLL, POLL_TIMEOUT, SELECT, ACCE
        RECV_TIMEOUT, NONE, NKINDS };
 static const char *kinds[NKINDS] = {"nanosleep", "clock_nanosleep", "read", "futex", "poll", "poll-timeout",
     "select", "accept", "epoll_wait", "sigtimedwait", "recv-timeout", "none"};
-static int kind = NANOSLEEP, nthreads = 4, ncalls = 500, duration_ms = 500, nspawners, nidle;
+static int kind = NANOSLEEP, nthreads = 4, ncalls = 500, duration_ms = 500;
 static int pipefd[2], sockfd[2], listen_fd, epfd;
 static struct sockaddr_in addr;
-static atomic_int remaining, futex_word, done;
+static atomic_int remaining, futex_word, workers_done;
 static pthread_t main_thread;
 static struct { pid_t tid; unsigned long calls; } result[MAX_THREADS];
-struct churned { pid_t tid; unsigned long calls; };
-static struct { pthread_t thread; struct churned *recs; size_t n, cap; } spawners[MAX_SPAWNERS];
-static int idle_pipe[2];
-static atomic_int idle_started, idle_eintr, idle_errno;
+#include "turnover.h" /* --churn and --idle, written next to this file (TURNOVER) */
 
 static long now_ms(void)
 {
@@ -117,11 +112,11 @@ static void *worker(void *arg)
     for (int i = 0; i < ncalls; i++) { hit_target(i); calls++; }
     result[idx].tid = (pid_t)syscall(SYS_gettid);
     result[idx].calls = calls;
-    if (atomic_fetch_sub(&remaining, 1) == 1) { atomic_store(&done, 1); wake_main(); }
+    if (atomic_fetch_sub(&remaining, 1) == 1) { atomic_store(&workers_done, 1); wake_main(); }
     return NULL;
 }
 
-static void *counter(void *arg) { (void)arg; while (!atomic_load(&done)) frozen_counter++; return NULL; }
+static void *counter(void *arg) { (void)arg; while (!atomic_load(&workers_done)) frozen_counter++; return NULL; }
 
 static void *short_lived(void *arg)
 {
@@ -130,64 +125,6 @@ static void *short_lived(void *arg)
     rec->calls = 1;
     rec->tid = (pid_t)syscall(SYS_gettid);
     return NULL;
-}
-
-/* --churn: create and join one short-lived thread after another (at least one) until the workers are done. */
-static void *spawner(void *arg)
-{
-    int idx = (int)(long)arg;
-    pthread_attr_t attr;
-    pthread_t t;
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, SMALL_STACK);
-    do {
-        if (spawners[idx].n == spawners[idx].cap) {
-            spawners[idx].cap = spawners[idx].cap ? 2 * spawners[idx].cap : 256;
-            spawners[idx].recs = realloc(spawners[idx].recs, spawners[idx].cap * sizeof *spawners[idx].recs);
-            if (!spawners[idx].recs) abort();
-        }
-        if (pthread_create(&t, &attr, short_lived, &spawners[idx].recs[spawners[idx].n])) abort();
-        pthread_join(t, NULL);
-        spawners[idx].n++;
-    } while (!atomic_load(&done));
-    pthread_attr_destroy(&attr);
-    return NULL;
-}
-
-/* --idle: one read() of one byte on a pipe, from before the workers start until everything else ended. */
-static void *idle(void *arg)
-{
-    char c;
-    long r;
-    (void)arg;
-    atomic_fetch_add(&idle_started, 1);
-    while ((r = read(idle_pipe[0], &c, 1)) < 0 && errno == EINTR) atomic_fetch_add(&idle_eintr, 1);
-    if (r != 1) atomic_store(&idle_errno, r < 0 ? errno : EPIPE);
-    return NULL;
-}
-
-static pthread_t *start_idle(void)
-{
-    pthread_t *threads = calloc((size_t)nidle + 1, sizeof *threads);
-    pthread_attr_t attr;
-    if (!threads || pipe(idle_pipe)) abort();
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, SMALL_STACK);
-    for (int i = 0; i < nidle; i++)
-        if (pthread_create(&threads[i], &attr, idle, NULL)) abort();
-    pthread_attr_destroy(&attr);
-    while (atomic_load(&idle_started) < nidle) sched_yield(); /* all of them on their way into read() */
-    return threads;
-}
-
-static void end_idle(pthread_t *threads)
-{
-    char wake[4096];
-    memset(wake, 'x', sizeof wake);
-    for (int left = nidle, n; left > 0; left -= n)
-        if ((n = (int)write(idle_pipe[1], wake, left < (int)sizeof wake ? (size_t)left : sizeof wake)) <= 0) abort();
-    for (int i = 0; i < nidle; i++) pthread_join(threads[i], NULL);
-    free(threads);
 }
 
 /* One call of the long blocking syscall: 0 done, 1 call it again (woken early), -1 EINTR. */
@@ -223,7 +160,7 @@ static int one_call(long deadline, int *err)
     case EPOLL_WAIT: r = epoll_wait(epfd, &ev, 1, -1); break;
     case SIGTIMEDWAIT: r = sigtimedwait(&set, NULL, &ts); break;
     case RECV_TIMEOUT: r = recv(sockfd[0], &c, 1, 0); if (r == 0) errno = EPIPE, r = -1; break;
-    case NONE: while (!atomic_load(&done)) sched_yield(); return 0;
+    case NONE: while (!atomic_load(&workers_done)) sched_yield(); return 0;
     }
     if (r < 0 && errno == EINTR) return -1;
     if (r < 0) *err = errno;
@@ -292,21 +229,15 @@ int main(int argc, char **argv)
         ok &= result[i].calls == (unsigned long)ncalls;
         printf("ptstub-count: hit_target %d %lu\n", result[i].tid, result[i].calls);
     }
-    for (int s = 0; s < nspawners; s++)
-        for (size_t j = 0; j < spawners[s].n; j++) {
-            ok &= spawners[s].recs[j].calls == 1;
-            printf("ptstub-count: hit_target %d %lu short-lived\n", spawners[s].recs[j].tid, spawners[s].recs[j].calls);
-        }
+    ok &= print_short_lived();
     int timed = kind == NANOSLEEP || kind == CLOCK_NANOSLEEP;
     if (err) printf("ptstub-syscall: %s error=%s\n", kinds[kind], strerrorname_np(err));
     else if (eintr) printf("ptstub-syscall: %s eintr=%d\n", kinds[kind], eintr);
     else if (timed && elapsed < duration_ms) printf("ptstub-syscall: %s short=%ld\n", kinds[kind], elapsed);
     else printf("ptstub-syscall: %s ok\n", kinds[kind]);
-    if (nidle && idle_errno) printf("ptstub-syscall: idle-read error=%s\n", strerrorname_np(idle_errno));
-    else if (nidle && idle_eintr) printf("ptstub-syscall: idle-read eintr=%d\n", atomic_load(&idle_eintr));
-    else if (nidle) printf("ptstub-syscall: idle-read ok\n");
+    ok &= print_idle_verdict();
     printf("ptstub-frozen: frozen_counter\n");
-    ok &= !err && !eintr && !(timed && elapsed < duration_ms) && !idle_errno && !idle_eintr;
+    ok &= !err && !eintr && !(timed && elapsed < duration_ms);
     return ok ? 0 : 1;
 }
 """
@@ -317,9 +248,15 @@ def cache_dir() -> str:
     return os.path.join(base, "ptstub")
 
 
+def turnover_source() -> str:
+    """turnover.h: the churn and idle threads, shared with fixtures/stress.c (package data)."""
+    return resources.files("ptstub.stress").joinpath("turnover.h").read_text()
+
+
 def build(directory: str | None = None) -> str:
     """Path of the bundled program, compiling it first if this version is not built yet."""
-    digest = hashlib.sha256(SOURCE.encode()).hexdigest()[:12]
+    turnover = turnover_source()
+    digest = hashlib.sha256((SOURCE + turnover).encode()).hexdigest()[:12]
     directory = directory or cache_dir()
     path = os.path.join(directory, f"stress-{digest}")
     if os.access(path, os.X_OK):
@@ -332,6 +269,8 @@ def build(directory: str | None = None) -> str:
         source = os.path.join(work, "stress.c")
         with open(source, "w") as f:
             f.write(SOURCE)
+        with open(os.path.join(work, "turnover.h"), "w") as f:
+            f.write(turnover)
         binary = os.path.join(work, "stress")
         cmd = [compiler, "-O0", "-g", "-pthread", "-o", binary, source]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False)

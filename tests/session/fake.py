@@ -95,6 +95,11 @@ class FakeProcess:
     def thread_ended(self, tid: int) -> bool:
         return tid in self.gone
 
+    world_resumes = 0  # the fake reads no names: nothing to refresh
+
+    def refresh_names(self) -> None:
+        pass
+
     def threads(self) -> list[ThreadInfo]:
         return [
             ThreadInfo(

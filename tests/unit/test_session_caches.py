@@ -47,6 +47,10 @@ class FakeTarget:
 
     pid = PID
     alive = True
+    world_resumes = 0  # names are read at every threads() here: nothing to refresh
+
+    def refresh_names(self) -> None:
+        pass
 
     def __init__(self) -> None:
         self.gpr = {PID: make_gpr(0x1000), PID + 1: make_gpr(0x2000)}
