@@ -11,8 +11,9 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
 `--startup` measures start-up alone, side by side (min / median / max of --repeats, default 15 here;
 ratios of medians to gdbserver's): exec to `Listening on port` (wall ms and stub CPU ms) and stub CPU ms
 from exec to GDB's first prompt after `target remote`. ptstub runs as users start it, the `ptstub`
-script beside this Python (else `python -m ptstub`); `--baseline DIR` adds DIR/.venv/bin/ptstub (another
-tree, e.g. a worktree of the commit before) as a third column, for before/after figures of one run.
+script beside this Python (else `python -m ptstub`). In every mode but `--agent`, `--baseline DIR` adds
+DIR/.venv/bin/ptstub (another tree, e.g. a worktree of the commit before) as a third column, for
+before/after figures of one run (hits/s and `--cpu` figures; connect and read only for this tree).
 `--floor` adds the interpreter alone (`python -S -c pass`, `python -I -c pass`): what no Python stub can
 go under.
 
@@ -27,7 +28,7 @@ go under.
 `--agent` measures the target-side cases instead (bench/agent_cases.py): a condition that is never
 true and an agent dprintf, hits/s at 1 and 8 threads; `--before CMD` adds another ptstub command line.
 
-Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--cpu | --startup [--baseline DIR] [--floor]]
+Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--baseline DIR] [--cpu | --startup [--floor]]
                           [--agent [--before CMD]] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
@@ -86,18 +87,21 @@ def gdb_batch(port: int, program: str, commands: list[str], script: str | None =
     return elapsed
 
 
-def hits_run(stub: str, program: str, threads: int, hits: int) -> float:
+def hits_run(stub: str, program: str, threads: int, hits: int, command: list[str] | None = None) -> float:
     calls = max(1, hits // threads) if hits else 0
     args = ["--once", "127.0.0.1:0", program, "--threads", str(threads), "--calls", str(calls), "--syscall", "none"]
-    with running_stub(stub, args) as server:
-        elapsed = gdb_batch(server.port, program, [], HITS_SCRIPT)
-        server.proc.wait(timeout=60)
+    proc, port, _, _ = launch_stub(stub, args, command)
+    try:
+        elapsed = gdb_batch(port, program, [], HITS_SCRIPT)
+        proc.wait(timeout=60)
+    finally:
+        stop_stub(proc)
     return elapsed
 
 
-def hits_per_second(stub: str, program: str, threads: int, hits: int) -> float:
-    base = hits_run(stub, program, threads, 0)
-    total = hits_run(stub, program, threads, hits)
+def hits_per_second(stub: str, program: str, threads: int, hits: int, command: list[str] | None = None) -> float:
+    base = hits_run(stub, program, threads, 0, command)
+    total = hits_run(stub, program, threads, hits, command)
     return hits / max(total - base, 1e-6)
 
 
@@ -233,13 +237,15 @@ def stop_stub(proc: subprocess.Popen[bytes]) -> None:
         proc.stderr.close()
 
 
-def cpu_run(stub: str, program: str, threads: int, hits: int, count_packets: bool) -> tuple[float, int]:
+def cpu_run(
+    stub: str, program: str, threads: int, hits: int, count_packets: bool, command: list[str] | None = None
+) -> tuple[float, int]:
     """The plain GDB breakpoint loop (HITS_SCRIPT) of `hits` stops: (the stub's CPU ms from exec to exit,
     requests GDB sent). The stub's CPU-time clock is read once it has exited and before it is reaped
     (waitid with WNOWAIT): a zombie keeps its final count, and nothing is added to GDB's loop."""
     calls = hits // threads
     args = ["--once", "127.0.0.1:0", program, "--threads", str(threads), "--calls", str(calls), "--syscall", "none"]
-    proc, port, _, _ = launch_stub(stub, args)
+    proc, port, _, _ = launch_stub(stub, args, command)
     try:
         commands = ["set debug remote 1"] if count_packets else []
         args = [GDB, "-nx", "-batch", "-ex", "set sysroot /", *sum((["-ex", c] for c in commands), [])]
@@ -256,10 +262,12 @@ def cpu_run(stub: str, program: str, threads: int, hits: int, count_packets: boo
     return cpu, packets
 
 
-def per_stop(stub: str, program: str, threads: int, hits: int, count_packets: bool = False) -> tuple[float, float]:
+def per_stop(
+    stub: str, program: str, threads: int, hits: int, count_packets: bool = False, command: list[str] | None = None
+) -> tuple[float, float]:
     """(stub CPU us, requests) per stop: a loop of `hits` stops minus one of none (start-up, connection, exit)."""
-    base_cpu, base_packets = cpu_run(stub, program, threads, 0, count_packets)
-    cpu, packets = cpu_run(stub, program, threads, hits, count_packets)
+    base_cpu, base_packets = cpu_run(stub, program, threads, 0, count_packets, command)
+    cpu, packets = cpu_run(stub, program, threads, hits, count_packets, command)
     return (cpu - base_cpu) * 1000 / hits, (packets - base_packets) / hits
 
 
@@ -286,11 +294,18 @@ def interpreter_ms(args: list[str]) -> tuple[float, float]:
     return (time.perf_counter() - start) * 1000, (usage.ru_utime + usage.ru_stime) * 1000
 
 
-def startup_main(opts: argparse.Namespace, simple: str) -> int:
-    """Start-up figures only (--startup), every stub of the run side by side, ratios to gdbserver."""
-    commands: dict[str, list[str] | None] = {"ptstub": None, "gdbserver": None}
+def stub_columns(opts: argparse.Namespace) -> dict[str, list[str] | None]:
+    """The columns of a run: ptstub, `--baseline DIR`'s ptstub when given, gdbserver (None: its own command)."""
+    commands: dict[str, list[str] | None] = {"ptstub": None}
     if opts.baseline:
         commands["baseline"] = [str(Path(opts.baseline).resolve() / ".venv" / "bin" / "ptstub")]
+    commands["gdbserver"] = None
+    return commands
+
+
+def startup_main(opts: argparse.Namespace, simple: str) -> int:
+    """Start-up figures only (--startup), every stub of the run side by side, ratios to gdbserver."""
+    commands = stub_columns(opts)
     results: dict[str, dict[str, list[float]]] = {}
 
     def record(name: str, column: str, value: float) -> None:
@@ -340,24 +355,30 @@ def print_columns(results: dict[str, dict[str, list[float]]], columns: list[str]
 
 
 def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
+    """Stub CPU and requests per stop, start-up; every column of the run side by side (`--baseline`)."""
     results: dict[str, dict[str, list[float]]] = {}
 
-    def record(name: str, stub: str, value: float) -> None:
-        results.setdefault(name, {}).setdefault(stub, []).append(value)
+    def record(name: str, column: str, value: float) -> None:
+        results.setdefault(name, {}).setdefault(column, []).append(value)
 
-    stubs = ("ptstub", "gdbserver")
+    commands = stub_columns(opts)
+    order = list(commands)
     for repeat in range(opts.repeats):
-        for stub in stubs if repeat % 2 == 0 else stubs[::-1]:  # alternate, so drifting load hits both alike
+        for column in order if repeat % 2 == 0 else order[::-1]:  # alternate, so drifting load hits all alike
+            stub = "gdbserver" if column == "gdbserver" else "ptstub"
             for threads in (1, 8):
-                record(f"CPU us/stop {threads} thr", stub, per_stop(stub, stress, threads, opts.hits)[0])
-            wall, cpu, connected = startup(stub, simple)
-            record("exec->Listening wall ms", stub, wall)
-            record("exec->Listening CPU ms", stub, cpu)
-            record("exec->1st prompt CPU ms", stub, connected)
-    for stub in stubs:
+                cpu = per_stop(stub, stress, threads, opts.hits, command=commands[column])[0]
+                record(f"CPU us/stop {threads} thr", column, cpu)
+            wall, cpu, connected = startup(stub, simple, commands[column])
+            record("exec->Listening wall ms", column, wall)
+            record("exec->Listening CPU ms", column, cpu)
+            record("exec->1st prompt CPU ms", column, connected)
+    for column in order:
+        stub = "gdbserver" if column == "gdbserver" else "ptstub"
         for threads in (1, 8):
-            record(f"packets/stop {threads} thr", stub, per_stop(stub, stress, threads, 200, True)[1])
-    table = print_table(results, 26, 24, "{:.4g}/{:.4g}/{:.4g}")
+            packets = per_stop(stub, stress, threads, 200, True, commands[column])[1]
+            record(f"packets/stop {threads} thr", column, packets)
+    table = print_columns(results, order)
     print(f"# {opts.repeats} repeats x {opts.hits} hits; load {os.getloadavg()[0]:.1f}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(table, indent=2))
@@ -380,6 +401,33 @@ def print_table(results: dict[str, dict[str, list[float]]], name_width: int, wid
     return table
 
 
+def loop_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
+    """hits/s, connect and 1 MiB read, every column of the run side by side (`--baseline`)."""
+    results: dict[str, dict[str, list[float]]] = {}
+
+    def record(name: str, column: str, value: float) -> None:
+        results.setdefault(name, {}).setdefault(column, []).append(value)
+
+    commands = stub_columns(opts)
+    order = list(commands)
+    for repeat in range(opts.repeats):
+        for column in order if repeat % 2 == 0 else order[::-1]:  # alternate, so drifting load hits all alike
+            stub = "gdbserver" if column == "gdbserver" else "ptstub"
+            for threads in (1, 8):
+                rate = hits_per_second(stub, stress, threads, opts.hits, commands[column])
+                record(f"hits/s {threads} thread(s)", column, rate)
+            if commands[column] is None:  # connect and read: the tree's own ptstub and gdbserver
+                record("connect s", column, connect_time(stub, simple))
+                record("read 1 MiB MB/s", column, read_mib(stub, simple))
+    table = print_columns(results, order)
+    per_stop = packets_per_stop(stress)
+    print(f"requests per 8-thread breakpoint stop (ptstub): {per_stop:.1f}")
+    table["requests per stop"] = {"ptstub": per_stop}
+    if opts.json:
+        Path(opts.json).write_text(json.dumps(table, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -387,7 +435,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--cpu", action="store_true", help="stub CPU per stop, packets per stop, start-up")
     parser.add_argument("--startup", action="store_true", help="start-up only, side by side (default 15 repeats)")
-    parser.add_argument("--baseline", metavar="DIR", help="with --startup: DIR/.venv/bin/ptstub as another column")
+    parser.add_argument("--baseline", metavar="DIR", help="DIR/.venv/bin/ptstub (another tree) as another column")
     parser.add_argument("--floor", action="store_true", help="with --startup: the bare interpreter's figures too")
     parser.add_argument("--agent", action="store_true", help="never-true condition and agent dprintf hits/s")
     parser.add_argument("--before", help="with --agent: another ptstub command line, measured beside")
@@ -411,24 +459,7 @@ def main() -> int:
         if opts.json:
             Path(opts.json).write_text(json.dumps(table, indent=2))
         return 0
-    results: dict[str, dict[str, list[float]]] = {}
-
-    def record(name: str, stub: str, value: float) -> None:
-        results.setdefault(name, {}).setdefault(stub, []).append(value)
-
-    for _ in range(opts.repeats):
-        for stub in ("ptstub", "gdbserver"):  # alternate, so drifting load hits both alike
-            for threads in (1, 8):
-                record(f"hits/s {threads} thread(s)", stub, hits_per_second(stub, stress, threads, opts.hits))
-            record("connect s", stub, connect_time(stub, simple))
-            record("read 1 MiB MB/s", stub, read_mib(stub, simple))
-    table = print_table(results, 22, 28, "{:.3g}/{:.3g}/{:.3g}")
-    per_stop = packets_per_stop(stress)
-    print(f"requests per 8-thread breakpoint stop (ptstub): {per_stop:.1f}")
-    table["requests per stop"] = {"ptstub": per_stop}
-    if opts.json:
-        Path(opts.json).write_text(json.dumps(table, indent=2))
-    return 0
+    return loop_main(opts, stress, simple)
 
 
 if __name__ == "__main__":

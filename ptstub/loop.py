@@ -256,39 +256,18 @@ def _serve(
     `wake_fd` wakes the wait for a running program."""
     # Imported here, not at the top: `Listener` is all the CLI needs before `Listening on port`, and the
     # framing module (its values and tables) then loads while GDB starts.
-    from ptstub.rsp.framing import (
-        BadPacket,
-        InterruptRequest,
-        Nack,
-        Packet,
-        PacketReader,
-        encode_notification,
-        encode_packet,
-        framed_reply,
-    )
+    from ptstub.rsp.framing import PacketReader, encode_notification, encode_packet, framed_reply
 
     reader = PacketReader()
     send_reply = _sender(conn, remote_debug, encode_packet)
     last_reply = b""
     queued: deque[bytes] = deque()
-    feed, take_packet, handle_packet = reader.feed, reader.take_packet, session.handle_packet
+    take_packet, handle_packet = reader.take_packet, session.handle_packet
     while not session.finished:
-        if session.running:
-            reply = session.wait_for_stop(wake_fd)
-            if reply is not None:
-                last_reply = send_reply(reply)
-                session.prepare_for_requests()  # off the critical path: GDB is reading the stop now
-                continue
-            if listener is not None and not select.select([conn], [], [], 0)[0]:
-                listener.refuse_pending()  # woken by a second client, not by GDB
-                continue
-        elif session.non_stop:
-            # Non-stop: threads run while GDB talks to us; their stops go out as `%Stop` notifications.
-            note = session.next_notification(conn.fileno())
-            if note is not None:
-                if remote_debug:
-                    remote_debug("notif", note)
-                conn.send(encode_notification(note))
+        if session.running or session.non_stop:
+            sent = _send_event(session, conn, send_reply, remote_debug, listener, wake_fd, encode_notification)
+            if sent is not None:
+                last_reply = sent or last_reply
                 continue
         data = recv()
         if not data:
@@ -310,25 +289,73 @@ def _serve(
                         last_reply = reply
                 continue
             queued.append(body)
-        for frame in feed(data) if body is None else ():
-            if type(frame) is Packet:  # first: nearly every frame is a packet
-                if not session.no_ack:
-                    send(b"+")
-                if remote_debug:
-                    remote_debug("getpkt", frame.body)
-                queued.append(frame.body)
-            elif type(frame) is InterruptRequest:
-                if not session.non_stop:
-                    session.interrupt()  # kept for the next resume when nothing runs yet
-            elif type(frame) is BadPacket:
-                log.debug("bad packet %r", frame)
-                if not session.no_ack:
-                    send(b"-")
-            elif type(frame) is Nack and last_reply:
-                send(encode_packet(last_reply))
+        else:
+            _queue_frames(session, reader.feed(data), queued, send, remote_debug, last_reply, encode_packet)
         while queued and not session.running and not session.finished:
             for reply in handle_packet(queued.popleft()):
                 last_reply = send_reply(reply)
+
+
+def _send_event(
+    session: ServerSession,
+    conn: Connection,
+    send_reply: Callable[[bytes], bytes],
+    remote_debug: Callable[[str, bytes], None] | None,
+    listener: Listener | None,
+    wake_fd: int,
+    encode_notification: Callable[[bytes], bytes],
+) -> bytes | None:
+    """While the program runs: wait for its stop and send the reply (returned), or a non-stop `%Stop`
+    notification (b"" returned); a second client's knock is answered (b""). None: GDB sent something."""
+    if session.running:
+        reply = session.wait_for_stop(wake_fd)
+        if reply is not None:
+            send_reply(reply)
+            session.prepare_for_requests()  # off the critical path: GDB is reading the stop now
+            return reply
+        if listener is not None and not select.select([conn], [], [], 0)[0]:
+            listener.refuse_pending()  # woken by a second client, not by GDB
+            return b""
+        return None
+    # Non-stop: threads run while GDB talks to us; their stops go out as `%Stop` notifications.
+    note = session.next_notification(conn.fileno())
+    if note is None:
+        return None
+    if remote_debug:
+        remote_debug("notif", note)
+    conn.send(encode_notification(note))
+    return b""
+
+
+def _queue_frames(
+    session: ServerSession,
+    frames: list[object],
+    queued: deque[bytes],
+    send: Callable[[bytes], None],
+    remote_debug: Callable[[str, bytes], None] | None,
+    last_reply: bytes,
+    encode_packet: Callable[..., bytes],
+) -> None:
+    """The slow path: frames of a chunk that was not exactly one request (several requests, a `\x03`, a
+    bad checksum, a `-`): requests are queued, the rest answered here."""
+    from ptstub.rsp.framing import BadPacket, InterruptRequest, Nack, Packet
+
+    for frame in frames:
+        if type(frame) is Packet:  # first: nearly every frame is a packet
+            if not session.no_ack:
+                send(b"+")
+            if remote_debug:
+                remote_debug("getpkt", frame.body)
+            queued.append(frame.body)
+        elif type(frame) is InterruptRequest:
+            if not session.non_stop:
+                session.interrupt()  # kept for the next resume when nothing runs yet
+        elif type(frame) is BadPacket:
+            log.debug("bad packet %r", frame)
+            if not session.no_ack:
+                send(b"-")
+        elif type(frame) is Nack and last_reply:
+            send(encode_packet(last_reply))
 
 
 # Run-length encoding in Python costs ~20 ns a byte; above this size sending the bytes as they are is

@@ -44,6 +44,11 @@ class BreakpointBook:
         # breakpoints inserted with `;cmds:`. A hit there runs them and is not reported.
         self.commands: dict[tuple[int, BreakpointKind, int], BreakpointCommands] = {}
         self.command_failures: set[tuple[int, int]] = set()  # (pid, address) whose failure was told once
+        # Software breakpoints GDB removed while the world is stopped whose int3 is still in memory:
+        # (pid, address) -> process. GDB's breakpoint loop removes one and inserts it again at every stop
+        # (z0 then Z0 of the shared-library event breakpoint): the pair then costs no memory write.
+        # Taken out for real (`settle`) before any other request (design-notes, "Lazy breakpoint removal").
+        self.lifted: dict[tuple[int, int], Target] = {}
 
     def forget(self, pid: int) -> None:
         """Forget every breakpoint, watchpoint, condition and command of process `pid` (it ended, was
@@ -55,6 +60,8 @@ class BreakpointBook:
         if self.commands:
             self.commands = {k: v for k, v in self.commands.items() if k[0] != pid}
         self.command_failures = {k for k in self.command_failures if k[0] != pid}
+        if self.lifted:
+            self.lifted = {k: v for k, v in self.lifted.items() if k[0] != pid}
 
     def clear(self) -> None:
         """Forget everything of every process (a new target replaces them, or the connection ended)."""
@@ -63,6 +70,16 @@ class BreakpointBook:
         self.conditions.clear()
         self.commands.clear()
         self.command_failures.clear()
+        self.lifted.clear()
+
+    def settle(self) -> None:
+        """Take out of memory every breakpoint GDB removed since the last request that could tell (any but
+        Z, z and QPassSignals): memory reads show the saved bytes either way, but a resume would run into
+        the int3, a detach would leave it. A process that vanished meanwhile has nothing to take out."""
+        lifted, self.lifted = self.lifted, {}
+        for (_, address), target in lifted.items():
+            with contextlib.suppress(PtstubError):
+                target.remove_breakpoint(address)
 
     def copy_to_child(self, parent_pid: int, child_pid: int) -> None:
         """A fork child has the parent's int3 bytes in its copy of memory: GDB removes them (z0) before
@@ -98,6 +115,11 @@ class BreakpointBook:
             conditions = tuple(parse_agent_expression(code) for code in c.conditions)
             commands = tuple(parse_agent_expression(code) for code in c.commands)
         target = self.s.current()
+        if c.kind is BreakpointKind.SOFTWARE and self.lifted.pop((target.pid, c.address), None) is not None:
+            if not (conditions or commands or judged_in_engine):
+                self.software_breakpoints.setdefault(target.pid, set()).add(c.address)
+                return replies.ok()  # removed lazily and inserted again: its int3 never left memory
+            target.remove_breakpoint(c.address)  # inserted anew below, with what the engine judges
         if c.kind is BreakpointKind.SOFTWARE:
             # Z0 is idempotent (GDB manual, "insert breakpoint"): a repeat re-writes the int3, which also
             # heals one a vfork child's detach restored in the shared memory.
@@ -150,7 +172,11 @@ class BreakpointBook:
             inserted = self.software_breakpoints.setdefault(target.pid, set())
             if c.address not in inserted and target is not self.s.target:
                 return replies.ok()  # a fork child's copy of the parent's int3 (GDB removes it before a detach)
+            inserted_before = c.address in inserted
             inserted.discard(c.address)
+            if inserted_before and self.can_lift():
+                self.lifted[(target.pid, c.address)] = target
+                return replies.ok()
         else:
             key = (target.pid, c.address, c.kind, c.length)
             if key not in self.hardware_breakpoints:
@@ -167,6 +193,12 @@ class BreakpointBook:
 
             engine_conditions.sync(self, target, c.address)
         return replies.ok()
+
+    def can_lift(self) -> bool:
+        """Whether a removal may wait for the next request: all-stop with the world stopped (in non-stop a
+        running thread would hit the int3), and no condition or command anywhere (the engine judges
+        those from its own breakpoint list, which must be exact)."""
+        return not (self.s.conn.non_stop or self.s.running or self.conditions or self.commands)
 
     def breakpoint_at(self, pid: int, pc: int) -> bool:
         """Whether GDB has a software or hardware breakpoint at `pc` in process `pid`."""

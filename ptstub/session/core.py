@@ -224,6 +224,8 @@ class Session:
         """Answer one packet: the reply bodies to send (none for `k` or while resumed)."""
         try:
             command = parse_command(body)
+            if self.book.lifted and type(command) not in LIFT_KEEPING:
+                self.book.settle()
             handler = self.handlers.get(type(command))
             if handler is None:
                 return [replies.unsupported()]
@@ -314,6 +316,7 @@ class Session:
         syscalls, passed signals. Connection state (no-ack mode, features, selected threads) starts anew.
         """
         self.files.files.close_all()
+        self.book.settle()
         self.life.release_others()
         target = self.target
         if target is not None and target.alive and (self.run.running or (self.conn.non_stop and target.any_running())):
@@ -332,6 +335,11 @@ class Session:
         self.conn = ConnectionState(extended=self.conn.extended)
         self.handlers = self._handler_table()
         self.invalidate()
+
+
+# Requests that leave a lazily removed breakpoint in memory (`BreakpointBook.settle`): GDB's breakpoint
+# loop sends only these between its z0 and Z0 of the same breakpoint. Any other may read or run the program.
+LIFT_KEEPING = frozenset({cmd.InsertBreakpoint, cmd.RemoveBreakpoint, cmd.PassSignals})
 
 
 def error_reply(err: PtstubError | OSError) -> bytes:
