@@ -24,11 +24,6 @@ enum {
  * never stops again, so it is never interrupted or waited for (run state PT_EXITING once resumed). */
 enum { PT_PHASE_LIVE = 0, PT_PHASE_NEW = 1, PT_PHASE_EXITING = 2 };
 
-/* Exit statuses an engine keeps at most for tids that are not its own (the oldest goes first).  Stops
- * of such tids are all kept: each is a thread held stopped until its parent's clone or fork event
- * claims it, and a stop dropped would leave its thread stopped for ever. */
-enum { PT_MAX_ORPHANS = 64 };
-
 /* What a thread does on the next pt_resume. */
 enum { PT_ACT_NONE = 0, PT_ACT_CONT = 1, PT_ACT_STEP = 2, PT_ACT_RANGE = 3 };
 
@@ -107,6 +102,7 @@ typedef struct pt_ptrace_record {
 } pt_ptrace_record;
 
 typedef struct pt_ptrace_log pt_ptrace_log; /* a ring of records, private to the engine */
+typedef struct pt_group pt_group;           /* the engines of one session (ptcore_group.c), private */
 
 typedef struct pt_engine {
     int32_t pid;
@@ -148,10 +144,6 @@ typedef struct pt_engine {
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
     uint64_t n_records;        /* thread records made so far (pt_thread.serial) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
-    int32_t n_orphans;         /* statuses of tids that are not (yet) ours: parked for their claimant */
-    int32_t orphan_cap;
-    int32_t *orphan_tid;
-    int32_t *orphan_status;
     /* one drain of the kernel's statuses (see drain() in ptcore_events.c) */
     int32_t collecting;        /* inside a drain with the world running: resumes are deferred */
     int32_t ndue;              /* threads whose resume was deferred, in due[] */
@@ -164,8 +156,8 @@ typedef struct pt_engine {
     int32_t timer_state;       /* 0: no timer, 1: created for tracer_tid, 2: armed */
     void *wake_timer;          /* timer_t: wakes the blocked waitpid every 100 ms and at deadlines */
     /* several processes in one session (docs/design-notes.md, "Several processes") */
-    struct pt_engine *peer;    /* next engine of the ring of processes served together (NULL: alone) */
-    int32_t peer_event;        /* a status routed to a peer gave it an event to report */
+    pt_group *group;           /* every engine of the session, a group of one for one process */
+    int32_t peer_event;        /* a status handed to another member gave it an event to report */
     pt_ptrace_log *ptrace_log; /* NULL unless pt_ptrace_log_enable: every ptrace call is recorded there */
     /* int3s removed lately: a trap one of them caused just before it went is known as ours */
     uint64_t removed_bps[16];
@@ -229,10 +221,11 @@ int pt_kill(pt_engine *e);
 int pt_resume_some(pt_engine *e);
 int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd);
 int pt_stop_thread(pt_engine *e, int32_t tid);
-/* Several processes (docs/design-notes.md, "Several processes"): statuses go to the engine that owns
- * the thread; pt_wait returns 4 when a peer got an event; pt_hold stops one engine's world. */
-int pt_link_peer(pt_engine *e, pt_engine *peer);
-void pt_unlink_peer(pt_engine *e);
+/* Several processes (docs/design-notes.md, "Several processes"): the engines of a session form one
+ * group, and statuses go to the member that owns the thread; pt_wait returns 4 when another member
+ * got an event; pt_hold stops one engine's world.  An engine leaves its group when it is freed. */
+int pt_join_group(pt_engine *e, pt_engine *newcomer);
+int pt_group_size(const pt_engine *e);
 int pt_hold(pt_engine *e);
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);

@@ -7,7 +7,7 @@
 
 /* A thread at an int3 of ours, pc rewound.  A breakpoint with target-side conditions or commands is
  * judged here (agenthit.c), for a thread that continues (a step is GDB's business) and an engine
- * alone (with peers the session judges it, as before).  The verdict goes with a reported hit in
+ * alone in its group (with others the session judges it, as before).  The verdict goes with a reported hit in
  * ev_data.  A hit nobody is to hear of is passed: the thread moves past the instruction by emulation
  * and runs on at once; when it must be stepped, it waits for the end of the drain (pass_breakpoints).
  * While the world stops or is stopped it just stays stopped, on the breakpoint, like any thread
@@ -16,7 +16,7 @@ int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r)
 {
     t->on_breakpoint = 1;
     t->bp_pc = r->rip;
-    int verdict = e->agent && !e->peer && t->action == PT_ACT_CONT && t->phase != PT_PHASE_EXITING
+    int verdict = e->agent && pt_group_size(e) == 1 && t->action == PT_ACT_CONT && t->phase != PT_PHASE_EXITING
                       ? pt_agent_judge(e, r, r->rip) : PT_JUDGE_NONE;
     if (verdict != PT_JUDGE_PASS)
         return record(t, PT_EV_BREAKPOINT, SIGTRAP, r->rip, (uint64_t)verdict);

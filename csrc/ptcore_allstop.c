@@ -520,7 +520,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
-            if (e->peer_event) /* a peer process has the event: the caller holds every engine, and */
+            if (e->peer_event) /* another member of the group has the event: the caller holds all, and */
                 return 4;      /* pt_hold reports a stop request taken here (stop_requested stays) */
             if (e->stop_requested && !e->exited && report_interrupt(e)) {
                 e->stop_requested = 0; /* the hits stay pending for the next resumes */

@@ -13,7 +13,7 @@ int on_exit_status(pt_engine *e, pt_thread *t, int tid, int status)
         return 1;
     }
     if (!t) {
-        route_or_remember(e, tid, status);
+        hand_over_or_keep(e, tid, status);
         return 0;
     }
     if ((e->options & PT_OPT_THREAD_EXITS) && t->state != PT_GONE) {
@@ -65,7 +65,7 @@ void adopt_clone(pt_engine *e, int32_t newtid)
         return;
     n->phase = PT_PHASE_NEW;
     int st;
-    if (take_orphan(e, newtid, &st))
+    if (take_early(e, newtid, &st))
         on_status(e, newtid, st);
 }
 
@@ -97,7 +97,7 @@ void remove_breakpoints_from_child(pt_engine *e, int child)
 static void release_child(pt_engine *e, pt_thread *parent, int child, int is_vfork)
 {
     int st;
-    if (!take_orphan(e, child, &st))
+    if (!take_early(e, child, &st))
         while (waitpid(child, &st, __WALL) < 0 && errno == EINTR)
             ;
     if (is_vfork) {
@@ -116,7 +116,7 @@ static int on_fork(pt_engine *e, pt_thread *t, int event)
     int is_vfork = event == PTRACE_EVENT_VFORK;
     if (e->options & PT_OPT_FORK_EVENTS) {
         int st;
-        if (!take_orphan(e, (int)child, &st))
+        if (!take_early(e, (int)child, &st))
             while (waitpid((int)child, &st, __WALL) < 0 && errno == EINTR)
                 ;
         struct user_regs_struct r;
@@ -340,12 +340,12 @@ int on_status(pt_engine *e, int tid, int status)
     if (!t) {
         /* A tid we do not know: a clone or fork child whose first stop came before its parent's
          * PTRACE_EVENT_CLONE/FORK (wait(2) looks at the newest tracee first, so under thread churn
-         * that is the usual order), or a peer's thread.  Parked, the child stays stopped until its
+         * that is the usual order), or another member's thread.  Kept early, the child stays stopped until its
          * parent's event claims it (adopt_clone, on_fork), as gdbserver keeps such stops
          * (stopped_pids): that tells a thread from a fork child without reading /proc/TID/status,
          * which cost a kernel text rendering per new thread, and a parked child cannot run and end
          * before its parent's event is seen, so the tid that event names is always its own. */
-        route_or_remember(e, tid, status);
+        hand_over_or_keep(e, tid, status);
         return 0;
     }
     if (t->state == PT_RUNNING)

@@ -110,9 +110,11 @@ pt_thread *find(pt_engine *e, int32_t tid);
 void set_state(pt_engine *e, pt_thread *t, int32_t state);
 pt_thread *add_thread(pt_engine *e, int32_t tid, int32_t state);
 
-/* ptcore_process.c */
-int take_orphan(pt_engine *e, int tid, int *status);
-void route_or_remember(pt_engine *e, int tid, int status);
+/* ptcore_group.c */
+int group_create(pt_engine *e);
+void group_leave(pt_engine *e);
+int take_early(pt_engine *e, int tid, int *status);
+void hand_over_or_keep(pt_engine *e, int tid, int status);
 
 /* ptcore_memory.c */
 pt_breakpoint *bp_at(pt_engine *e, uint64_t addr);

@@ -113,7 +113,7 @@ pt_engine *pt_engine_new(int32_t pid, uint64_t seed)
     set_sleep_mask(e, &current);
     reopen_memfd(e); /* may fail before an attach is permitted; pt_attach_all opens it again */
     hash_rebuild(e);
-    if (e->wakefd < 0) {
+    if (e->wakefd < 0 || group_create(e) < 0) {
         pt_engine_free(e);
         return NULL;
     }
@@ -124,14 +124,12 @@ void pt_engine_free(pt_engine *e)
 {
     if (!e)
         return;
-    pt_unlink_peer(e);
+    group_leave(e);
     for (int32_t i = 0; i < e->nthreads; i++)
         free(e->threads[i]);
     free(e->threads);
     free(e->hash);
     free(e->bps);
-    free(e->orphan_tid);
-    free(e->orphan_status);
     free(e->due);
     pt_agent_free(e);
     if (e->memfd >= 0)
@@ -314,7 +312,7 @@ static int detach_when_stopped(pt_engine *e, int tid, uint64_t deadline)
 {
     for (int spins = 0;; spins++) {
         int st;
-        int got = take_orphan(e, tid, &st) || waitpid(tid, &st, __WALL | WNOHANG) == tid;
+        int got = take_early(e, tid, &st) || waitpid(tid, &st, __WALL | WNOHANG) == tid;
         if (got && (WIFEXITED(st) || WIFSIGNALED(st)))
             return 1;
         if ((got && pt_ptrace(e, PTRACE_DETACH, tid, 0, 0) == 0) || !traced_by_us(tid))
@@ -440,7 +438,7 @@ int pt_kill(pt_engine *e)
         else if (t || r == e->pid || tgid_of(r) == e->pid)
             pt_ptrace(e, PTRACE_CONT, r, 0, 0); /* an exit stop, or a clone child's first stop: let it die */
         else
-            route_or_remember(e, r, st);
+            hand_over_or_keep(e, r, st);
     }
     restore_mask(&old);
     e->exited = 1;

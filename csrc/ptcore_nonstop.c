@@ -131,7 +131,7 @@ static int resume_some_masked(pt_engine *e)
 
 /* Wait for one thread's event with the others left as they are.  Returns 1 when an event is to be
  * reported (e->reported, or the process ended), 0 on timeout, 2 when extra_fd is readable, 3 when no
- * thread runs and nothing is pending, 4 when a status collected here gave a peer engine an event to
+ * thread runs and nothing is pending, 4 when a status collected here gave another engine of the group an event to
  * report (several processes in non-stop: the caller asks each one), or -errno.  pt_request_stop
  * stops every running thread, each reported on its own. */
 static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
@@ -146,7 +146,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
         pt_prune(e);
         if (choose_report(e, 0))
             return 1;
-        if (e->peer && e->peer_event)
+        if (e->peer_event)
             return 4;
         if (e->nrunning <= 0 && !exit_status_due(e))
             return 3;
@@ -163,7 +163,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
                                               * unreported stops (clones, echoes) must not starve it */
             drain_from(e, 0, 0, 0);
             pt_prune(e);
-            return choose_report(e, 0) ? 1 : e->peer && e->peer_event ? 4 : 2;
+            return choose_report(e, 0) ? 1 : e->peer_event ? 4 : 2;
         }
     }
 }

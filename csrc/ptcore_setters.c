@@ -115,7 +115,7 @@ int pt_set_pass_signals(pt_engine *e, uint64_t mask)
     return 0;
 }
 
-/* A peer's event was seen by the caller (several processes: see ptcore_process.c). */
+/* Another member's event was seen by the caller (several processes: see ptcore_group.c). */
 int pt_clear_peer_event(pt_engine *e)
 {
     e->peer_event = 0;

@@ -1,8 +1,9 @@
 """The Linux `ProcessGroup` and `HostServices` (ptstub.target) that the session is built with.
 
-`LinuxProcessGroup` serves several traced processes through the ring of engines of
-`ptstub.linux.processes`; the ring's own return codes (a peer has the event, nothing runs) stay inside
-that module: through this seam the session sees only processes and typed stop events.
+`LinuxProcessGroup` serves several traced processes through `ptstub.linux.processes`, over engines
+that form one process group (csrc/ptcore_group.c); the engines' own return codes (another process has
+the event, nothing runs) stay inside that module: through this seam the session sees only processes
+and typed stop events.
 `LinuxHost` answers the machine-wide questions from /proc and the filesystem.
 """
 
@@ -22,11 +23,11 @@ if TYPE_CHECKING:
 
 
 class LinuxProcessGroup:
-    """Every `Inferior` of one session; their engines share `waitpid(-1)` and hand statuses over."""
+    """Every `Inferior` of one session; their engines form one group, share `waitpid(-1)`, hand statuses over."""
 
     def join(self, served: Target, process: Target) -> None:
         link: Any = served
-        link.link(process)  # served and process are Inferiors: link their engines in the ring
+        link.link(process)  # served and process are Inferiors: process joins the group of served
 
     def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
         from ptstub.linux.processes import resume_processes

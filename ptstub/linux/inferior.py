@@ -400,7 +400,7 @@ class Inferior:
 
     def next_event_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
         """`wait_event` for a process served with others in non-stop: its own event, PEER (a status
-        collected here gave another process of the ring an event), NOTHING_RUNNING, or None when
+        collected here gave another process of the group an event), NOTHING_RUNNING, or None when
         `wake_fd` is readable. `wake_fd` None: do not wait, only look at what is pending."""
         self._require_alive()
         timeout = WAIT_FOREVER if wake_fd is not None else 0
@@ -476,7 +476,7 @@ class Inferior:
     def link(self, other: Inferior) -> None:
         """Serve `other` in the same session: each engine then hands the other's wait statuses over
         (both wait with waitpid(-1); docs/design-notes.md, "Several processes")."""
-        check(lib.pt_link_peer(self._e, other._e), "link processes")
+        check(lib.pt_join_group(self._e, other._e), "join the process group")
 
     @property
     def ready(self) -> bool:
@@ -489,7 +489,7 @@ class Inferior:
 
     def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
         """`wait()` for a process served with others: its own event, PEER (another process of the
-        ring got one; this one is stopped), NOTHING_RUNNING, or None when `wake_fd` is readable."""
+        group got one; this one is stopped), NOTHING_RUNNING, or None when `wake_fd` is readable."""
         if self._ready:
             self._ready = False
             return self._take_event()

@@ -1,6 +1,6 @@
 """Several traced processes of one session (a fork child GDB keeps, a second `run` or `attach`).
 
-Each process has its own engine (`Inferior`); the engines of one session are linked in a ring, so a
+Each process has its own engine (`Inferior`); the engines of one session form one group, so a
 wait status one engine's `waitpid(-1)` collects for another's thread is handled by its owner. The
 first two functions give GDB's all-stop contract across processes: nothing runs while an event is
 pending anywhere it may be reported, and before a stop is reported every process is stopped. The
@@ -62,7 +62,7 @@ def wait_processes(running: list[Any], served: Sequence[Any], wake_fd: int | Non
                 other.hold()  # what they caught meanwhile stays pending for their next resume
             _clear(running)
             return waiter, outcome
-        assert outcome == PEER  # some process of the ring has an event: stop them all, pick one fairly
+        assert outcome == PEER  # some process of the group has an event: stop them all, pick one fairly
         candidates = [process for process in running if process.hold()]
         candidates += [process for process in served if process not in running and process.ended]
         _clear(running)

@@ -1,8 +1,8 @@
-"""Several processes served together: a fork child adopted as an engine of its own, linked to its
-parent's engine (pt_link_peer), resumed and waited for with the parent (ptstub.linux.processes).
+"""Several processes served together: a fork child adopted as an engine of its own, put in
+its parent's process group (pt_join_group), resumed and waited for with the parent (ptstub.linux.processes).
 
 Both engines wait with waitpid(-1), so each collects statuses of the other's threads: they must reach
-their owner (route_to_peer), and an event of the process not being waited on must end the wait with
+their owner (hand_to_member), and an event of the process not being waited on must end the wait with
 every process stopped (pt_wait returns 4, pt_hold).
 """
 
@@ -97,7 +97,7 @@ def test_a_freed_engine_leaves_the_ring(fixture_path) -> None:
     with ptstub.launch([fixture_path("simple"), "--fork", "--iterations", "1"]) as parent:
         child = _fork_child(parent)
         child.close()  # a launched program's child is killed, its engine freed and unlinked
-        assert parent._e.peer == ptstub.linux.ffi.ffi.NULL
+        assert ptstub.linux.ffi.lib.pt_group_size(parent._e) == 1
         assert parent.cont(timeout=20) == Exited(parent.pid, 0)
 
 
