@@ -34,8 +34,9 @@ from ptstub.events import (
     ThreadExited,
     VforkDone,
 )
-from ptstub.linux import ptrace_log, realtime, registers, solibs, symbols
+from ptstub.linux import measure, ptrace_log, realtime, registers, solibs, symbols
 from ptstub.linux.breakpoints import BreakpointTable
+from ptstub.linux.engine import new_engine
 from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
 from ptstub.linux.thread_list import ThreadList
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
@@ -673,47 +674,20 @@ class Inferior:
     # -------------------------------------------------------------------------------- statistics
     @property
     def stats(self) -> dict[str, int]:
+        """The engine's counters (ptstub.linux.measure)."""
         if self._closed:
             raise ProcessGoneError("the Inferior is closed")
-        e = self._e
-        return {
-            "stops": e.n_stops,
-            "interrupts": e.n_interrupts,
-            "eintr_fixups": e.n_eintr_fixups,
-            "emulated_step_overs": e.n_emulated,
-            "stray_detaches": e.n_strays,
-            "late_detaches": e.n_late_detaches,
-            "stale_stops": e.n_stale_stops,
-            "last_stop_ns": e.last_stop_ns,
-        }
+        return measure.engine_stats(self._e)
 
     def measure_stop_all(self, rounds: int) -> list[tuple[float, float]]:
         """With the world running: time `rounds` stop-alls and stop-all + resume cycles (seconds)."""
-        stop = ffi.new("uint64_t[]", rounds)
-        cycle = ffi.new("uint64_t[]", rounds)
-        lib.pt_measure_stop_all(self._e, rounds, stop, cycle)
-        return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+        return measure.stop_all_rounds(self._e, rounds)
 
     def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
-        """Like `measure_stop_all`, through the public path: the engine's stop-all, then `resume()` of
-        every thread (with the real-time window of `self.realtime`), timed to the end of the resume
-        batch (after it the tracer sleeps in its next wait and may be preempted harmlessly); seconds."""
-        samples = []
-        every = ResumeAction(ResumeKind.CONTINUE)
-        for _ in range(rounds):
-            t0 = lib.pt_now_ns()
-            check(lib.pt_stop_all(self._e), "stop all")
-            t1 = lib.pt_now_ns()
-            self.resume(default=every)
-            samples.append(((t1 - t0) / 1e9, (self._resumed_ns - t0) / 1e9))
-        return samples
+        """The same through the public path (`measure.stop_resume_rounds`)."""
+        return measure.stop_resume_rounds(self, rounds)
 
-
-# ------------------------------------------------------------------------------------ construction
-def new_engine(pid: int, seed: int | None) -> Any:
-    """An engine for `pid` (0: for a program `launch` starts), its ptrace log on when `ptstub.ptrace` is."""
-    engine = lib.pt_engine_new(pid, seed if seed is not None else int.from_bytes(os.urandom(8), "little"))
-    if engine == ffi.NULL:
-        raise TargetError(f"cannot set up tracing of process {pid} (is /proc mounted?)")
-    ptrace_log.enable(engine)
-    return engine
+    @property
+    def resumed_ns(self) -> int:
+        """pt_now_ns() when the last resume batch had resumed every thread due."""
+        return self._resumed_ns

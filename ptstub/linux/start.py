@@ -14,8 +14,9 @@ from collections.abc import Mapping
 
 from ptstub import logs
 from ptstub.errors import AttachError, LaunchError, TargetError
+from ptstub.linux.engine import new_engine
 from ptstub.linux.ffi import check, ffi, lib
-from ptstub.linux.inferior import Inferior, new_engine
+from ptstub.linux.inferior import Inferior
 from ptstub.linux.program import resolve_program
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)

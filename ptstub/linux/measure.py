@@ -1,0 +1,49 @@
+"""Counters and timings of one engine, for `Inferior.stats` and the benchmarks (bench/bench_engine.py)."""
+
+from __future__ import annotations
+
+from ptstub.linux.ffi import check, ffi, lib
+from ptstub.target import ResumeAction, ResumeKind
+
+TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from ptstub.linux.inferior import Inferior
+
+
+def engine_stats(e: Any) -> dict[str, int]:
+    """What the engine counted: stops, interrupts, restarts fixed up, emulated step-overs, strays."""
+    return {
+        "stops": e.n_stops,
+        "interrupts": e.n_interrupts,
+        "eintr_fixups": e.n_eintr_fixups,
+        "emulated_step_overs": e.n_emulated,
+        "stray_detaches": e.n_strays,
+        "late_detaches": e.n_late_detaches,
+        "stale_stops": e.n_stale_stops,
+        "last_stop_ns": e.last_stop_ns,
+    }
+
+
+def stop_all_rounds(e: Any, rounds: int) -> list[tuple[float, float]]:
+    """With the world running: time `rounds` stop-alls and stop-all + resume cycles in C (seconds)."""
+    stop = ffi.new("uint64_t[]", rounds)
+    cycle = ffi.new("uint64_t[]", rounds)
+    lib.pt_measure_stop_all(e, rounds, stop, cycle)
+    return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
+
+
+def stop_resume_rounds(inferior: Inferior, rounds: int) -> list[tuple[float, float]]:
+    """Like `stop_all_rounds`, through the public path: the engine's stop-all, then `resume()` of every
+    thread (with the real-time window of `inferior.realtime`), timed to the end of the resume batch
+    (after it the tracer sleeps in its next wait and may be preempted harmlessly); seconds."""
+    samples = []
+    every = ResumeAction(ResumeKind.CONTINUE)
+    for _ in range(rounds):
+        t0 = lib.pt_now_ns()
+        check(lib.pt_stop_all(inferior._e), "stop all")
+        t1 = lib.pt_now_ns()
+        inferior.resume(default=every)
+        samples.append(((t1 - t0) / 1e9, (inferior.resumed_ns - t0) / 1e9))
+    return samples
