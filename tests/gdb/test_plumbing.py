@@ -115,7 +115,13 @@ def run_gdb(target: str, program: str, commands: list[str], timeout: float = 60.
 
 
 def fd_targets(pid: int) -> dict[int, str]:
-    return {int(n): os.readlink(f"/proc/{pid}/fd/{n}") for n in os.listdir(f"/proc/{pid}/fd")}
+    """What each open fd of `pid` refers to. A stub still loading modules after its ready line opens
+    and closes files meanwhile: an fd gone between the listing and its readlink is left out."""
+    targets = {}
+    for n in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(FileNotFoundError):
+            targets[int(n)] = os.readlink(f"/proc/{pid}/fd/{n}")
+    return targets
 
 
 def access_mode(pid: int, fd: int) -> int:

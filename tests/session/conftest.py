@@ -101,3 +101,20 @@ def make_session(
         announce=lambda line: None,
     )
     return Transcript(session, wake_fd)
+
+
+GDB_FEATURES = b"qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386;vContSupported+;no-resumed+"
+
+
+@pytest.fixture
+def process() -> FakeProcess:
+    """One process, pid 100, with a second thread 101."""
+    return FakeProcess(100, [101])
+
+
+def connect_all_stop(process: FakeProcess, wake_fd: int) -> Transcript:
+    """A session over `process` after GDB's all-stop connection start: qSupported, no-ack mode."""
+    transcript = make_session(process, wake_fd)
+    transcript.exchange(GDB_FEATURES, re.compile(rb"PacketSize=20000;QPassSignals\+;.*"))
+    transcript.exchange(b"QStartNoAckMode", b"OK")
+    return transcript

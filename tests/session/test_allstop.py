@@ -9,24 +9,16 @@ import pytest
 from ptstub.events import BreakpointHit, Exited, Interrupted, SignalReceived, StepDone
 from ptstub.rsp.framing import expand_runs
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind
-from tests.session.conftest import Transcript, make_session
+from tests.session.conftest import GDB_FEATURES, Transcript, connect_all_stop
 from tests.session.fake import FakeProcess
 
-GDB_FEATURES = b"qSupported:multiprocess+;swbreak+;hwbreak+;xmlRegisters=i386;vContSupported+;no-resumed+"
 LEADER_STOP = b"T0506:0410000000000000;07:1310000000000000;10:1000400000000000;thread:p64.64;"
 WORKER_REGS = b"06:0420000000000000;07:1320000000000000;10:1000400000000000;thread:p64.65;"
 
 
 @pytest.fixture
-def process() -> FakeProcess:
-    return FakeProcess(100, [101])
-
-
-@pytest.fixture
 def gdb(process: FakeProcess, wake_fd: int) -> Transcript:
-    transcript = make_session(process, wake_fd)
-    transcript.exchange(GDB_FEATURES, re.compile(rb"PacketSize=20000;QPassSignals\+;.*"))
-    transcript.exchange(b"QStartNoAckMode", b"OK")
+    transcript = connect_all_stop(process, wake_fd)
     return transcript
 
 

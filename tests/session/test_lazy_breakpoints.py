@@ -14,24 +14,16 @@ import pytest
 
 from ptstub.events import StepDone
 from ptstub.target import BreakpointKind, ResumeAction
-from tests.session.conftest import Transcript, make_session
+from tests.session.conftest import GDB_FEATURES, Transcript, connect_all_stop, make_session
 from tests.session.fake import FakeProcess
-from tests.session.test_allstop import GDB_FEATURES
 
 BP = (0x400010, BreakpointKind.SOFTWARE, 1)
 SHLIB_BP = (0x400020, BreakpointKind.SOFTWARE, 1)
 
 
 @pytest.fixture
-def process() -> FakeProcess:
-    return FakeProcess(100, [101])
-
-
-@pytest.fixture
 def gdb(process: FakeProcess, wake_fd: int) -> Transcript:
-    transcript = make_session(process, wake_fd)
-    transcript.exchange(GDB_FEATURES, re.compile(rb"PacketSize=20000;QPassSignals\+;.*"))
-    transcript.exchange(b"QStartNoAckMode", b"OK")
+    transcript = connect_all_stop(process, wake_fd)
     transcript.exchange(b"Z0,400010,1", b"OK")
     transcript.exchange(b"Z0,400020,1", b"OK")
     return transcript

@@ -14,11 +14,6 @@ REGS_65 = b"06:0420000000000000;07:1320000000000000;10:1000400000000000;thread:p
 
 
 @pytest.fixture
-def process() -> FakeProcess:
-    return FakeProcess(100, [101])
-
-
-@pytest.fixture
 def gdb(process: FakeProcess, wake_fd: int) -> Transcript:
     transcript = make_session(process, wake_fd)
     transcript.exchange(b"qSupported:multiprocess+;swbreak+;xmlRegisters=i386;QThreadEvents+;no-resumed+", b"")
