@@ -214,16 +214,14 @@ class Inferior:
     def _resume_batch(self) -> int:
         """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
         woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
-        if not self.realtime.wanted(self._e.nthreads) or not realtime.enter():
-            rc = lib.pt_resume(self._e)
-            self._resumed_ns = lib.pt_now_ns()
-            return rc
+        raised = self.realtime.wanted(self._e.nthreads) and realtime.enter()
         try:
             rc = lib.pt_resume(self._e)
             self._resumed_ns = lib.pt_now_ns()  # before leave(): the threads it woke may run first then
             return rc
         finally:
-            realtime.leave()
+            if raised:
+                realtime.leave()
 
     def _prepared_actions(self, actions: Mapping[int, ResumeAction]) -> tuple[Any, ...] | None:
         """`actions` as the C arrays of `pt_set_thread_actions` (tids, actions, signals, count), kept for

@@ -17,7 +17,7 @@ Allowed when the process may raise itself (root, CAP_SYS_NICE, or RLIMIT_RTPRIO 
 at `SCHED_OTHER` (a tracer started under `chrt` keeps its own policy), and the environment does not
 say `PTSTUB_NO_REALTIME=1`. Otherwise resumes run at the normal policy and `RealtimePolicy.reason`
 says why. Only worth it with more than two threads per CPU, the same rule as the engine's nice boost
-(csrc/ptcore.c, boost_begin): with few threads, a tracer that cannot be preempted makes the scheduler
+(csrc/ptcore_threads.c, boost_begin): with few threads, a tracer that cannot be preempted makes the scheduler
 queue the threads it wakes on the other CPU.
 """
 

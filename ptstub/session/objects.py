@@ -33,16 +33,17 @@ class TransferObjects:
 
     def threads_document(self, offset: int = 0) -> bytes:
         """The thread list for a request at `offset` (ptstub.session.threadlist)."""
-        if not self.s.served():
+        served = self.s.served()
+        if not served:
             self.s.alive()  # raises: no process
         # non-stop: threads come and go and rename themselves while others run
-        served = self.s.served()
         return self.thread_list.read(served, self.s.conn.features.multiprocess, offset, self.s.conn.non_stop)
 
     def prepare_threads_document(self) -> None:
         """Build the thread list GDB asks for next, ahead of its request."""
-        if self.s.served():
-            self.thread_list.prepare(self.s.served(), self.s.conn.features.multiprocess)
+        served = self.s.served()
+        if served:
+            self.thread_list.prepare(served, self.s.conn.features.multiprocess)
 
     def handle_read_object(self, c: cmd.ReadObject) -> bytes:
         obj = c.object
