@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -303,28 +304,40 @@ def stub_columns(opts: argparse.Namespace) -> dict[str, list[str] | None]:
     return commands
 
 
+class Columns:
+    """The stubs of one run (`stub_columns`) and their samples: name -> column -> values."""
+
+    def __init__(self, opts: argparse.Namespace) -> None:
+        self.commands = stub_columns(opts)
+        self.order = list(self.commands)
+        self.results: dict[str, dict[str, list[float]]] = {}
+
+    def record(self, name: str, column: str, value: float) -> None:
+        self.results.setdefault(name, {}).setdefault(column, []).append(value)
+
+    def rounds(self, repeats: int) -> Iterator[list[tuple[str, str, list[str] | None]]]:
+        """Per repeat, (column, stub kind, command) in that repeat's order: the order alternates, so
+        drifting load hits every column alike."""
+        for repeat in range(repeats):
+            order = self.order if repeat % 2 == 0 else self.order[::-1]
+            yield [(c, "gdbserver" if c == "gdbserver" else "ptstub", self.commands[c]) for c in order]
+
+
 def startup_main(opts: argparse.Namespace, simple: str) -> int:
     """Start-up figures only (--startup), every stub of the run side by side, ratios to gdbserver."""
-    commands = stub_columns(opts)
-    results: dict[str, dict[str, list[float]]] = {}
-
-    def record(name: str, column: str, value: float) -> None:
-        results.setdefault(name, {}).setdefault(column, []).append(value)
-
-    order = list(commands)
-    for repeat in range(opts.repeats):
-        for column in order if repeat % 2 == 0 else order[::-1]:  # alternate, so drifting load hits all alike
-            stub = "gdbserver" if column == "gdbserver" else "ptstub"
-            wall, cpu, connected = startup(stub, simple, commands[column])
-            record("exec->Listening wall ms", column, wall)
-            record("exec->Listening CPU ms", column, cpu)
-            record("exec->1st prompt CPU ms", column, connected)
+    cols = Columns(opts)
+    for columns in cols.rounds(opts.repeats):
+        for column, stub, command in columns:
+            wall, cpu, connected = startup(stub, simple, command)
+            cols.record("exec->Listening wall ms", column, wall)
+            cols.record("exec->Listening CPU ms", column, cpu)
+            cols.record("exec->1st prompt CPU ms", column, connected)
         if opts.floor:
             for flag in ("-S", "-I"):
                 wall, cpu = interpreter_ms([flag, "-c", "pass"])
-                record(f"python {flag} -c pass wall ms", "python", wall)
-                record(f"python {flag} -c pass CPU ms", "python", cpu)
-    table = print_columns(results, order + (["python"] if opts.floor else []))
+                cols.record(f"python {flag} -c pass wall ms", "python", wall)
+                cols.record(f"python {flag} -c pass CPU ms", "python", cpu)
+    table = print_columns(cols.results, cols.order + (["python"] if opts.floor else []))
     print(f"# {opts.repeats} repeats; ptstub: {' '.join(ptstub_command())}; load {os.getloadavg()[0]:.1f}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(table, indent=2))
@@ -356,29 +369,21 @@ def print_columns(results: dict[str, dict[str, list[float]]], columns: list[str]
 
 def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
     """Stub CPU and requests per stop, start-up; every column of the run side by side (`--baseline`)."""
-    results: dict[str, dict[str, list[float]]] = {}
-
-    def record(name: str, column: str, value: float) -> None:
-        results.setdefault(name, {}).setdefault(column, []).append(value)
-
-    commands = stub_columns(opts)
-    order = list(commands)
-    for repeat in range(opts.repeats):
-        for column in order if repeat % 2 == 0 else order[::-1]:  # alternate, so drifting load hits all alike
-            stub = "gdbserver" if column == "gdbserver" else "ptstub"
+    cols = Columns(opts)
+    for columns in cols.rounds(opts.repeats):
+        for column, stub, command in columns:
             for threads in (1, 8):
-                cpu = per_stop(stub, stress, threads, opts.hits, command=commands[column])[0]
-                record(f"CPU us/stop {threads} thr", column, cpu)
-            wall, cpu, connected = startup(stub, simple, commands[column])
-            record("exec->Listening wall ms", column, wall)
-            record("exec->Listening CPU ms", column, cpu)
-            record("exec->1st prompt CPU ms", column, connected)
-    for column in order:
-        stub = "gdbserver" if column == "gdbserver" else "ptstub"
+                cpu = per_stop(stub, stress, threads, opts.hits, command=command)[0]
+                cols.record(f"CPU us/stop {threads} thr", column, cpu)
+            wall, cpu, connected = startup(stub, simple, command)
+            cols.record("exec->Listening wall ms", column, wall)
+            cols.record("exec->Listening CPU ms", column, cpu)
+            cols.record("exec->1st prompt CPU ms", column, connected)
+    for column, stub, command in next(cols.rounds(1)):
         for threads in (1, 8):
-            packets = per_stop(stub, stress, threads, 200, True, commands[column])[1]
-            record(f"packets/stop {threads} thr", column, packets)
-    table = print_columns(results, order)
+            packets = per_stop(stub, stress, threads, 200, True, command)[1]
+            cols.record(f"packets/stop {threads} thr", column, packets)
+    table = print_columns(cols.results, cols.order)
     print(f"# {opts.repeats} repeats x {opts.hits} hits; load {os.getloadavg()[0]:.1f}")
     if opts.json:
         Path(opts.json).write_text(json.dumps(table, indent=2))
@@ -403,23 +408,16 @@ def print_table(results: dict[str, dict[str, list[float]]], name_width: int, wid
 
 def loop_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
     """hits/s, connect and 1 MiB read, every column of the run side by side (`--baseline`)."""
-    results: dict[str, dict[str, list[float]]] = {}
-
-    def record(name: str, column: str, value: float) -> None:
-        results.setdefault(name, {}).setdefault(column, []).append(value)
-
-    commands = stub_columns(opts)
-    order = list(commands)
-    for repeat in range(opts.repeats):
-        for column in order if repeat % 2 == 0 else order[::-1]:  # alternate, so drifting load hits all alike
-            stub = "gdbserver" if column == "gdbserver" else "ptstub"
+    cols = Columns(opts)
+    for columns in cols.rounds(opts.repeats):
+        for column, stub, command in columns:
             for threads in (1, 8):
-                rate = hits_per_second(stub, stress, threads, opts.hits, commands[column])
-                record(f"hits/s {threads} thread(s)", column, rate)
-            if commands[column] is None:  # connect and read: the tree's own ptstub and gdbserver
-                record("connect s", column, connect_time(stub, simple))
-                record("read 1 MiB MB/s", column, read_mib(stub, simple))
-    table = print_columns(results, order)
+                rate = hits_per_second(stub, stress, threads, opts.hits, command)
+                cols.record(f"hits/s {threads} thread(s)", column, rate)
+            if command is None:  # connect and read: the tree's own ptstub and gdbserver
+                cols.record("connect s", column, connect_time(stub, simple))
+                cols.record("read 1 MiB MB/s", column, read_mib(stub, simple))
+    table = print_columns(cols.results, cols.order)
     per_stop = packets_per_stop(stress)
     print(f"requests per 8-thread breakpoint stop (ptstub): {per_stop:.1f}")
     table["requests per stop"] = {"ptstub": per_stop}
