@@ -20,24 +20,24 @@ from collections.abc import Callable, Collection, Mapping
 
 from ptstub import logs
 from ptstub.errors import ProcessGoneError, StopTimeout, TargetError
-from ptstub.events import (
-    BreakpointHit,
-    Exec,
-    Exited,
-    Forked,
-    Interrupted,
-    Killed,
-    SignalReceived,
-    StepDone,
-    StopEvent,
-    SyscallStop,
-    ThreadExited,
-    VforkDone,
+from ptstub.events import Exec, Interrupted, Killed, StopEvent
+from ptstub.linux import (
+    measure,
+    memory,
+    nonstop,
+    options,
+    ptrace_log,
+    realtime,
+    registers,
+    solibs,
+    stop_events,
+    symbols,
+    thread_list,
 )
-from ptstub.linux import measure, ptrace_log, realtime, registers, solibs, symbols
+from ptstub.linux.actions import ResumePlan
 from ptstub.linux.breakpoints import BreakpointTable
 from ptstub.linux.engine import new_engine
-from ptstub.linux.ffi import check, check_memory, check_thread, ffi, lib
+from ptstub.linux.ffi import check, ffi, lib
 from ptstub.linux.thread_list import ThreadList
 from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
 
@@ -47,12 +47,9 @@ if TYPE_CHECKING:
 
 log = logs.logger("ptstub.events")
 
-ACT_NONE, ACT_CONT, ACT_STEP, ACT_RANGE = lib.PT_ACT_NONE, lib.PT_ACT_CONT, lib.PT_ACT_STEP, lib.PT_ACT_RANGE
-set_action = lib.pt_set_action  # once per thread per resume: a module global, not a `lib` lookup
 WAIT_FOREVER = -1
 PEER = 4  # wait_in_group: another process of the session has the event
 NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
-_PASS_MASKS: dict[frozenset[int], int] = {}  # QPassSignals lists seen -> the engine's signal mask
 
 
 def _ms(timeout: float | None) -> int:
@@ -68,7 +65,7 @@ class Inferior:
         self.launched = launched
         self._executable = executable
         self._breakpoints = BreakpointTable()
-        self._held_signals: dict[int, int] = {}  # tid -> signal reported and not yet delivered
+        self._plan = ResumePlan()  # each thread's next action, the signals held (ptstub/linux/actions.py)
         self._ready = False  # pt_resume found an event to report without running anything
         self._last_tid = pid
         self.exit_code: int | None = None
@@ -78,7 +75,6 @@ class Inferior:
         self.world_resumes = 0  # resumes of every thread so far (see ThreadListDocument)
         self._listed = 0  # live threads at the last threads()
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
-        self._prepared: tuple[Any, ...] | None = None  # the last all-threads resume as C arrays (_prepared_actions)
         self._logs_ptrace = engine.ptrace_log != ffi.NULL  # the `ptstub.ptrace` channel was on at its making
         # SCHED_FIFO for resumes of many threads where allowed (ptstub/linux/realtime.py); settable
         self.realtime: realtime.RealtimePolicy = realtime.policy()
@@ -135,25 +131,20 @@ class Inferior:
         self._thread_list.refresh_names()
 
     def thread_ids(self) -> list[int]:
-        e = self._e
-        return [e.threads[i].tid for i in range(e.nthreads) if e.threads[i].state in (lib.PT_STOPPED, lib.PT_RUNNING)]
+        return thread_list.live_tids(self._e)
 
     def _thread(self, tid: int) -> Any:
-        index = lib.pt_find_thread(self._e, tid)
-        if index < 0:
-            check_thread(-errno_mod.ESRCH, "find", tid)
-        return self._e.threads[index]
+        return thread_list.thread_record(self._e, tid)
 
     def has_thread(self, tid: int) -> bool:
         return not self._closed and lib.pt_find_thread(self._e, tid) >= 0
 
     def thread_ended(self, tid: int) -> bool:
-        """`tid` is not a thread of this process, or it ended and nothing about it is left to report."""
-        index = lib.pt_find_thread(self._e, tid) if not self._closed else -1
-        return index < 0 or self._e.threads[index].state == lib.PT_GONE
+        return self._closed or thread_list.thread_ended(self._e, tid)
 
     # -------------------------------------------------------------------------------- symbols
     def executable(self) -> str:
+        """The program the process runs now (/proc/PID/exe), or the one it was started with if unreadable."""
         try:
             return os.readlink(f"/proc/{self.pid}/exe")
         except OSError:
@@ -182,30 +173,8 @@ class Inferior:
     def resume(self, actions: Mapping[int, ResumeAction] | None = None, default: ResumeAction | None = None) -> None:
         """Start threads: those in `actions` as given, every other one with `default` (or not at all)."""
         self._require_alive()
-        e = self._e
         actions = actions or {}
-        threads, set_action = e.threads, self._set_action
-        prepared = self._prepared_actions(actions) if default is None else None
-        if prepared is not None:
-            # The plan GDB's last vCont gave (the session hands over the same actions at every stop of
-            # a breakpoint loop): every thread's action in one C call.
-            lib.pt_set_thread_actions(e, *prepared[1:])
-            if self._held_signals:
-                for tid in actions:
-                    self._held_signals.pop(tid, None)
-        elif default is None and 2 * len(actions) < e.nthreads:
-            # A few named threads (GDB's vCont;s of one thread): every action cleared in one C call,
-            # then only the named threads' records touched.
-            lib.pt_set_actions(e, ACT_NONE)
-            for tid, action in actions.items():
-                index = lib.pt_find_thread(e, tid)
-                if index >= 0:
-                    set_action(threads[index], tid, action)
-        else:
-            for i in range(e.nthreads):
-                t = threads[i]
-                tid = t.tid
-                set_action(t, tid, actions.get(tid, default))
+        self._plan.write(self._e, actions, default)
         self._resumes += 1
         if default is not None or len(actions) >= self._listed:
             self.world_resumes += 1
@@ -222,37 +191,6 @@ class Inferior:
         finally:
             if raised:
                 realtime.leave()
-
-    def _prepared_actions(self, actions: Mapping[int, ResumeAction]) -> tuple[Any, ...] | None:
-        """`actions` as the C arrays of `pt_set_thread_actions` (tids, actions, signals, count), kept for
-        the next resume with equal actions; None for a few named threads (cheaper one by one) or a
-        range step (its range is not in the arrays)."""
-        cached = self._prepared
-        if cached is not None and cached[0] == actions:  # same ResumeAction objects: compared by identity
-            return cached
-        if 2 * len(actions) < self._e.nthreads:
-            return None
-        tids, kinds, sigs = [], [], []
-        for tid, action in actions.items():
-            kind = action.kind
-            if kind is ResumeKind.CONTINUE:
-                kinds.append(ACT_CONT)
-            elif kind is ResumeKind.STEP:
-                kinds.append(ACT_STEP)
-            else:
-                return None
-            tids.append(tid)
-            sigs.append(action.signal)
-        n = len(tids)
-        cached = (
-            dict(actions),  # a copy: a caller may change its mapping after the resume
-            ffi.new("int32_t[]", tids),
-            ffi.new("int32_t[]", kinds),
-            ffi.new("int32_t[]", sigs),
-            n,
-        )
-        self._prepared = cached
-        return cached
 
     def _after_resume(self, rc: int) -> None:
         if rc == -errno_mod.EDEADLK:
@@ -276,11 +214,7 @@ class Inferior:
     def cont(self, timeout: float | None = 10.0, pass_signal: bool = True) -> StopEvent:
         """Resume every thread; return the next event (all threads stopped). Raise StopTimeout if none."""
         self._require_alive()
-        if self._held_signals:
-            for tid, sig in self._held_signals.items():
-                if pass_signal:
-                    lib.pt_set_action_signal(self._e, tid, sig)  # -ESRCH: the thread is gone, so is its signal
-            self._held_signals.clear()
+        self._plan.deliver_held(self._e, pass_signal)
         self._resumes += 1
         self.world_resumes += 1
         rc = lib.pt_cont(self._e, _ms(timeout), -1)
@@ -298,7 +232,7 @@ class Inferior:
         """Single-step `tid` only; every other thread stays stopped."""
         self._require_alive()
         self._thread(tid)
-        sig = self._held_signals.pop(tid, 0) if pass_signal else 0
+        sig = self._plan.held_signals.pop(tid, 0) if pass_signal else 0
         self.resume({tid: ResumeAction(ResumeKind.STEP, sig)})
         event = self.wait(timeout)
         if event is None:
@@ -337,62 +271,17 @@ class Inferior:
         gdbserver reports a signal that arrives with the attach in place of the attach's SIGSTOP,
         and GDB then says the program received it (gdb.threads/attach-into-signal.exp).
         """
-        e = self._e
-        for i in range(e.nthreads):
-            t = e.threads[i]
-            if t.ev_kind == lib.PT_EV_SIGNAL and t.state == lib.PT_STOPPED:
-                check(lib.pt_select_report(e, t.tid), "report")
-                return self._take_event()
-        return None
+        return self._take_event() if stop_events.select_attach_signal(self._e) else None
 
     # -------------------------------------------------------------------------------- non-stop
-    def _set_action(self, t: Any, tid: int, action: ResumeAction | None) -> None:
-        """Write one thread's resume action into its C record (None: it stays stopped).
-
-        Runs for every thread at every resume: kinds are compared by identity (an `Enum` used as a
-        dict key hashes in Python) and the C constants are module globals, not `lib` lookups."""
-        if action is None:
-            set_action(t, ACT_NONE, 0, 0, 0)
-            return
-        kind = action.kind
-        if kind is ResumeKind.CONTINUE:
-            rc = set_action(t, ACT_CONT, action.signal, 0, 0)
-        elif kind is ResumeKind.STEP:
-            rc = set_action(t, ACT_STEP, action.signal, 0, 0)
-        else:
-            rc = set_action(t, ACT_RANGE, action.signal, action.range_start, action.range_end)
-        if rc < 0:
-            raise TargetError(f"invalid resume action {action} for thread {tid}", -rc)
-        if self._held_signals:
-            self._held_signals.pop(tid, None)
-
     def resume_threads(self, actions: Mapping[int, ResumeAction]) -> None:
-        """Non-stop: start the stopped threads named in `actions`; every other thread keeps its state.
-
-        Running threads are left alone (their action is the one they run with), except that naming one
-        cancels a stop asked of it that has not happened yet (as gdbserver does: its interrupt stop is
-        then swallowed); a stopped thread not named stays stopped.
-        """
         self._require_alive()
-        e = self._e
-        for i in range(e.nthreads):
-            t = e.threads[i]
-            if t.state != lib.PT_STOPPED:
-                if t.tid in actions:
-                    lib.pt_withdraw_thread_stop(e, t.tid)
-                continue
-            self._set_action(t, t.tid, actions.get(t.tid))
         self._ready = False
-        check(lib.pt_resume_some(e), "resume")
+        nonstop.resume_threads(self._e, self._plan, actions)
 
     def wait_event(self, timeout: float | None = None, wake_fd: int | None = None) -> StopEvent | None:
-        """Non-stop: the next event of one thread, the others left running or stopped as they are.
-
-        None on timeout, when `wake_fd` is readable, or when no thread runs and nothing is pending.
-        """
         self._require_alive()
-        rc = check(lib.pt_wait_one(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
-        if rc == 1:
+        if nonstop.event_ready(self._e, _ms(timeout), wake_fd):
             return self._take_event()
         self._log_ptrace()
         return None
@@ -406,58 +295,24 @@ class Inferior:
         return self._group_outcome(lib.pt_wait_one(self._e, timeout, -1 if wake_fd is None else wake_fd))
 
     def stop_thread(self, tid: int) -> bool:
-        """Non-stop: ask a running thread to stop (reported as `Interrupted` by `wait_event`).
-
-        False when it was not running: nothing will be reported for it.
-        """
         self._require_alive()
-        rc = lib.pt_stop_thread(self._e, tid)
-        if rc == -errno_mod.ESRCH:
-            check_thread(rc, "stop", tid)
-        return rc == 1
+        return nonstop.stop_thread(self._e, tid)
 
     def is_running(self, tid: int) -> bool:
-        """Whether `tid` is running (non-stop: threads run and stop one by one)."""
-        index = lib.pt_find_thread(self._e, tid) if not self._closed else -1
-        return index >= 0 and self._e.threads[index].state == lib.PT_RUNNING
+        return not self._closed and nonstop.is_running(self._e, tid)
 
     def any_running(self) -> bool:
         return not self._closed and self._e.nrunning > 0
 
+    # -------------------------------------------------------------------------------- options
     def set_pass_signals(self, signals: Collection[int]) -> None:
         """Signals delivered to the program without a stop (GDB's QPassSignals)."""
-        mask = _PASS_MASKS.get(signals) if isinstance(signals, frozenset) else None
-        if mask is None:
-            mask = 0
-            for sig in signals:
-                if 0 < sig <= 64:
-                    mask |= 1 << (sig - 1)
-            if isinstance(signals, frozenset) and len(_PASS_MASKS) < 64:
-                # GDB sends the same two lists at every stop of a breakpoint loop (empty while it steps
-                # over a breakpoint, its pass list after): one lookup instead of a loop over the list.
-                _PASS_MASKS[signals] = mask
-        lib.pt_set_pass_signals(self._e, mask)
+        lib.pt_set_pass_signals(self._e, options.pass_mask(signals))
 
-    def set_options(
-        self,
-        *,
-        fork_events: bool | None = None,
-        eintr_fixup: bool | None = None,
-        catch_syscalls: bool | None = None,
-        thread_exits: bool | None = None,
-    ) -> None:
-        """Change engine options; those left as None keep their value. `thread_exits`: report the end of
-        each thread but the leader as `ThreadExited` (GDB's QThreadEvents)."""
-        options = self._e.options
-        for wanted, bit in (
-            (fork_events, lib.PT_OPT_FORK_EVENTS),
-            (eintr_fixup, lib.PT_OPT_EINTR_FIXUP),
-            (catch_syscalls, lib.PT_OPT_CATCH_SYSCALLS),
-            (thread_exits, lib.PT_OPT_THREAD_EXITS),
-        ):
-            if wanted is not None:
-                options = options | bit if wanted else options & ~bit
-        lib.pt_set_options(self._e, options)
+    def set_options(self, **wanted: bool | None) -> None:
+        """Change engine options (`options.OPTIONS`: fork_events, eintr_fixup, catch_syscalls, thread_exits);
+        those left out or None keep their value."""
+        lib.pt_set_options(self._e, options.changed_options(self._e.options, wanted))
 
     def adopt_fork_child(self, child_pid: int) -> Inferior:
         """The stopped, traced child of a reported fork, as an Inferior of its own.
@@ -527,68 +382,30 @@ class Inferior:
     def _take_event(self) -> StopEvent:
         self._log_ptrace()
         e = self._e
-        t = e.reported
-        if e.exited or t == ffi.NULL:
-            return self._process_end()
-        kind, tid, pc = lib.pt_take_event(e, t), t.tid, t.ev_pc
-        self._last_tid = tid
-        if kind == lib.PT_EV_BREAKPOINT:
-            return BreakpointHit(tid, pc, engine_verdict=int(t.ev_data))
-        if kind == lib.PT_EV_STEP:
-            return StepDone(tid, pc)
-        if kind == lib.PT_EV_SIGNAL:
-            self._held_signals[tid] = t.ev_sig
-            return SignalReceived(tid, pc, t.ev_sig)
-        if kind == lib.PT_EV_INTERRUPT:
-            return Interrupted(tid, pc)
-        if kind == lib.PT_EV_HWTRAP:
-            return self._breakpoints.hardware_event(tid, pc, t.ev_data)
-        if kind == lib.PT_EV_EXEC:
-            return self._on_exec(tid, pc)
-        if kind in (lib.PT_EV_FORK, lib.PT_EV_VFORK):
-            return Forked(tid, pc, int(t.ev_data), kind == lib.PT_EV_VFORK)
-        if kind == lib.PT_EV_VFORK_DONE:
-            return VforkDone(tid, pc)
-        if kind == lib.PT_EV_SYSCALL:
-            return SyscallStop(tid, pc, int(t.ev_data), bool(t.ev_sig))
-        if kind == lib.PT_EV_THREAD_EXITED:  # pt_take_event made its record PT_GONE
-            status = int(t.ev_data)
-            return ThreadExited(tid, os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0)
-        raise TargetError(f"engine reported unknown event kind {kind}")
-
-    def _process_end(self) -> StopEvent:
-        status = self._e.exit_status
-        if os.WIFSIGNALED(status):
-            self.exit_signal = os.WTERMSIG(status)
-            return Killed(self.pid, self.exit_signal)
-        self.exit_code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else 0
-        return Exited(self.pid, self.exit_code)
-
-    def _on_exec(self, tid: int, pc: int) -> StopEvent:
-        self._thread_list.clear()  # the other threads are gone and the leader may be another task now
-        self._breakpoints.forget()  # the old image and its int3 bytes are gone
-        self._held_signals.clear()
-        self._executable = self.executable()
-        return Exec(tid, pc, self._executable)
+        if e.exited or e.reported == ffi.NULL:
+            end = stop_events.process_end(self.pid, e.exit_status)
+            if isinstance(end, Killed):
+                self.exit_signal = end.signal
+            else:
+                self.exit_code = end.code
+            return end
+        event = stop_events.take_event(e, self._breakpoints, self._plan, self.executable)
+        self._last_tid = event.tid
+        if type(event) is Exec:  # the other threads are gone and the leader may be another task now
+            self._thread_list.clear()
+            self._executable = event.path
+        return event
 
     # -------------------------------------------------------------------------------- memory
     def read_memory(self, address: int, length: int) -> bytes:
         """Read program memory as the program sees it (breakpoint bytes hidden); may return fewer bytes."""
         self._require_alive()
-        if length <= 0:
-            return b""
-        buf = ffi.new("uint8_t[]", length)
-        n = check_memory(lib.pt_read_memory(self._e, address, buf, length), address, length, "read")
-        return ffi.buffer(buf, n)[:]
+        return memory.read(self._e, address, length)
 
     def write_memory(self, address: int, data: bytes) -> None:
         """Write program memory, including read-only text; breakpoints under it stay in force."""
         self._require_alive()
-        if not data:
-            return
-        n = check_memory(lib.pt_write_memory(self._e, address, data, len(data)), address, len(data), "write")
-        if n != len(data):
-            check_memory(-errno_mod.EIO, address + n, len(data) - n, "write")
+        memory.write(self._e, address, data)
 
     # -------------------------------------------------------------------------------- registers
     def read_gpr(self, tid: int) -> bytes:
@@ -632,11 +449,7 @@ class Inferior:
         return solibs.thread_local_address(self.read_memory, self.pid, self.executable(), fs_base, offset, lm)
 
     def read_auxv(self) -> bytes:
-        try:
-            with open(f"/proc/{self.pid}/auxv", "rb") as f:
-                return f.read()
-        except OSError as err:
-            raise TargetError(f"cannot read auxv: {err.strerror}", err.errno or errno_mod.EIO) from None
+        return solibs.read_auxv(self.pid)
 
     # -------------------------------------------------------------------------------- ending
     def detach(self, pass_signal: Callable[[int], bool] | None = None) -> None:
@@ -649,11 +462,7 @@ class Inferior:
         """
         if self._closed or self._e.exited:
             return
-        for tid, sig in self._held_signals.items():
-            wanted = pass_signal(sig) if pass_signal is not None else sig not in (signal_mod.SIGTRAP, signal_mod.SIGINT)
-            if wanted:
-                lib.pt_set_deliver_signal(self._e, tid, sig)  # kept unless one is due; -ESRCH: gone
-        self._held_signals.clear()
+        self._plan.hand_back(self._e, pass_signal)
         self._breakpoints.forget()
         check(lib.pt_detach(self._e), "detach")  # the engine counts the process as ended now
         self._log_ptrace()

@@ -14,6 +14,7 @@ have a PT_TLS segment. That lets `print tls_var` work without libthread_db.
 
 from __future__ import annotations
 
+import errno as errno_mod
 import functools
 import os
 import struct
@@ -230,3 +231,12 @@ def _load_base(pid: int, executable: str) -> int:
         return symbols.load_base(pid, executable)
     except (TargetError, OSError):
         return 0
+
+
+def read_auxv(pid: int) -> bytes:
+    """The auxiliary vector the kernel gave process `pid` (/proc/PID/auxv, proc(5))."""
+    try:
+        with open(f"/proc/{pid}/auxv", "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise TargetError(f"cannot read auxv: {err.strerror}", err.errno or errno_mod.EIO) from None

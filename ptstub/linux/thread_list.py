@@ -11,8 +11,10 @@ threads of the last listing, each tied to its engine record (`serial`: a reused 
 
 from __future__ import annotations
 
+import errno as errno_mod
+
 from ptstub.linux.comm import CommReader
-from ptstub.linux.ffi import ffi, lib
+from ptstub.linux.ffi import check_thread, ffi, lib
 from ptstub.target import ThreadInfo, ThreadState
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
@@ -130,3 +132,23 @@ def _is_zombie(pid: int, tid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
     except (OSError, IndexError):
         return True
+
+
+def live_tids(e: Any) -> list[int]:
+    """The tids of the threads that run or are stopped (not those on their way out)."""
+    threads = e.threads
+    return [threads[i].tid for i in range(e.nthreads) if threads[i].state in (lib.PT_STOPPED, lib.PT_RUNNING)]
+
+
+def thread_record(e: Any, tid: int) -> Any:
+    """The engine's record of thread `tid`; NoSuchThreadError when it has none."""
+    index = lib.pt_find_thread(e, tid)
+    if index < 0:
+        check_thread(-errno_mod.ESRCH, "find", tid)
+    return e.threads[index]
+
+
+def thread_ended(e: Any, tid: int) -> bool:
+    """`tid` is not a thread of this process, or it ended and nothing about it is left to report."""
+    index = lib.pt_find_thread(e, tid)
+    return index < 0 or e.threads[index].state == lib.PT_GONE
