@@ -8,7 +8,7 @@ is reported; process-level ones (exit, kill) carry only the status.
 from __future__ import annotations
 
 import signal as _signal
-from enum import Enum
+from enum import Enum, IntEnum
 
 from ptstub.values import frozen
 
@@ -21,6 +21,16 @@ class WatchKind(Enum):
     ACCESS = "awatch"
 
 
+class Verdict(IntEnum):
+    """What the backend decided at a hit of a breakpoint it judges (`Target.judge_breakpoint`), carried by
+    the `BreakpointHit` it reports (`engine_verdict`; `PT_JUDGE_*` of csrc/agenthit.h)."""
+
+    NONE = 0  # nothing installed there: the session judges, as before
+    REPORT = 1  # a condition held (or failed: counted as true) and there are no commands
+    PASS = 2  # never reported: the hit was passed in the backend
+    FAILED = 3  # a command failed: the session tells the user once, and the hit is not reported
+
+
 @frozen
 class BreakpointHit:
     """A thread stopped on a breakpoint; `pc` already rewound to the breakpoint's address."""
@@ -28,8 +38,8 @@ class BreakpointHit:
     tid: int
     pc: int
     hardware: bool = False
-    # What the engine decided here when the breakpoint has target-side conditions or commands
-    # installed in it (ptstub.engine_conditions.Verdict); 0: nothing, the session evaluates them.
+    # What the backend decided here when it judges the breakpoint's target-side conditions and
+    # commands (a `Verdict`); 0: nothing, the session evaluates them.
     engine_verdict: int = 0
 
 

@@ -80,6 +80,17 @@ class BreakpointKind(Enum):
     ACCESS_WATCH = 4
 
 
+@frozen
+class AgentCode:
+    """A software breakpoint's target-side conditions and commands (GDB's `Z0,addr,kind;X...;cmds:...`,
+    agent-expression bytecode), with what a backend needs to run them at the hit by itself."""
+
+    conditions: tuple[bytes, ...]  # the hit is reported when one holds (none: always)
+    commands: tuple[bytes, ...]  # run at a hit whose condition holds; such a hit is not reported
+    registers: tuple[tuple[int, int], ...]  # by GDB number: (offset, size) in `read_gpr`'s bytes; size 0: absent
+    output_fd: int  # where a command's printf writes
+
+
 class LibraryEntry(Protocol):
     """One entry of the dynamic linker's list (`struct link_map`), as `qXfer:libraries-svr4` shows it."""
 
@@ -234,6 +245,12 @@ class Target(Protocol):
     def remove_breakpoint(
         self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1
     ) -> None: ...
+
+    def judge_breakpoint(self, address: int, code: AgentCode | None) -> bool:
+        """Have the backend judge the hits of the software breakpoint at `address` with `code` (None:
+        no longer). True when it does: a hit it passes never reaches the session, one it reports
+        carries its `Verdict` (`BreakpointHit.engine_verdict`). False: the session judges them."""
+        ...
 
     def read_auxv(self) -> bytes: ...
 

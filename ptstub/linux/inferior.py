@@ -22,6 +22,7 @@ from ptstub import logs
 from ptstub.errors import ProcessGoneError, StopTimeout, TargetError
 from ptstub.events import Exec, Interrupted, Killed, StopEvent
 from ptstub.linux import (
+    conditions,
     measure,
     memory,
     nonstop,
@@ -39,7 +40,7 @@ from ptstub.linux.breakpoints import BreakpointTable
 from ptstub.linux.engine import new_engine
 from ptstub.linux.ffi import check, ffi, lib
 from ptstub.linux.thread_list import ThreadList
-from ptstub.target import BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
+from ptstub.target import AgentCode, BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
@@ -168,6 +169,10 @@ class Inferior:
     def remove_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
         self._require_alive()
         self._breakpoints.remove(self._e, address, kind, length)
+
+    def judge_breakpoint(self, address: int, code: AgentCode | None) -> bool:
+        """Hits at `address` judged in the engine with `code` (ptstub/linux/conditions.py)."""
+        return not self._closed and not self._e.exited and conditions.install(self._e, address, code)
 
     # -------------------------------------------------------------------------------- run control
     def resume(self, actions: Mapping[int, ResumeAction] | None = None, default: ResumeAction | None = None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ptstub.linux import conditions
 from ptstub.linux.ffi import check, ffi, lib
 from ptstub.target import ResumeAction, ResumeKind
 
@@ -13,7 +14,9 @@ if TYPE_CHECKING:
 
 
 def engine_stats(e: Any) -> dict[str, int]:
-    """What the engine counted: stops, interrupts, restarts fixed up, emulated step-overs, strays."""
+    """What the engine counted: stops, interrupts, restarts fixed up, emulated step-overs, strays, and the
+    breakpoint hits it judged and passed by itself (ptstub/linux/conditions.py)."""
+    judged, passed = conditions.counts(e)
     return {
         "stops": e.n_stops,
         "interrupts": e.n_interrupts,
@@ -23,6 +26,8 @@ def engine_stats(e: Any) -> dict[str, int]:
         "late_detaches": e.n_late_detaches,
         "stale_stops": e.n_stale_stops,
         "last_stop_ns": e.last_stop_ns,
+        "hits_judged": judged,
+        "hits_passed": passed,
     }
 
 

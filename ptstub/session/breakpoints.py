@@ -44,6 +44,7 @@ class BreakpointBook:
         # breakpoints inserted with `;cmds:`. A hit there runs them and is not reported.
         self.commands: dict[tuple[int, BreakpointKind, int], BreakpointCommands] = {}
         self.command_failures: set[tuple[int, int]] = set()  # (pid, address) whose failure was told once
+        self.judged: set[tuple[int, int]] = set()  # (pid, address) the backend judges (ptstub.session.judging)
         # Software breakpoints GDB removed while the world is stopped whose int3 is still in memory:
         # (pid, address) -> process. GDB's breakpoint loop removes one and inserts it again at every stop
         # (z0 then Z0 of the shared-library event breakpoint): the pair then costs no memory write.
@@ -60,6 +61,7 @@ class BreakpointBook:
         if self.commands:
             self.commands = {k: v for k, v in self.commands.items() if k[0] != pid}
         self.command_failures = {k for k in self.command_failures if k[0] != pid}
+        self.judged = {k for k in self.judged if k[0] != pid}
         if self.lifted:
             self.lifted = {k: v for k, v in self.lifted.items() if k[0] != pid}
 
@@ -70,6 +72,7 @@ class BreakpointBook:
         self.conditions.clear()
         self.commands.clear()
         self.command_failures.clear()
+        self.judged.clear()
         self.lifted.clear()
 
     def settle(self) -> None:
@@ -139,9 +142,9 @@ class BreakpointBook:
         if commands or self.commands:
             self.set_commands((target.pid, c.kind, c.address), commands, c.persist_commands)
         if judged_in_engine or conditions or commands:  # judged in the engine's loop where it can
-            from ptstub import engine_conditions
+            from ptstub.session import judging
 
-            engine_conditions.sync(self, target, c.address)
+            judging.sync(self, target, c.address)
         return replies.ok()
 
     def set_conditions(self, key: tuple[int, BreakpointKind, int], conditions: tuple[AgentExpression, ...]) -> None:
@@ -189,9 +192,9 @@ class BreakpointBook:
             self.commands.pop((target.pid, c.kind, c.address), None)
         target.remove_breakpoint(c.address, c.kind, c.length)
         if judged_in_engine:
-            from ptstub import engine_conditions
+            from ptstub.session import judging
 
-            engine_conditions.sync(self, target, c.address)
+            judging.sync(self, target, c.address)
         return replies.ok()
 
     def can_lift(self) -> bool:
@@ -215,10 +218,10 @@ class BreakpointBook:
         them and is not reported either (gdbserver's `gdb_no_commands_at_breakpoint`)."""
         if (not self.conditions and not self.commands) or type(event) is not BreakpointHit:
             return True
-        if event.engine_verdict:  # the engine evaluated them at the hit: taken as it is
-            from ptstub import engine_conditions
+        if event.engine_verdict:  # the backend evaluated them at the hit: taken as it is
+            from ptstub.session import judging
 
-            return engine_conditions.should_report(self, event)
+            return judging.should_report(self, event)
         pid, pc = self.s.process_for(event.tid).pid, event.pc
         keys = []
         if pc in self.software_breakpoints.get(pid, ()):

@@ -1,6 +1,6 @@
 """Conditions and agent dprintf judged in the engine (csrc/agenthit.c), on fixtures/stress's threads.
 
-Installed as the session installs them for GDB (`pt_agent_install`), a false condition's hits and a
+Installed as the session installs them for GDB (`Target.judge_breakpoint`), a false condition's hits and a
 dprintf's hits never come out of `cont()`: the engine judges and passes each one in its wait loop. Every
 call is still made (the fixture's own counts), every hit was judged and passed in C (the engine's
 counts), and where the instruction under the breakpoint is carried out by the tracer the world was
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pytest
 from helpers import launched, parse_report, time_limit
-from ptstub._ptcore import ffi, lib
 
-from ptstub import engine_conditions
-from ptstub.events import BreakpointHit, Exited
+from ptstub.events import BreakpointHit, Exited, Verdict
 from ptstub.rsp.agentexpr import Op
+from ptstub.target import AgentCode
 
 pytestmark = pytest.mark.usefixtures("no_leftover_children")
 
@@ -25,17 +24,14 @@ RDI = 5  # GDB's number for rdi (hit_target's argument) ...
 RDI_OFFSET = 14 * 8  # ... and its place in the user_regs_struct
 
 
-def _install(inf, address: int, conditions: list[bytes], commands: list[bytes] = []) -> None:  # noqa: B006
-    codes = conditions + commands
-    lens = ffi.new("uint32_t[]", [len(code) for code in codes])
-    rc = lib.pt_agent_install(inf._e, address, b"".join(codes), lens, len(conditions), len(commands))
-    assert rc == 0
+def _install(inf, address: int, conditions: list[bytes], commands: list[bytes] = [], output_fd: int = 1) -> None:  # noqa: B006
+    registers = [(0, 0)] * 8
+    registers[RDI] = (RDI_OFFSET, 8)
+    assert inf.judge_breakpoint(address, AgentCode(tuple(conditions), tuple(commands), tuple(registers), output_fd))
 
 
-def _give_rdi(inf) -> None:
-    offsets, sizes = ffi.new("int16_t[]", 8), ffi.new("uint8_t[]", 8)
-    offsets[RDI], sizes[RDI] = RDI_OFFSET, 8
-    assert lib.pt_agent_set_registers(inf._e, offsets, sizes, 8) == 0
+def _judged(inf) -> tuple[int, int]:
+    return inf.stats["hits_judged"], inf.stats["hits_passed"]
 
 
 def _place(inf, where: str) -> int:
@@ -65,7 +61,7 @@ def test_false_condition_never_leaves_the_engine(fixture_path, tmp_path, where: 
         _install(inf, address, [NEVER, NEVER])
         event = inf.cont(timeout=60)
         assert event == Exited(inf.pid, 0)
-        assert engine_conditions.counts(inf) == (THREADS * CALLS, THREADS * CALLS)
+        assert _judged(inf) == (THREADS * CALLS, THREADS * CALLS)
         if where != "step":
             assert inf._e.n_stops == 0  # nobody was ever stopped for a hit
     report = parse_report(out.read_text())
@@ -84,11 +80,9 @@ def test_agent_dprintf_with_a_condition_prints_in_the_engine(fixture_path, tmp_p
     with printed.open("w") as sink, launched(argv, stdout=(tmp_path / "stdout").open("w")) as inf:
         address = _place(inf, "load")
         inf.insert_breakpoint(address)
-        _give_rdi(inf)
-        assert lib.pt_agent_set_output(inf._e, sink.fileno()) == 0
-        _install(inf, address, [condition], [printf + fmt + bytes([Op.END])])
+        _install(inf, address, [condition], [printf + fmt + bytes([Op.END])], sink.fileno())
         assert inf.cont(timeout=60) == Exited(inf.pid, 0)
-        assert engine_conditions.counts(inf) == (THREADS * CALLS, THREADS * CALLS)
+        assert _judged(inf) == (THREADS * CALLS, THREADS * CALLS)
     lines = printed.read_text().splitlines()
     assert sorted(lines) == sorted(f"hit {i}" for i in range(7, CALLS, 100) for _ in range(THREADS))
 
@@ -102,10 +96,9 @@ def test_true_condition_is_reported_with_its_verdict_and_a_removed_one_is_gone(f
     with launched(argv) as inf:
         address = _place(inf, "load")
         inf.insert_breakpoint(address)
-        _give_rdi(inf)
         _install(inf, address, [holds_at_3])
         event = inf.cont(timeout=60)
-        assert event == BreakpointHit(event.tid, address, engine_verdict=engine_conditions.Verdict.REPORT)
+        assert event == BreakpointHit(event.tid, address, engine_verdict=Verdict.REPORT)
         assert inf.get_regs(event.tid)["rdi"] == 3
         inf.remove_breakpoint(address)
         inf.insert_breakpoint(address)

@@ -15,7 +15,16 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 from ptstub.errors import MemoryAccessError, NoSuchThreadError, ProcessGoneError, TargetError
 from ptstub.events import Exited, Interrupted, StopEvent
-from ptstub.target import BreakpointKind, LibraryEntry, ProcessGroup, ResumeAction, Target, ThreadInfo, ThreadState
+from ptstub.target import (
+    AgentCode,
+    BreakpointKind,
+    LibraryEntry,
+    ProcessGroup,
+    ResumeAction,
+    Target,
+    ThreadInfo,
+    ThreadState,
+)
 
 MEMORY_BASE = 0x400000
 MEMORY_SIZE = 0x1000
@@ -49,6 +58,8 @@ class FakeProcess:
         self.memory = bytearray(bytes(range(256)) * (MEMORY_SIZE // 256))
         self.breakpoints: set[tuple[int, BreakpointKind, int]] = set()
         self.reinserted: list[int] = []
+        self.judged: list[tuple[int, AgentCode | None]] = []  # judge_breakpoint calls, in order
+        self.judges = False  # whether judge_breakpoint takes the code (the hits' verdicts are scripted)
         self.events: deque[StopEvent] = deque()
         self.resumes: list[dict[int, ResumeAction]] = []
         self.options: dict[str, bool] = {}
@@ -170,6 +181,12 @@ class FakeProcess:
 
     def remove_breakpoint(self, address: int, kind: BreakpointKind = BreakpointKind.SOFTWARE, length: int = 1) -> None:
         self.breakpoints.discard((address, kind, length))
+
+    def judge_breakpoint(self, address: int, code: AgentCode | None) -> bool:
+        """Records what the session hands over (`judged`); judges only when `judges` says so (a
+        backend that cannot leaves conditions and commands with the session)."""
+        self.judged.append((address, code))
+        return self.judges and code is not None
 
     # ---------------------------------------------------------------- options
     def set_options(
