@@ -17,6 +17,7 @@ import errno as errno_mod
 import os
 import signal as signal_mod
 from collections.abc import Callable, Collection, Mapping
+from functools import partial
 
 from ptstub import logs
 from ptstub.errors import ProcessGoneError, StopTimeout, TargetError
@@ -497,7 +498,8 @@ class Inferior:
 
     def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
         """The same through the public path (`measure.stop_resume_rounds`)."""
-        return measure.stop_resume_rounds(self, rounds)
+        every = partial(self.resume, default=ResumeAction(ResumeKind.CONTINUE))
+        return measure.stop_resume_rounds(self._e, every, lambda: self._resumed_ns, rounds)
 
     @property
     def resumed_ns(self) -> int:

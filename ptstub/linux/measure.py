@@ -1,16 +1,18 @@
-"""Counters and timings of one engine, for `Inferior.stats` and the benchmarks (bench/bench_engine.py)."""
+"""Counters and timings of one engine, for `Inferior.stats` and the benchmarks (bench/bench_engine.py).
+
+Each function takes the engine (`pt_engine *`) and reads or drives it through the C calls; `Inferior`'s
+`stats`, `measure_stop_all` and `measure_stop_resume` call them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ptstub.linux import conditions
 from ptstub.linux.ffi import check, ffi, lib
-from ptstub.target import ResumeAction, ResumeKind
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
     from typing import Any
-
-    from ptstub.linux.inferior import Inferior
 
 
 def engine_stats(e: Any) -> dict[str, int]:
@@ -39,16 +41,18 @@ def stop_all_rounds(e: Any, rounds: int) -> list[tuple[float, float]]:
     return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
 
 
-def stop_resume_rounds(inferior: Inferior, rounds: int) -> list[tuple[float, float]]:
-    """Like `stop_all_rounds`, through the public path: the engine's stop-all, then `resume()` of every
-    thread (with the real-time window of `inferior.realtime`), timed to the end of the resume batch
-    (after it the tracer sleeps in its next wait and may be preempted harmlessly); seconds."""
+def stop_resume_rounds(
+    e: Any, resume_every: Callable[[], None], resumed_ns: Callable[[], int], rounds: int
+) -> list[tuple[float, float]]:
+    """Like `stop_all_rounds`, through the public path: the engine's stop-all, then `resume_every()` (the
+    process's `resume()` of every thread, real-time window included), timed to `resumed_ns()`, the end
+    of the resume batch (after it the tracer sleeps in its next wait and may be preempted harmlessly);
+    seconds."""
     samples = []
-    every = ResumeAction(ResumeKind.CONTINUE)
     for _ in range(rounds):
         t0 = lib.pt_now_ns()
-        check(lib.pt_stop_all(inferior._e), "stop all")
+        check(lib.pt_stop_all(e), "stop all")
         t1 = lib.pt_now_ns()
-        inferior.resume(default=every)
-        samples.append(((t1 - t0) / 1e9, (inferior.resumed_ns - t0) / 1e9))
+        resume_every()
+        samples.append(((t1 - t0) / 1e9, (resumed_ns() - t0) / 1e9))
     return samples
