@@ -55,6 +55,9 @@ class FakeProcess:
         self.gpr: dict[int, bytes] = {tid: make_gpr(MEMORY_BASE + 0x10, tid - pid) for tid in (pid, *tids)}
         self.xstate = {tid: make_xstate() for tid in self.gpr}
         self.running: set[int] = set()
+        self.names: dict[int, str] = {}  # tid -> its name, where not "main" / "workerN"
+        self.pointers: dict[int, int] = {}  # tid -> its fs_base (pthread_t; 0: TLS not set up), where not the default
+        self.register_reads = 0  # read_gpr and read_xstate calls
         self.memory = bytearray(bytes(range(256)) * (MEMORY_SIZE // 256))
         self.breakpoints: set[tuple[int, BreakpointKind, int]] = set()
         self.reinserted: list[int] = []
@@ -115,10 +118,10 @@ class FakeProcess:
         return [
             ThreadInfo(
                 tid,
-                "main" if tid == self.pid else f"worker{tid - self.pid}",
+                self.names.get(tid, "main" if tid == self.pid else f"worker{tid - self.pid}"),
                 tid % 2,
                 ThreadState.RUNNING if tid in self.running else ThreadState.STOPPED,
-                0x7F0000000000 + tid * 0x1000,
+                self.pointers.get(tid, 0x7F0000000000 + tid * 0x1000),
             )
             for tid in self.gpr
         ]
@@ -130,12 +133,14 @@ class FakeProcess:
 
     # ---------------------------------------------------------------- registers, memory
     def read_gpr(self, tid: int) -> bytes:
+        self.register_reads += 1
         return self.gpr[self._thread(tid)]
 
     def write_gpr(self, tid: int, data: bytes) -> None:
         self.gpr[self._thread(tid)] = data
 
     def read_xstate(self, tid: int) -> bytes:
+        self.register_reads += 1
         return self.xstate[self._thread(tid)]
 
     def write_xstate(self, tid: int, data: bytes) -> None:
