@@ -131,6 +131,7 @@ typedef struct pt_engine {
     int32_t stop_requested;
     int32_t vfork_parent_tid;  /* internal vfork window: breakpoints lifted until VFORK_DONE */
     uint64_t pass_signals;     /* bit (sig-1): deliver without stopping (QPassSignals) */
+    int32_t realtime;          /* 1: a resume batch of many threads may run at SCHED_FIFO (pt_set_realtime) */
     uint64_t dr[4];            /* hardware debug registers applied to every thread */
     uint64_t dr7;
     /* statistics, for logs and benchmarks */
@@ -142,6 +143,9 @@ typedef struct pt_engine {
     uint64_t n_late_detaches;  /* threads of the table in no ptrace-stop at detach, let go at their next */
     uint64_t n_stale_stops;
     uint64_t last_stop_ns;     /* duration of the last stop-all (first event to all stopped) */
+    uint64_t resumed_ns;       /* CLOCK_MONOTONIC when the last resume batch had resumed every thread due */
+    uint64_t n_fifo_batches;   /* resume batches run at SCHED_FIFO, and at nice -15 (boost_begin) */
+    uint64_t n_nice_batches;
     uint64_t n_records;        /* thread records made so far (pt_thread.serial) */
     uint8_t sleep_mask[128];   /* sigset_t: the caller's signal mask without SIGCHLD, for ppoll */
     /* one drain of the kernel's statuses (see drain() in ptcore_events.c) */
@@ -199,6 +203,7 @@ int pt_withdraw_thread_stop(pt_engine *e, int32_t tid);
 int pt_select_report(pt_engine *e, int32_t tid);
 int pt_take_event(pt_engine *e, pt_thread *t);
 int pt_set_pass_signals(pt_engine *e, uint64_t mask);
+int pt_set_realtime(pt_engine *e, int32_t allowed);
 int pt_clear_peer_event(pt_engine *e);
 
 int pt_insert_breakpoint(pt_engine *e, uint64_t addr);

@@ -373,7 +373,7 @@ static int step_resumed_over_breakpoints(pt_engine *e)
  * during a `next` with scheduler-locking off (gdb.threads/schedlock.exp, "other threads ran"). */
 static int resume_in_order(pt_engine *e)
 {
-    int boost = e->nthreads > 2 * online_cpus() ? boost_begin() : NOT_BOOSTED;
+    int boost = boost_begin(e);
     int rc = 0;
     pt_thread *reporter = e->report_tid ? find(e, e->report_tid) : NULL;
     if (reporter && reporter->action != PT_ACT_CONT)
@@ -388,6 +388,7 @@ static int resume_in_order(pt_engine *e)
             rc = resume_thread(e, t, take_resume_signal(e, t));
         }
     }
+    e->resumed_ns = pt_now_ns(); /* before boost_end: the threads it woke may run first then */
     boost_end(boost);
     return rc;
 }

@@ -52,8 +52,10 @@
 
 /* Sleep in waitpid only while few threads run (see "Sleeping in waitpid" in ptcore_wake.c). */
 #define FEW_RUNNING 3
-/* boost_begin()'s answer when the tracer's priority was left alone. */
+/* boost_begin()'s answers besides a nice value to restore: the tracer's priority was left alone, or
+ * it runs at SCHED_FIFO until boost_end. */
 #define NOT_BOOSTED (-2147483647 - 1)
+#define BOOSTED_FIFO (-2147483647)
 
 /* Body of each public call that waits: the work runs with SIGCHLD blocked (see sleep_on). */
 #define WITH_SIGCHLD_BLOCKED(call)                                                                     \
@@ -124,7 +126,7 @@ int apply_debugregs(pt_engine *e, int32_t tid);
 
 /* ptcore_threads.c */
 int online_cpus(void);
-int boost_begin(void);
+int boost_begin(pt_engine *e);
 void boost_end(int previous);
 int is_signal_delivery_stop(int event, int sig);
 int take_resume_signal(pt_engine *e, pt_thread *t);

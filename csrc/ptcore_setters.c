@@ -115,6 +115,14 @@ int pt_set_pass_signals(pt_engine *e, uint64_t mask)
     return 0;
 }
 
+/* Whether a resume batch of many threads may raise the tracer thread to SCHED_FIFO (boost_begin):
+ * the caller's policy (ptstub/linux/realtime.py) says where that is allowed and safe. */
+int pt_set_realtime(pt_engine *e, int32_t allowed)
+{
+    e->realtime = allowed != 0;
+    return 0;
+}
+
 /* Another member's event was seen by the caller (several processes: see ptcore_group.c). */
 int pt_clear_peer_event(pt_engine *e)
 {

@@ -214,13 +214,6 @@ int pt_prune(pt_engine *e)
 /* ------------------------------------------------------------------------------------------------ */
 /* resuming                                                                                          */
 
-/* docs/kernel-facts.md §7: when busy threads outnumber CPUs, each PTRACE_CONT wakes a thread that can preempt
- * the tracer in the middle of resuming the rest.  For the length of a resume batch the tracer thread
- * gets a higher weight (nice -15, this thread only, when permitted), then its own back; holding it
- * longer measured worse (the tracer then preempts threads on their way to a stop).  Only with more
- * than two threads per CPU: with few, the heavier tracer makes the scheduler queue the woken threads
- * on the other CPU, behind a busy one (1-thread hits/s fell by a fifth).
- * PTSTUB_NO_RENICE=1 turns this off.  Returns the nice value to restore, or INT_MIN. */
 int online_cpus(void)
 {
     static int n;
@@ -229,8 +222,24 @@ int online_cpus(void)
     return n > 0 ? n : 1;
 }
 
-int boost_begin(void)
+/* The tracer's priority for one resume batch (docs/design-notes.md, "Real-time resume window").
+ * docs/kernel-facts.md §7: when busy threads outnumber CPUs, each PTRACE_CONT wakes a thread that can
+ * preempt the tracer in the middle of resuming the rest.  For the length of the batch the tracer
+ * thread (pid 0: the calling thread only, sched(7)) runs at SCHED_FIFO priority 1 when the caller's
+ * policy allows it (pt_set_realtime): no SCHED_OTHER thread preempts it then.  Otherwise it gets a
+ * higher weight, nice -15, when permitted (PTSTUB_NO_RENICE=1 turns that off); a woken thread of its
+ * own class still preempts it once it has run a little.  Either way only with more than two threads
+ * per CPU: with few, a tracer that cannot be preempted or weighs more makes the scheduler queue the
+ * threads it wakes on the other CPU, behind a busy one (1-thread hits/s fell by a fifth).  Returns
+ * what boost_end undoes: BOOSTED_FIFO, the nice value to restore, or NOT_BOOSTED. */
+int boost_begin(pt_engine *e)
 {
+    if (e->nthreads <= 2 * online_cpus())
+        return NOT_BOOSTED;
+    if (e->realtime && sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){.sched_priority = 1}) == 0) {
+        e->n_fifo_batches++;
+        return BOOSTED_FIFO;
+    }
     const char *no = getenv("PTSTUB_NO_RENICE");
     if (no && *no && *no != '0')
         return NOT_BOOSTED;
@@ -239,12 +248,16 @@ int boost_begin(void)
     int current = getpriority(PRIO_PROCESS, self);
     if (errno != 0 || current <= -15 || setpriority(PRIO_PROCESS, self, -15) != 0)
         return NOT_BOOSTED;
+    e->n_nice_batches++;
     return current;
 }
 
+/* Back to SCHED_OTHER (the only policy the caller's policy raises from) or to the saved nice value. */
 void boost_end(int previous)
 {
-    if (previous != NOT_BOOSTED)
+    if (previous == BOOSTED_FIFO)
+        (void)sched_setscheduler(0, SCHED_OTHER, &(struct sched_param){.sched_priority = 0});
+    else if (previous != NOT_BOOSTED)
         (void)setpriority(PRIO_PROCESS, (id_t)self_tid(), previous);
 }
 

@@ -78,9 +78,7 @@ class Inferior:
         self._listed = 0  # live threads at the last threads()
         self._resumes = 0  # resumes so far: a cached thread name is good until the next one
         self._logs_ptrace = engine.ptrace_log != ffi.NULL  # the `ptstub.ptrace` channel was on at its making
-        # SCHED_FIFO for resumes of many threads where allowed (ptstub/linux/realtime.py); settable
-        self.realtime: realtime.RealtimePolicy = realtime.policy()
-        self._resumed_ns = 0  # pt_now_ns() when the last resume batch had resumed every thread due
+        self.set_realtime(realtime.policy())
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -187,16 +185,13 @@ class Inferior:
         self._after_resume(self._resume_batch())
 
     def _resume_batch(self) -> int:
-        """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
-        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
-        raised = self.realtime.wanted(self._e.nthreads) and realtime.enter()
-        try:
-            rc = lib.pt_resume(self._e)
-            self._resumed_ns = lib.pt_now_ns()  # before leave(): the threads it woke may run first then
-            return rc
-        finally:
-            if raised:
-                realtime.leave()
+        """pt_resume: the engine raises the tracer's priority for its batch as `realtime` allows."""
+        return lib.pt_resume(self._e)
+
+    def set_realtime(self, policy: realtime.RealtimePolicy) -> None:
+        """Resume batches of many threads at SCHED_FIFO when `policy` allows it (ptstub/linux/realtime.py)."""
+        self.realtime = policy
+        lib.pt_set_realtime(self._e, policy.enabled)
 
     def _after_resume(self, rc: int) -> None:
         if rc == -errno_mod.EDEADLK:
@@ -498,10 +493,9 @@ class Inferior:
 
     def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
         """The same through the public path (`measure.stop_resume_rounds`)."""
-        every = partial(self.resume, default=ResumeAction(ResumeKind.CONTINUE))
-        return measure.stop_resume_rounds(self._e, every, lambda: self._resumed_ns, rounds)
+        return measure.stop_resume_rounds(self._e, partial(self.resume, default=ResumeAction()), rounds)
 
     @property
     def resumed_ns(self) -> int:
         """pt_now_ns() when the last resume batch had resumed every thread due."""
-        return self._resumed_ns
+        return int(self._e.resumed_ns)

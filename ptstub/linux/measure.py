@@ -16,8 +16,9 @@ if TYPE_CHECKING:
 
 
 def engine_stats(e: Any) -> dict[str, int]:
-    """What the engine counted: stops, interrupts, restarts fixed up, emulated step-overs, strays, and the
-    breakpoint hits it judged and passed by itself (ptstub/linux/conditions.py)."""
+    """What the engine counted: stops, interrupts, restarts fixed up, emulated step-overs, strays, resume
+    batches at SCHED_FIFO and at nice -15 (boost_begin), and the breakpoint hits it judged and passed
+    by itself (ptstub/linux/conditions.py)."""
     judged, passed = conditions.counts(e)
     return {
         "stops": e.n_stops,
@@ -28,6 +29,8 @@ def engine_stats(e: Any) -> dict[str, int]:
         "late_detaches": e.n_late_detaches,
         "stale_stops": e.n_stale_stops,
         "last_stop_ns": e.last_stop_ns,
+        "fifo_batches": e.n_fifo_batches,
+        "nice_batches": e.n_nice_batches,
         "hits_judged": judged,
         "hits_passed": passed,
     }
@@ -41,18 +44,16 @@ def stop_all_rounds(e: Any, rounds: int) -> list[tuple[float, float]]:
     return [(stop[i] / 1e9, cycle[i] / 1e9) for i in range(rounds)]
 
 
-def stop_resume_rounds(
-    e: Any, resume_every: Callable[[], None], resumed_ns: Callable[[], int], rounds: int
-) -> list[tuple[float, float]]:
+def stop_resume_rounds(e: Any, resume_every: Callable[[], None], rounds: int) -> list[tuple[float, float]]:
     """Like `stop_all_rounds`, through the public path: the engine's stop-all, then `resume_every()` (the
-    process's `resume()` of every thread, real-time window included), timed to `resumed_ns()`, the end
-    of the resume batch (after it the tracer sleeps in its next wait and may be preempted harmlessly);
-    seconds."""
+    process's `resume()` of every thread, with the engine's priority boost), timed to the end of the
+    resume batch (`resumed_ns`: after it the tracer sleeps in its next wait and may be preempted
+    harmlessly); seconds."""
     samples = []
     for _ in range(rounds):
         t0 = lib.pt_now_ns()
         check(lib.pt_stop_all(e), "stop all")
         t1 = lib.pt_now_ns()
         resume_every()
-        samples.append(((t1 - t0) / 1e9, (resumed_ns() - t0) / 1e9))
+        samples.append(((t1 - t0) / 1e9, (e.resumed_ns - t0) / 1e9))
     return samples

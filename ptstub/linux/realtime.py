@@ -1,4 +1,4 @@
-"""Real-time priority for the tracer thread while it resumes every thread (a bounded window).
+"""Whether the engine may run its resume batches at real-time priority: the policy, decided once per process.
 
 When busy threads outnumber the CPUs, each `PTRACE_CONT` of a resume-all wakes a thread that can
 preempt the tracer before it has resumed the rest (docs/kernel-facts.md §7): with 256 threads of which
@@ -6,19 +6,21 @@ preempt the tracer before it has resumed the rest (docs/kernel-facts.md §7): wi
 thread at `SCHED_FIFO` is never preempted by `SCHED_OTHER` threads (sched(7)), so it finishes the batch
 first and the woken threads then run.
 
-The window is one `pt_resume` call: a batch of ptrace requests that never sleeps and ends when every
-thread due is resumed (a few ms for thousands of threads). The waits, where the tracer may run for a
-long time handling a stream of events, stay at the normal policy, so a debugged program cannot make a
-real-time tracer hold a CPU for long. If the engine looped by mistake inside the window, the kernel's
-real-time throttling (`/proc/sys/kernel/sched_rt_runtime_us`, 0.95 s of every second by default)
-would still leave the CPU to other tasks; with throttling off (-1) the policy is not used by default.
+The mechanism is the engine's, one policy for one resume (csrc/ptcore_threads.c, `boost_begin`): for
+the loop of `PTRACE_CONT`s of a resume of more than two threads per CPU, the tracer thread runs at
+`SCHED_FIFO` priority 1 where this policy allows it, else at nice -15 where permitted, else as it is,
+and goes back when the loop ends. The loop never sleeps and ends when every thread due is resumed (a
+few ms for thousands of threads). The waits, where the tracer may run for a long time handling a
+stream of events, stay at the normal policy, so a debugged program cannot make a real-time tracer hold
+a CPU for long. If the engine looped by mistake inside the window, the kernel's real-time throttling
+(`/proc/sys/kernel/sched_rt_runtime_us`, 0.95 s of every second by default) would still leave the CPU
+to other tasks; with throttling off (-1) real-time is not allowed.
 
-Allowed when the process may raise itself (root, CAP_SYS_NICE, or RLIMIT_RTPRIO >= 1, sched(7)), runs
-at `SCHED_OTHER` (a tracer started under `chrt` keeps its own policy), and the environment does not
-say `PTSTUB_NO_REALTIME=1`. Otherwise resumes run at the normal policy and `RealtimePolicy.reason`
-says why. Only worth it with more than two threads per CPU, the same rule as the engine's nice boost
-(csrc/ptcore_threads.c, boost_begin): with few threads, a tracer that cannot be preempted makes the scheduler
-queue the threads it wakes on the other CPU.
+Here Python only decides whether real-time is allowed, and `Inferior` tells each engine once
+(`pt_set_realtime`). Allowed when the process may raise itself (root, CAP_SYS_NICE, or RLIMIT_RTPRIO
+>= 1, sched(7): tried once, here), runs at `SCHED_OTHER` (a tracer started under `chrt` keeps its own
+policy), the kernel throttles real-time tasks, and the environment does not say `PTSTUB_NO_REALTIME=1`.
+Otherwise `RealtimePolicy.reason` says why, and the engine falls back to the nice boost.
 """
 
 from __future__ import annotations
@@ -28,34 +30,26 @@ import os
 from ptstub.values import frozen
 
 RT_RUNTIME = "/proc/sys/kernel/sched_rt_runtime_us"
-PRIORITY = 1  # the lowest real-time priority: above every SCHED_OTHER thread, below any real-time one
+PRIORITY = 1  # the lowest real-time priority (the engine's): above every SCHED_OTHER thread, below any real-time one
 
 
 @frozen
 class RealtimePolicy:
-    """Whether resumes of many threads run at SCHED_FIFO, and why not when they do not."""
+    """Whether the engine may run resume batches of many threads at SCHED_FIFO, and why not when not."""
 
     enabled: bool
     reason: str
 
-    def wanted(self, threads: int) -> bool:
-        """Raise the priority for a resume of `threads` threads?"""
-        return self.enabled and threads > 2 * (os.cpu_count() or 1)
 
-
-def enter() -> bool:
-    """Raise the calling thread (sched_setscheduler with pid 0 is the calling thread) to SCHED_FIFO;
-    False if the kernel refused (a limit changed since the policy was decided)."""
+def _may_raise() -> bool:
+    """Raise the calling thread (sched_setscheduler with pid 0 is the calling thread) to SCHED_FIFO and
+    back to SCHED_OTHER; False if the kernel refused."""
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(PRIORITY))
     except OSError:
         return False
-    return True
-
-
-def leave() -> None:
-    """Back to SCHED_OTHER (the policy `decide` found, the only one it raises from)."""
     os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    return True
 
 
 def decide(environ: dict[str, str] | None = None) -> RealtimePolicy:
@@ -71,10 +65,9 @@ def decide(environ: dict[str, str] | None = None) -> RealtimePolicy:
                 return RealtimePolicy(False, "real-time throttling is off (sched_rt_runtime_us = -1)")
     except (OSError, ValueError, IndexError):
         return RealtimePolicy(False, f"{RT_RUNTIME} is not readable")
-    if not enter():
+    if not _may_raise():
         return RealtimePolicy(False, "not permitted (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO >= 1)")
-    leave()
-    return RealtimePolicy(True, "SCHED_FIFO for resumes of more than two threads per CPU")
+    return RealtimePolicy(True, "SCHED_FIFO for resume batches of more than two threads per CPU")
 
 
 _decided: RealtimePolicy | None = None

@@ -1,9 +1,12 @@
-"""The tracer's real-time window for resumes of many threads (ptstub/linux/realtime.py), on real processes.
+"""The tracer's real-time window for resumes of many threads (ptstub/linux/realtime.py, the engine's
+boost_begin), on real processes.
 
 The policy is decided once per process: on where the process may raise itself to SCHED_FIFO and the
 kernel throttles real-time tasks, off when `PTSTUB_NO_REALTIME=1` or when the raise is refused (a child
-without CAP_SYS_NICE and with RLIMIT_RTPRIO 0). Whatever the policy, every thread of a half-busy
-program runs after a resume, and the tracer thread is back at SCHED_OTHER once `resume()` returns.
+without CAP_SYS_NICE and with RLIMIT_RTPRIO 0). The engine runs a resume batch of more than two threads
+per CPU at SCHED_FIFO exactly when the policy is on (its counters say which batches did). Whatever the
+policy, every thread of a half-busy program runs after a resume, and the tracer thread is back at
+SCHED_OTHER once `resume()` returns.
 """
 
 from __future__ import annotations
@@ -62,13 +65,15 @@ def with_policy_resumes_run_every_thread(pid: int, policy: realtime.RealtimePoli
     import ptstub
 
     with ptstub.attach(pid) as inf:
-        inf.realtime = policy
-        assert policy.wanted(len(inf.threads())) is policy.enabled
+        inf.set_realtime(policy)
+        assert len(inf.threads()) > 2 * (os.cpu_count() or 1)  # a batch the engine boosts
         every = ResumeAction(ResumeKind.CONTINUE)
         inf.resume(default=every)
         for stop, cycle in inf.measure_stop_resume(5):
             assert 0 < stop <= cycle
         assert os.sched_getscheduler(0) == os.SCHED_OTHER
+        assert (inf.stats["fifo_batches"] == 6) is policy.enabled, (inf.stats, policy)
+        assert inf.stats["fifo_batches"] in (0, 6)
         stopped = [tid for tid in os.listdir(f"/proc/{pid}/task") if _state(pid, int(tid)) == "t"]
         assert not stopped, f"threads left stopped after resume ({policy.reason}): {stopped}"
         inf.detach()
@@ -101,3 +106,4 @@ def test_a_breakpoint_loop_through_resume_and_wait_keeps_every_count(fixture_pat
             hits += 1
             assert os.sched_getscheduler(0) == os.SCHED_OTHER
         assert hits == 8 * 50 and event.code == 0, (hits, event)
+        assert (inf.stats["fifo_batches"] > 0) is realtime.policy().enabled
