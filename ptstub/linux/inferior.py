@@ -2,9 +2,12 @@
 
 Python keeps policy: which threads run, breakpoint reference counts, hardware slots, which signal a
 resume delivers, turning the C engine's pending-event records into typed `StopEvent`s. The C helper
-(`csrc/ptcore_*.c`) keeps the mechanism. Helpers by job: `thread_list` (names and handles for GDB's
-thread list), `breakpoints` (reference counts, debug registers), `registers`, `solibs`; `start`
-makes an Inferior (`launch`, `attach`). Invariant: between two calls every thread is stopped
+(`csrc/ptcore_*.c`) keeps the mechanism. This class holds one process's state and delegates by job:
+`actions` (each thread's next action, the signals held), `stop_events` (event records to `StopEvent`s),
+`nonstop` (threads run and stop one by one), `options` (engine options, pass mask), `thread_list`
+(names and handles for GDB's thread list), `breakpoints` (reference counts, debug registers),
+`conditions` (conditions judged in the engine), `memory`, `registers`, `solibs`, `measure` (counters,
+timings); `start` makes an Inferior (`launch`, `attach`). Invariant: between two calls every thread is stopped
 (`world_stopped`) unless `resume()` was called and `wait()` has not yet reported.
 
 All calls must come from the thread that created the Inferior (ptrace(2): requests are accepted only
@@ -267,11 +270,7 @@ class Inferior:
         return event
 
     def take_pending_signal(self) -> StopEvent | None:
-        """A signal stop collected while attaching, reported now rather than after the next resume.
-
-        gdbserver reports a signal that arrives with the attach in place of the attach's SIGSTOP,
-        and GDB then says the program received it (gdb.threads/attach-into-signal.exp).
-        """
+        """A signal stop collected while attaching, reported now (`stop_events.select_attach_signal`)."""
         return self._take_event() if stop_events.select_attach_signal(self._e) else None
 
     # -------------------------------------------------------------------------------- non-stop
@@ -454,13 +453,8 @@ class Inferior:
 
     # -------------------------------------------------------------------------------- ending
     def detach(self, pass_signal: Callable[[int], bool] | None = None) -> None:
-        """Let the process go: breakpoints out of memory, pending signals handed back, nothing stopped.
-
-        A signal reported by the last stop and not yet delivered goes with the detach when
-        `pass_signal(sig)` says so (default: all but SIGTRAP and SIGINT, gdbserver's rule when GDB
-        sent no QProgramSignals); dropped, a signal the program relies on is lost
-        (gdb.threads/attach-into-signal.exp).
-        """
+        """Let the process go: breakpoints out of memory, held signals handed back as `pass_signal` says
+        (`ResumePlan.hand_back`), nothing stopped."""
         if self._closed or self._e.exited:
             return
         self._plan.hand_back(self._e, pass_signal)
