@@ -7,12 +7,16 @@ thread at `SCHED_FIFO` is never preempted by `SCHED_OTHER` threads (sched(7)), s
 first and the woken threads then run.
 
 The mechanism is the engine's, one policy for one resume (csrc/ptcore_threads.c, `boost_begin`): for
-the loop of `PTRACE_CONT`s of a resume of more than two threads per CPU, the tracer thread runs at
-`SCHED_FIFO` priority 1 where this policy allows it, else at nice -15 where permitted, else as it is,
-and goes back when the loop ends. The loop never sleeps and ends when every thread due is resumed (a
-few ms for thousands of threads). The waits, where the tracer may run for a long time handling a
-stream of events, stay at the normal policy, so a debugged program cannot make a real-time tracer hold
-a CPU for long. If the engine looped by mistake inside the window, the kernel's real-time throttling
+the loop of `PTRACE_CONT`s of a resume, the tracer thread runs at `SCHED_FIFO` priority 1 where this
+policy allows it and the batch is long (more than 64 threads per CPU), else at nice -15 where
+permitted (more than two threads per CPU), else as it is, and goes back when the loop ends. Shorter
+batches stay off real-time because a breakpoint loop lost hits/s with it: threads that cannot run on
+the tracer's CPU until the batch ends reach their next event later.
+
+The loop never sleeps and ends when every thread due is resumed (a few ms for thousands of threads).
+The waits, where the tracer may run for a long time handling a stream of events, stay at the normal
+policy, so a debugged program cannot make a real-time tracer hold a CPU for long. If the engine looped
+by mistake inside the window, the kernel's real-time throttling
 (`/proc/sys/kernel/sched_rt_runtime_us`, 0.95 s of every second by default) would still leave the CPU
 to other tasks; with throttling off (-1) real-time is not allowed.
 
@@ -67,7 +71,7 @@ def decide(environ: dict[str, str] | None = None) -> RealtimePolicy:
         return RealtimePolicy(False, f"{RT_RUNTIME} is not readable")
     if not _may_raise():
         return RealtimePolicy(False, "not permitted (needs root, CAP_SYS_NICE or RLIMIT_RTPRIO >= 1)")
-    return RealtimePolicy(True, "SCHED_FIFO for resume batches of more than two threads per CPU")
+    return RealtimePolicy(True, "SCHED_FIFO for resume batches of more than 64 threads per CPU")
 
 
 _decided: RealtimePolicy | None = None
