@@ -115,6 +115,8 @@ int group_create(pt_engine *e);
 void group_leave(pt_engine *e);
 int take_early(pt_engine *e, int tid, int *status);
 void hand_over_or_keep(pt_engine *e, int tid, int status);
+int group_handed_event(const pt_engine *e);
+void group_clear_handed(pt_engine *e);
 
 /* ptcore_memory.c */
 pt_breakpoint *bp_at(pt_engine *e, uint64_t addr);
@@ -159,13 +161,19 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc);
 int resume_masked(pt_engine *e);
 int report_interrupt(pt_engine *e);
 int exit_status_due(pt_engine *e);
-int sleep_until_ready(pt_engine *e, struct pollfd p[3], int extra_fd, int timeout_ms, uint64_t deadline);
+int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed);
 
 /* ptcore_lifecycle.c */
 int attach_all_masked(pt_engine *e);
 
 /* ptcore_nonstop.c */
 int stopped_on_request(pt_engine *e, pt_thread *t);
+int nonstop_look(pt_engine *e);
+int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd);
+
+/* ptcore_waiter.c */
+int sleep_until_ready(pt_engine *const *m, int32_t n, struct pollfd *p, int extra_fd, int timeout_ms,
+                      uint64_t deadline);
 
 #pragma GCC visibility pop
 

@@ -1,9 +1,10 @@
 """Several processes served together: a fork child adopted as an engine of its own, put in
-its parent's process group (pt_join_group), resumed and waited for with the parent (ptstub.linux.processes).
+its parent's process group (pt_join_group), resumed and waited for with the parent by the group's one
+waiter (ptstub.linux.group over csrc/ptcore_waiter.c).
 
-Both engines wait with waitpid(-1), so each collects statuses of the other's threads: they must reach
-their owner (hand_to_member), and an event of the process not being waited on must end the wait with
-every process stopped (pt_wait returns 4, pt_hold).
+The waiter's waitpid(-1) collects statuses of every process's threads: they must reach their owner
+(hand_to_member), and an event of a process other than the one waited in must end the wait with
+every process stopped.
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ from helpers import launched
 
 import ptstub
 from ptstub.events import BreakpointHit, Exited, Forked
-from ptstub.linux.processes import resume_processes, wait_processes
+from ptstub.linux.group import LinuxProcessGroup
 from ptstub.target import ResumeAction, ResumeKind, ThreadState
 
 CONTINUE = ResumeAction(ResumeKind.CONTINUE)
+GROUP = LinuxProcessGroup()
+resume_processes, wait_processes = GROUP.resume, GROUP.wait
 
 
 def _fork_child(inf: ptstub.Inferior) -> ptstub.Inferior:
@@ -30,7 +33,7 @@ def _fork_child(inf: ptstub.Inferior) -> ptstub.Inferior:
     event = inf.cont(timeout=20)
     assert isinstance(event, Forked), event
     child = inf.adopt_fork_child(event.child_pid)
-    inf.link(child)
+    GROUP.join(inf, child)
     return child
 
 
