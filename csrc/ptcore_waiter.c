@@ -336,6 +336,8 @@ int pt_group_next_event(pt_engine **engines, int32_t n, uint32_t first, int time
                         pt_engine **which)
 {
     *which = NULL;
+    if (n == 0)
+        return -ECHILD;
     if (n == 1 && !engines[0]->exited) { /* one process: the engine's own wait */
         int rc = pt_wait_one(engines[0], timeout_ms, extra_fd);
         *which = rc == 1 ? engines[0] : NULL;

@@ -39,13 +39,13 @@ class LinuxProcessGroup:
     """Every `Inferior` of one session; their engines form one group with one waiter over all of them."""
 
     def join(self, served: Target, process: Target) -> None:
-        into: Any = served  # served and process are Inferiors: process joins the group of served
-        check(lib.pt_join_group(into._e, getattr(process, "_e")), "join the process group")
+        into, newcomer = _engines([served, process])  # Inferiors: process joins the group of served
+        check(lib.pt_join_group(into, newcomer), "join the process group")
 
     def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
         processes: list[Any] = [process for process, _ in plans]
-        for process, actions in plans:
-            process.plan_resume(actions)  # type: ignore[attr-defined]
+        for process, (_, actions) in zip(processes, plans, strict=True):
+            process.plan_resume(actions)
         which = ffi.new("pt_engine **")
         # SCHED_FIFO for the length of the call when a process's policy asks for it (Inferior._resume_batch)
         raised = any(p.realtime.wanted(p._e.nthreads) for p in processes) and realtime.enter()
