@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from ptstub.events import StopEvent
 from ptstub.linux import realtime
 from ptstub.linux.ffi import check, check_resumed, check_waited, ffi, lib
-from ptstub.target import HostServices, ProcessGroup, ResumeAction, Target
+from ptstub.target import HostServices, ProcessGroup, ResumeAction, ServedProcesses, Target
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def _owner(processes: Sequence[Any], engine: Any) -> Any:
     return next(process for process in processes if process._e == engine)
 
 
-class LinuxProcessGroup:
+class LinuxProcessGroup(ServedProcesses):
     """Every `Inferior` of one session; their engines form one group with one waiter over all of them."""
 
     def join(self, served: Target, process: Target) -> None:

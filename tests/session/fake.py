@@ -15,7 +15,16 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 
 from ptstub.errors import MemoryAccessError, NoSuchThreadError, ProcessGoneError, TargetError
 from ptstub.events import Exited, Interrupted, StopEvent
-from ptstub.target import BreakpointKind, LibraryEntry, ProcessGroup, ResumeAction, Target, ThreadInfo, ThreadState
+from ptstub.target import (
+    BreakpointKind,
+    LibraryEntry,
+    ProcessGroup,
+    ResumeAction,
+    ServedProcesses,
+    Target,
+    ThreadInfo,
+    ThreadState,
+)
 
 MEMORY_BASE = 0x400000
 MEMORY_SIZE = 0x1000
@@ -275,11 +284,12 @@ class FakeProcess:
         self.running.clear()
 
 
-class FakeProcessGroup:
+class FakeProcessGroup(ServedProcesses):
     """The processes of a session served together: events come from each process's script, the
     processes looked at in the order the session gives."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.joined: list[tuple[int, int]] = []
 
     def join(self, served: Target, process: Target) -> None:
