@@ -9,6 +9,7 @@ every process stopped.
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -92,6 +93,33 @@ def test_held_child_runs_alone_then_parent_alone(fixture_path) -> None:
             assert all(t.state is ThreadState.STOPPED for t in parent.threads())
             event = parent.cont(timeout=20)
             assert event == Exited(parent.pid, 0)
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_non_stop_wait_over_both_processes_reports_each_end_once(fixture_path) -> None:
+    """Non-stop over two processes (pt_group_next_event): every thread of both runs; the waiter
+    reports the child's exit and the parent's, each exactly once, whichever process it looks at
+    first; then nothing is left to wait for (None)."""
+    with ptstub.launch([fixture_path("simple"), "--fork", "--iterations", "1"]) as parent:
+        child = _fork_child(parent)
+        with child:
+            parent.resume_threads(_all(parent))
+            child.resume_threads(_all(child))
+            read_end, write_end = os.pipe()  # GDB's socket stand-in: never readable
+            try:
+                ends = {}
+                for first in range(10):
+                    processes = [p for p in (parent, child) if p.alive or p.ended]
+                    found = GROUP.next_event(processes, read_end, first)
+                    if found is None:
+                        break
+                    process, event = found
+                    assert isinstance(event, Exited) and process not in ends, event
+                    ends[process] = event
+                assert ends == {child: Exited(child.pid, 7), parent: Exited(parent.pid, 0)}
+            finally:
+                os.close(read_end)
+                os.close(write_end)
 
 
 @pytest.mark.timeout(60, method="thread")
