@@ -1,11 +1,11 @@
 """One GDB debug connection's server: the handler table, the processes served, and the parts.
 
 `Session` owns what every part needs (the `ProcessGroup`, which holds the processes served, and the
-target among them, the launcher and attacher, the last stop) and the connection state; each part owns its own state and handlers:
-thread selection (threads), the register cache (registers), memory, the breakpoint book
-(breakpoints), run control (runcontrol), non-stop's queue (nonstop), stop replies (stopreplies),
-process lifecycle (lifecycle), qXfer objects (objects), `monitor` and `vFile`. The dispatcher maps a
-failure to `E NN` in one place (`handle_packet`). The session never parses or frames bytes
+target among them, the launcher and attacher, the last stop) and the connection state; each part
+owns its own state and handlers: thread selection (threads), the register cache (registers),
+memory, the breakpoint book (breakpoints), run control (runcontrol), non-stop's queue (nonstop), stop
+replies (stopreplies), process lifecycle (lifecycle), qXfer objects (objects), `monitor` and `vFile`.
+The dispatcher maps a failure to `E NN` in one place (`handle_packet`). The session never parses or frames bytes
 (`ptstub.rsp` does) and never calls ptrace: it speaks to the backend only through `ptstub.target`.
 Behaviour follows GNU gdbserver 13.1 as the tests capture it (tests/gdb/ runs each GDB script against
 both stubs, conformance/ compares GDB's own testsuite with gdbserver's checked-in result).
