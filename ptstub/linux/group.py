@@ -76,6 +76,8 @@ class LinuxProcessGroup(ServedProcesses):
         rc = lib.pt_group_wait(engines, count, _engines(held), len(held), WAIT_FOREVER, fd, which)
         everyone: list[Any] = [*running, *held]
         running[:] = [_owner(everyone, engines[i]) for i in range(count[0])]
+        if rc == -errno.EDEADLK:  # the event went away and a process then had nothing to run
+            check_resumed(rc)
         if check_waited(rc) != 1:
             return None
         process = _owner(everyone, which[0])
@@ -85,7 +87,8 @@ class LinuxProcessGroup(ServedProcesses):
 
     def next_event(self, processes: Sequence[Target], wake_fd: int, first: int = 0) -> tuple[Target, StopEvent] | None:
         which = ffi.new("pt_engine **")
-        rc = lib.pt_group_next_event(_engines(processes), len(processes), first, WAIT_FOREVER, wake_fd, which)
+        count = len(processes)
+        rc = lib.pt_group_next_event(_engines(processes), count, first % (count or 1), WAIT_FOREVER, wake_fd, which)
         if rc != 1:
             if rc != -errno.ECHILD:  # -ECHILD: no thread runs anywhere and nothing is pending
                 check(rc, "wait")
