@@ -209,12 +209,14 @@ class Inferior:
         self._resumes += 1
         if default is not None or len(actions) >= self._listed:
             self.world_resumes += 1
-        self._after_resume(self._resume_batch())
+        self._after_resume(self._resume_batch(e.nthreads if default is not None else len(actions)))
 
-    def _resume_batch(self) -> int:
+    def _resume_batch(self, resumed: int = -1) -> int:
         """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
-        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
-        raised = self.realtime.wanted(self._e.nthreads) and realtime.enter()
+        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed.
+        `resumed`: how many threads it starts (-1: all), not how many there are (GDB's step of one
+        thread over a breakpoint, at every hit of a breakpoint loop, needs no window)."""
+        raised = self.realtime.wanted(self._e.nthreads if resumed < 0 else resumed) and realtime.enter()
         try:
             rc = lib.pt_resume(self._e)
             self._resumed_ns = lib.pt_now_ns()  # before leave(): the threads it woke may run first then
