@@ -370,9 +370,19 @@ static int step_resumed_over_breakpoints(pt_engine *e)
  * stops/s).  Threads that step go last: a step ends within microseconds and the world stops
  * again, so the threads that continue need the head start, or on a loaded machine they never run
  * during a `next` with scheduler-locking off (gdb.threads/schedlock.exp, "other threads ran"). */
+/* How many threads a resume starts: the boost is for a batch of many (a step of one thread needs none). */
+static int32_t resumes_due(pt_engine *e)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < e->nthreads; i++)
+        n += e->threads[i]->state == PT_STOPPED && e->threads[i]->action != PT_ACT_NONE;
+    return n;
+}
+
 static int resume_in_order(pt_engine *e)
 {
-    int boost = e->nthreads > 2 * online_cpus() ? boost_begin() : NOT_BOOSTED;
+    int many = e->nthreads > 2 * online_cpus() && resumes_due(e) > 2 * online_cpus();
+    int boost = many ? boost_begin() : NOT_BOOSTED;
     int rc = 0;
     pt_thread *reporter = e->report_tid ? find(e, e->report_tid) : NULL;
     if (reporter && reporter->action != PT_ACT_CONT)

@@ -55,15 +55,13 @@
 /* boost_begin()'s answer when the tracer's priority was left alone. */
 #define NOT_BOOSTED (-2147483647 - 1)
 
-/* Body of each public call that waits: the work runs with SIGCHLD blocked (see sleep_on). */
+/* Body of each public call that waits: the work runs with SIGCHLD blocked (see sleep_on).  The calling
+ * thread keeps it blocked between calls (hold_sigchld), so a call costs no signal-mask system call. */
 #define WITH_SIGCHLD_BLOCKED(call)                                                                     \
     do {                                                                                               \
-        sigset_t old_mask_;                                                                            \
-        block_sigchld(&old_mask_);                                                                     \
-        set_sleep_mask(e, &old_mask_);                                                                 \
+        hold_sigchld(e);                                                                               \
         int rc_ = (call);                                                                              \
         disarm_wake_timer(e);                                                                          \
-        restore_mask(&old_mask_);                                                                      \
         return rc_;                                                                                    \
     } while (0)
 
@@ -94,6 +92,9 @@ int sleep_on(pt_engine *e, struct pollfd *fds, int nfds, int timeout_ms);
 void set_sleep_mask(pt_engine *e, const sigset_t *callers);
 void block_sigchld(sigset_t *old);
 void restore_mask(const sigset_t *old);
+void hold_sigchld(pt_engine *e);
+void engine_born(void);
+void engine_gone(void);
 void disarm_wake_timer(pt_engine *e);
 int chld_wake_fd(void);
 int wake_signal(void);

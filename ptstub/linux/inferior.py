@@ -81,6 +81,7 @@ class Inferior:
         # SCHED_FIFO for resumes of many threads where allowed (ptstub/linux/realtime.py); settable
         self.realtime: realtime.RealtimePolicy = realtime.policy()
         self._resumed_ns = 0  # pt_now_ns() when the last resume batch had resumed every thread due
+        self._planned = -1  # threads the last plan_resume() starts (-1: all): the real-time window counts them
 
     # -------------------------------------------------------------------------------- life cycle
     def __enter__(self) -> Inferior:
@@ -180,7 +181,7 @@ class Inferior:
     def resume(self, actions: Mapping[int, ResumeAction] | None = None, default: ResumeAction | None = None) -> None:
         """Start threads: those in `actions` as given, every other one with `default` (or not at all)."""
         self.plan_resume(actions, default)
-        self._after_resume(self._resume_batch())
+        self._after_resume(self._resume_batch(self._planned))
 
     def plan_resume(self, actions: Mapping[int, ResumeAction] | None, default: ResumeAction | None = None) -> None:
         """Set each thread's action for the next resume (`resume`, or the group's over several processes)."""
@@ -212,11 +213,14 @@ class Inferior:
         self._resumes += 1
         if default is not None or len(actions) >= self._listed:
             self.world_resumes += 1
+        self._planned = e.nthreads if default is not None else len(actions)
 
-    def _resume_batch(self) -> int:
+    def _resume_batch(self, resumed: int = -1) -> int:
         """pt_resume, at SCHED_FIFO for the length of the call when the policy says so: busy threads
-        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed."""
-        raised = self.realtime.wanted(self._e.nthreads) and realtime.enter()
+        woken by the first PTRACE_CONTs then cannot preempt the tracer before the rest are resumed.
+        `resumed`: how many threads it starts (-1: all), not how many there are (GDB's step of one
+        thread over a breakpoint, at every hit of a breakpoint loop, needs no window)."""
+        raised = self.realtime.wanted(self._e.nthreads if resumed < 0 else resumed) and realtime.enter()
         try:
             rc = lib.pt_resume(self._e)
             self._resumed_ns = lib.pt_now_ns()  # before leave(): the threads it woke may run first then

@@ -28,6 +28,8 @@ import os
 from ptstub.values import frozen
 
 RT_RUNTIME = "/proc/sys/kernel/sched_rt_runtime_us"
+# os.cpu_count() reads /sys/devices/system/cpu/online at each call: 3 system calls per resume if asked there
+CPUS = os.cpu_count() or 1
 PRIORITY = 1  # the lowest real-time priority: above every SCHED_OTHER thread, below any real-time one
 
 
@@ -40,7 +42,7 @@ class RealtimePolicy:
 
     def wanted(self, threads: int) -> bool:
         """Raise the priority for a resume of `threads` threads?"""
-        return self.enabled and threads > 2 * (os.cpu_count() or 1)
+        return self.enabled and threads > 2 * CPUS
 
 
 def enter() -> bool:
