@@ -31,8 +31,9 @@ int sleep_until_ready(pt_engine *const *m, int32_t n, struct pollfd *p, int extr
     return ready;
 }
 
-/* The public calls over several engines run as WITH_SIGCHLD_BLOCKED does for one: each engine's
- * sleep mask is the caller's less SIGCHLD, and each one's wake timer is off afterwards. */
+/* The public calls over several engines run as WITH_SIGCHLD_BLOCKED does for one: the calling
+ * thread holds SIGCHLD blocked (hold_sigchld sets each engine's sleep mask), and each engine's wake
+ * timer is off afterwards. */
 struct group_call {
     pt_engine **m;
     int32_t *n;       /* the running engines (all-stop wait: compacted as they stop being able to report) */
@@ -48,14 +49,11 @@ static int masked(int (*body)(struct group_call *), struct group_call *c)
     int32_t n = *c->n;
     pt_engine *all[n + 1]; /* the all-stop wait compacts c->m */
     memcpy(all, c->m, (size_t)n * sizeof *all);
-    sigset_t old;
-    block_sigchld(&old);
     for (int32_t i = 0; i < n; i++)
-        set_sleep_mask(all[i], &old);
+        hold_sigchld(all[i]);
     int rc = body(c);
     for (int32_t i = 0; i < n; i++)
         disarm_wake_timer(all[i]);
-    restore_mask(&old);
     return rc;
 }
 
