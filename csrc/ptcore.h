@@ -161,7 +161,6 @@ typedef struct pt_engine {
     void *wake_timer;          /* timer_t: wakes the blocked waitpid every 100 ms and at deadlines */
     /* several processes in one session (docs/design-notes.md, "Several processes") */
     pt_group *group;           /* every engine of the session, a group of one for one process */
-    int32_t peer_event;        /* a status handed to another member gave it an event to report */
     pt_ptrace_log *ptrace_log; /* NULL unless pt_ptrace_log_enable: every ptrace call is recorded there */
     /* int3s removed lately: a trap one of them caused just before it went is known as ours */
     uint64_t removed_bps[16];
@@ -204,7 +203,6 @@ int pt_select_report(pt_engine *e, int32_t tid);
 int pt_take_event(pt_engine *e, pt_thread *t);
 int pt_set_pass_signals(pt_engine *e, uint64_t mask);
 int pt_set_realtime(pt_engine *e, int32_t allowed);
-int pt_clear_peer_event(pt_engine *e);
 
 int pt_insert_breakpoint(pt_engine *e, uint64_t addr);
 int pt_remove_breakpoint(pt_engine *e, uint64_t addr);
@@ -227,11 +225,20 @@ int pt_resume_some(pt_engine *e);
 int pt_wait_one(pt_engine *e, int timeout_ms, int extra_fd);
 int pt_stop_thread(pt_engine *e, int32_t tid);
 /* Several processes (docs/design-notes.md, "Several processes"): the engines of a session form one
- * group, and statuses go to the member that owns the thread; pt_wait returns 4 when another member
- * got an event; pt_hold stops one engine's world.  An engine leaves its group when it is freed. */
+ * group, statuses go to the member that owns the thread, and one waiter serves every member
+ * (ptcore_waiter.c).  An engine leaves its group when it is freed.  pt_group_resume resumes engines in
+ * order, each with its actions (1 and *which: that one had an event and reports, the ones before it
+ * held again); pt_group_wait waits for the first event of the running engines, every one then stopped
+ * (1 and *which; 0 timeout, 2 extra_fd readable, -ECHILD none can report; *nrunning loses the
+ * engines that cannot), the held `others` reporting too if they end meanwhile; pt_group_next_event is non-stop's wait over engines, from engines[first] on.
+ * A group of one takes pt_wait / pt_wait_one. */
 int pt_join_group(pt_engine *e, pt_engine *newcomer);
 int pt_group_size(const pt_engine *e);
-int pt_hold(pt_engine *e);
+int pt_group_resume(pt_engine **engines, int32_t n, pt_engine **which);
+int pt_group_wait(pt_engine **running, int32_t *nrunning, pt_engine **others, int32_t nothers, int timeout_ms,
+                  int extra_fd, pt_engine **which);
+int pt_group_next_event(pt_engine **engines, int32_t n, uint32_t first, int timeout_ms, int extra_fd,
+                        pt_engine **which);
 
 int pt_measure_stop_all(pt_engine *e, int rounds, uint64_t *stop_ns, uint64_t *cycle_ns);
 uint64_t pt_now_ns(void);

@@ -3,7 +3,6 @@
 #include "ptcore_internal.h"
 
 static void interrupt_running(pt_engine *e);
-static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed);
 
 /* Threads we wait for but that can no longer stop (a zombie leader, a thread killed by SIGKILL whose
  * status went elsewhere) are marked exiting, so a stop-all never hangs on them.  /proc stays here:
@@ -371,9 +370,19 @@ static int step_resumed_over_breakpoints(pt_engine *e)
  * stops/s).  Threads that step go last: a step ends within microseconds and the world stops
  * again, so the threads that continue need the head start, or on a loaded machine they never run
  * during a `next` with scheduler-locking off (gdb.threads/schedlock.exp, "other threads ran"). */
+/* How many threads a resume starts: the boost is for a batch of many (a step of one thread needs none). */
+static int32_t resumes_due(pt_engine *e)
+{
+    int32_t n = 0;
+    for (int32_t i = 0; i < e->nthreads; i++)
+        n += e->threads[i]->state == PT_STOPPED && e->threads[i]->action != PT_ACT_NONE;
+    return n;
+}
+
 static int resume_in_order(pt_engine *e)
 {
-    int boost = boost_begin(e);
+    int32_t due = e->nthreads > 2 * online_cpus() ? resumes_due(e) : 0;
+    int boost = boost_begin(e, due);
     int rc = 0;
     pt_thread *reporter = e->report_tid ? find(e, e->report_tid) : NULL;
     if (reporter && reporter->action != PT_ACT_CONT)
@@ -454,7 +463,7 @@ int report_interrupt(pt_engine *e)
 
 /* Wait for the next reportable event with the world running.  Returns 1 when an event is to be
  * reported (every thread stopped, e->report_tid set), 0 on timeout, 2 when extra_fd is readable
- * (world still running), 3 when no thread is running, or -errno. */
+ * (world still running), -ECHILD when no thread is running, or -errno. */
 static int wait_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {
     return wait_resumed(e, timeout_ms, extra_fd, 0);
@@ -479,33 +488,9 @@ int exit_status_due(pt_engine *e)
     return 0;
 }
 
-/* Sleep in ppoll on SIGCHLD's eventfd, the stop-request eventfd and extra_fd (when >= 0) until one
- * is ready or the deadline passes (timeout_ms < 0: none).  Returns how many are ready (0 after a
- * signal), -ETIME at the deadline, or -errno.  SIGCHLD's eventfd is drained here. */
-int sleep_until_ready(pt_engine *e, struct pollfd p[3], int extra_fd, int timeout_ms,
-                             uint64_t deadline)
-{
-    p[0] = (struct pollfd){chld_wake_fd(), POLLIN, 0};
-    p[1] = (struct pollfd){e->wakefd, POLLIN, 0};
-    p[2] = (struct pollfd){extra_fd, POLLIN, 0};
-    int wait_ms = -1;
-    if (timeout_ms >= 0) {
-        uint64_t now = pt_now_ns();
-        if (now >= deadline)
-            return -ETIME;
-        wait_ms = (int)((deadline - now + 999999) / 1000000);
-    }
-    int n = sleep_on(e, p, extra_fd >= 0 ? 3 : 2, wait_ms);
-    if (n < 0)
-        return errno == EINTR ? 0 : -errno;
-    if (n > 0 && p[0].revents)
-        drain_fd(chld_wake_fd());
-    return n;
-}
-
 /* just_resumed: the world was resumed a moment ago, so the first look at waitpid would find nothing;
  * sleep first (a stop that came already has its SIGCHLD pending and ends the sleep at once). */
-static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
+int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
 {
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
     int found = 0; /* an event that sleep_in_waitpid() collected */
@@ -515,14 +500,12 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
         pt_prune(e);
         if (take_stop_request(e))
             e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
-        if (!(first && just_resumed) && (found || e->peer_event || drain(e) || e->exited)) {
+        if (!(first && just_resumed) && (found || drain(e) || e->exited)) {
             found = 0;
             if (!e->exited)
                 stop_all_masked(e);
             pt_prune(e);
             e->world_stopped = 1;
-            if (e->peer_event) /* another member of the group has the event: the caller holds all, and */
-                return 4;      /* pt_hold reports a stop request taken here (stop_requested stays) */
             if (e->stop_requested && !e->exited && report_interrupt(e)) {
                 e->stop_requested = 0; /* the hits stay pending for the next resumes */
                 return 1;
@@ -535,7 +518,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
             /* the event went away while stopping (its thread died): run the world again */
             int rc = resume_masked(e);
             if (rc != 0)
-                return rc == -EDEADLK ? 3 : rc;
+                return rc == -EDEADLK ? -ECHILD : rc;
             continue;
         }
         if (e->stop_requested) { /* the wake-up fd was already read at the top of this round */
@@ -546,7 +529,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 return 1;
         }
         if (e->nrunning <= 0 && !exit_status_due(e))
-            return 3;
+            return -ECHILD;
         if (extra_fd < 0 && e->nrunning <= FEW_RUNNING) { /* else ppoll (see "Sleeping in waitpid") */
             if (timeout_ms >= 0 && pt_now_ns() >= deadline)
                 return 0;
@@ -554,7 +537,7 @@ static int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_res
                 continue; /* a status (in found) or a wake: the next round looks */
         }
         struct pollfd p[3];
-        int n = sleep_until_ready(e, p, extra_fd, timeout_ms, deadline);
+        int n = sleep_until_ready(&e, 1, p, extra_fd, timeout_ms, deadline);
         if (n == -ETIME)
             return 0;
         if (n <= 0) {

@@ -1,7 +1,8 @@
 /* ptcore_group.c - the process group: every engine of one session belongs to one group (a group of one
  * for the common single process).  The group keeps the statuses that arrive before their owner knows
- * the thread (early statuses), hands a status of another member's thread to that member, and holds one
- * engine while another reports. */
+ * the thread (early statuses) and hands a status of another member's thread to that member; the one
+ * waiter over every member (ptcore_waiter.c) learns from it that a member other than the one it
+ * collects for has an event. */
 #include "ptcore_internal.h"
 
 /* Exit statuses the group keeps at most for tids no engine knows (the oldest goes first).  Early
@@ -17,6 +18,7 @@ struct pt_group {
     int32_t early_cap;
     int32_t *early_tid;
     int32_t *early_status;
+    int32_t handed_event; /* a status handed to a member gave it an event (read by ptcore_waiter.c) */
 };
 
 static int add_member(pt_group *g, pt_engine *e)
@@ -117,8 +119,9 @@ static void keep_early(pt_engine *e, int tid, int status)
 
 /* Several processes in one group (docs/design-notes.md, "Several processes"): a status of a thread
  * that belongs to another member is handled by that member, in its state (its world running or
- * held).  When it gives that member an event to report, every member is flagged, so that whichever
- * one is waiting ends its wait (pt_wait returns 4).  Returns -1 when no other member owns tid. */
+ * held).  When it gives that member an event to report, the group notes it, so that the group's
+ * waiter stops every member and picks the event to report.  Returns -1 when no other member owns
+ * tid. */
 static int hand_to_member(pt_engine *e, int tid, int status)
 {
     pt_group *g = e->group;
@@ -140,8 +143,7 @@ static int hand_to_member(pt_engine *e, int tid, int status)
         return -1;
     int got = on_status(owner, tid, status);
     if (got)
-        for (int32_t i = 0; i < g->nmembers; i++)
-            g->members[i]->peer_event = 1;
+        g->handed_event = 1;
     return got;
 }
 
@@ -167,7 +169,18 @@ void group_leave(pt_engine *e)
     if (j == 0)
         group_free(g);
     else if (j == 1)
-        g->members[0]->peer_event = 0; /* the last one left is alone again: no other's event is pending */
+        g->handed_event = 0; /* the last one left is alone again: no other's event is pending */
+}
+
+/* Whether a status handed to a member since the last group_clear_handed() gave it an event. */
+int group_handed_event(const pt_engine *e)
+{
+    return e->group->handed_event;
+}
+
+void group_clear_handed(pt_engine *e)
+{
+    e->group->handed_event = 0;
 }
 
 /* ------------------------------------------------------------------------------------------------ */
@@ -192,27 +205,4 @@ int pt_join_group(pt_engine *e, pt_engine *newcomer)
 int pt_group_size(const pt_engine *e)
 {
     return e->group ? e->group->nmembers : 0;
-}
-
-/* All-stop over several processes: another engine reports, so this one's world stops too.  Events
- * caught while stopping stay pending (reported on a later resume, as any held thread's).  Returns 1
- * when this engine has an event to report (e->reported set; NULL when the process ended). */
-static int hold_masked(pt_engine *e)
-{
-    if (take_stop_request(e))
-        e->stop_requested = 1;
-    if (!e->exited && !e->world_stopped)
-        stop_all_masked(e);
-    pt_prune(e);
-    e->world_stopped = 1;
-    if (e->stop_requested && !e->exited && report_interrupt(e)) {
-        e->stop_requested = 0; /* a Ctrl-C for this process while another one reported: kept as */
-        return 1;              /* its event, as the SIGINT gdbserver sends waits in the kernel */
-    }
-    return choose_report(e, 1) || (!e->exited && choose_report(e, 0));
-}
-
-int pt_hold(pt_engine *e)
-{
-    WITH_SIGCHLD_BLOCKED(hold_masked(e));
 }

@@ -57,15 +57,13 @@
 #define NOT_BOOSTED (-2147483647 - 1)
 #define BOOSTED_FIFO (-2147483647)
 
-/* Body of each public call that waits: the work runs with SIGCHLD blocked (see sleep_on). */
+/* Body of each public call that waits: the work runs with SIGCHLD blocked (see sleep_on).  The calling
+ * thread keeps it blocked between calls (hold_sigchld), so a call costs no signal-mask system call. */
 #define WITH_SIGCHLD_BLOCKED(call)                                                                     \
     do {                                                                                               \
-        sigset_t old_mask_;                                                                            \
-        block_sigchld(&old_mask_);                                                                     \
-        set_sleep_mask(e, &old_mask_);                                                                 \
+        hold_sigchld(e);                                                                               \
         int rc_ = (call);                                                                              \
         disarm_wake_timer(e);                                                                          \
-        restore_mask(&old_mask_);                                                                      \
         return rc_;                                                                                    \
     } while (0)
 
@@ -96,6 +94,9 @@ int sleep_on(pt_engine *e, struct pollfd *fds, int nfds, int timeout_ms);
 void set_sleep_mask(pt_engine *e, const sigset_t *callers);
 void block_sigchld(sigset_t *old);
 void restore_mask(const sigset_t *old);
+void hold_sigchld(pt_engine *e);
+void engine_born(void);
+void engine_gone(void);
 void disarm_wake_timer(pt_engine *e);
 int chld_wake_fd(void);
 int wake_signal(void);
@@ -117,6 +118,8 @@ int group_create(pt_engine *e);
 void group_leave(pt_engine *e);
 int take_early(pt_engine *e, int tid, int *status);
 void hand_over_or_keep(pt_engine *e, int tid, int status);
+int group_handed_event(const pt_engine *e);
+void group_clear_handed(pt_engine *e);
 
 /* ptcore_memory.c */
 pt_breakpoint *bp_at(pt_engine *e, uint64_t addr);
@@ -126,7 +129,7 @@ int apply_debugregs(pt_engine *e, int32_t tid);
 
 /* ptcore_threads.c */
 int online_cpus(void);
-int boost_begin(pt_engine *e);
+int boost_begin(pt_engine *e, int32_t due);
 void boost_end(int previous);
 int is_signal_delivery_stop(int event, int sig);
 int take_resume_signal(pt_engine *e, pt_thread *t);
@@ -161,13 +164,19 @@ int step_over(pt_engine *e, pt_thread *t, uint64_t pc);
 int resume_masked(pt_engine *e);
 int report_interrupt(pt_engine *e);
 int exit_status_due(pt_engine *e);
-int sleep_until_ready(pt_engine *e, struct pollfd p[3], int extra_fd, int timeout_ms, uint64_t deadline);
+int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed);
 
 /* ptcore_lifecycle.c */
 int attach_all_masked(pt_engine *e);
 
 /* ptcore_nonstop.c */
 int stopped_on_request(pt_engine *e, pt_thread *t);
+int nonstop_look(pt_engine *e);
+int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd);
+
+/* ptcore_waiter.c */
+int sleep_until_ready(pt_engine *const *m, int32_t n, struct pollfd *p, int extra_fd, int timeout_ms,
+                      uint64_t deadline);
 
 #pragma GCC visibility pop
 

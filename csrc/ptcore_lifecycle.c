@@ -103,6 +103,7 @@ pt_engine *pt_engine_new(int32_t pid, uint64_t seed)
     pt_engine *e = calloc(1, sizeof *e);
     if (!e)
         return NULL;
+    engine_born();
     e->pid = pid;
     e->rng = seed ? seed : 0x2545f4914f6cdd1dull;
     e->memfd = -1;
@@ -140,6 +141,7 @@ void pt_engine_free(pt_engine *e)
         timer_delete((timer_t)e->wake_timer);
     pt_ptrace_log_disable(e);
     free(e);
+    engine_gone();
 }
 
 int pt_adopt_launched(pt_engine *e)

@@ -129,29 +129,34 @@ static int resume_some_masked(pt_engine *e)
     return rc;
 }
 
+/* One look at a process in non-stop: a stop request stops every running thread (each reported on
+ * its own), every status the kernel has ready is taken (nothing is held), and the event to report
+ * chosen.  Returns 1 when there is one (e->reported, or the process ended). */
+int nonstop_look(pt_engine *e)
+{
+    if (take_stop_request(e)) /* clears the flag too, or a later all-stop wait would act on it */
+        for (int32_t i = 0; i < e->nthreads; i++)
+            stop_thread_masked(e, e->threads[i]->tid);
+    e->world_stopped = 0;
+    drain_from(e, 0, 0, 0); /* non-stop: nothing is held */
+    pt_prune(e);
+    return choose_report(e, 0);
+}
+
 /* Wait for one thread's event with the others left as they are.  Returns 1 when an event is to be
- * reported (e->reported, or the process ended), 0 on timeout, 2 when extra_fd is readable, 3 when no
- * thread runs and nothing is pending, 4 when a status collected here gave another engine of the group an event to
- * report (several processes in non-stop: the caller asks each one), or -errno.  pt_request_stop
- * stops every running thread, each reported on its own. */
-static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
+ * reported (e->reported, or the process ended), 0 on timeout, 2 when extra_fd is readable, -ECHILD
+ * when no thread runs and nothing is pending, or -errno.  pt_request_stop stops every running
+ * thread, each reported on its own.  Several processes wait in ptcore_waiter.c instead. */
+int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
 {
     uint64_t deadline = timeout_ms >= 0 ? pt_now_ns() + (uint64_t)timeout_ms * 1000000ull : 0;
-    e->world_stopped = 0;
     for (;;) {
-        if (take_stop_request(e)) /* clears the flag too, or a later all-stop wait would act on it */
-            for (int32_t i = 0; i < e->nthreads; i++)
-                stop_thread_masked(e, e->threads[i]->tid);
-        drain_from(e, 0, 0, 0); /* non-stop: nothing is held */
-        pt_prune(e);
-        if (choose_report(e, 0))
+        if (nonstop_look(e))
             return 1;
-        if (e->peer_event)
-            return 4;
         if (e->nrunning <= 0 && !exit_status_due(e))
-            return 3;
+            return -ECHILD;
         struct pollfd p[3];
-        int n = sleep_until_ready(e, p, extra_fd, timeout_ms, deadline);
+        int n = sleep_until_ready(&e, 1, p, extra_fd, timeout_ms, deadline);
         if (n == -ETIME)
             return 0;
         if (n <= 0) {
@@ -163,7 +168,7 @@ static int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
                                               * unreported stops (clones, echoes) must not starve it */
             drain_from(e, 0, 0, 0);
             pt_prune(e);
-            return choose_report(e, 0) ? 1 : e->peer_event ? 4 : 2;
+            return choose_report(e, 0) ? 1 : 2;
         }
     }
 }

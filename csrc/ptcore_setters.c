@@ -123,13 +123,6 @@ int pt_set_realtime(pt_engine *e, int32_t allowed)
     return 0;
 }
 
-/* Another member's event was seen by the caller (several processes: see ptcore_group.c). */
-int pt_clear_peer_event(pt_engine *e)
-{
-    e->peer_event = 0;
-    return 0;
-}
-
 int pt_set_options(pt_engine *e, int options)
 {
     e->options = options;

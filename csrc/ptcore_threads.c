@@ -227,7 +227,7 @@ int online_cpus(void)
  * preempt the tracer in the middle of resuming the rest.  One choice per batch, in this order:
  * - SCHED_FIFO priority 1 for the tracer thread (pid 0: the calling thread only, sched(7)) when the
  *   caller's policy allows it (pt_set_realtime) and the batch is long, more than FIFO_PER_CPU threads
- *   per CPU: no SCHED_OTHER thread preempts it then (256 threads, 128 busy: ~8 ms instead of ~300).
+ *   per CPU resumed: no SCHED_OTHER thread preempts it then (256 threads, 128 busy: ~8 ms instead of ~300).
  *   Not for shorter batches: threads that cannot run on the tracer's CPU until the batch ends reach
  *   their next event later, and a breakpoint loop of 8 to 128 threads lost 5-50% of its hits/s.
  * - else nice -15 when permitted (PTSTUB_NO_RENICE=1 turns it off), with more than two threads per
@@ -235,14 +235,15 @@ int online_cpus(void)
  *   With fewer, the heavier tracer makes the scheduler queue the threads it wakes on the other CPU,
  *   behind a busy one (1-thread hits/s fell by a fifth).
  * - else nothing.
+ * `due`: the threads the batch resumes (a step of one thread over a breakpoint needs no boost).
  * Returns what boost_end undoes: BOOSTED_FIFO, the nice value to restore, or NOT_BOOSTED. */
 #define FIFO_PER_CPU 64
-int boost_begin(pt_engine *e)
+int boost_begin(pt_engine *e, int32_t due)
 {
     int cpus = online_cpus();
-    if (e->nthreads <= 2 * cpus)
+    if (due <= 2 * cpus)
         return NOT_BOOSTED;
-    if (e->realtime && e->nthreads > FIFO_PER_CPU * cpus &&
+    if (e->realtime && due > FIFO_PER_CPU * cpus &&
         sched_setscheduler(0, SCHED_FIFO, &(struct sched_param){.sched_priority = 1}) == 0) {
         e->n_fifo_batches++;
         return BOOSTED_FIFO;

@@ -202,8 +202,52 @@ int sleep_in_waitpid(pt_engine *e, uint64_t deadline_ns, int *found)
 
 /* The public waiting calls run with SIGCHLD blocked, so the many child state changes of one stop
  * cost no handler runs; it is unblocked only while we sleep, atomically, as pselect(2) describes:
- * a SIGCHLD pending at that moment ends the sleep at once (EINTR). */
+ * a SIGCHLD pending at that moment ends the sleep at once (EINTR).
+ *
+ * The thread that makes those calls keeps SIGCHLD blocked from its first call on (hold_sigchld)
+ * rather than blocking and restoring it around each: with GDB in the loop that was ~8
+ * rt_sigprocmask calls per breakpoint stop, and each restore ran the handler for the SIGCHLDs of the
+ * stop just collected (a signal frame, a write and an rt_sigreturn, up to 3 per stop) only to make
+ * the next sleep end at once for nothing.  Now those SIGCHLDs stay pending (one bit: signal(7)) until
+ * the next sleep, which takes one of them.  Nothing else in the process waits for SIGCHLD's eventfd,
+ * so no wake-up is lost meanwhile: every sleep looks at waitpid first or sleeps with the signal
+ * pending.  A thread that does not hold it (another engine's tracer, the program's own threads)
+ * still runs the handler, which writes the eventfd every sleep watches.  What the tracer starts
+ * inherits the mask: pt_launch empties it in the child, and the thread gets its own mask back when
+ * the last engine of the process is freed (engine_gone), so a program that uses the engine and then
+ * spawns children of its own (subprocess) does not pass a blocked SIGCHLD on to them. */
 _Static_assert(sizeof(sigset_t) <= sizeof(((pt_engine *)0)->sleep_mask), "sigset_t fits sleep_mask");
+
+static __thread int chld_held;          /* this thread keeps SIGCHLD blocked (hold_sigchld) */
+static __thread sigset_t held_original; /* its mask before that */
+static __thread sigset_t held_sleeping; /* the mask to sleep with: that one, less SIGCHLD and wake_sig */
+static int live_engines;                /* engines of the process not freed yet (atomic) */
+
+void hold_sigchld(pt_engine *e)
+{
+    if (__builtin_expect(!chld_held, 0)) {
+        block_sigchld(&held_original);
+        set_sleep_mask(e, &held_original);
+        memcpy(&held_sleeping, e->sleep_mask, sizeof held_sleeping);
+        chld_held = 1;
+        return;
+    }
+    memcpy(e->sleep_mask, &held_sleeping, sizeof held_sleeping);
+}
+
+void engine_born(void)
+{
+    __atomic_add_fetch(&live_engines, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The last engine is gone: the calling thread's mask as it was before its first waiting call. */
+void engine_gone(void)
+{
+    if (__atomic_sub_fetch(&live_engines, 1, __ATOMIC_SEQ_CST) > 0 || !chld_held)
+        return;
+    chld_held = 0;
+    restore_mask(&held_original);
+}
 
 int sleep_on(pt_engine *e, struct pollfd *fds, int nfds, int timeout_ms)
 {
@@ -213,7 +257,15 @@ int sleep_on(pt_engine *e, struct pollfd *fds, int nfds, int timeout_ms)
         ts.tv_nsec = (long)(timeout_ms % 1000) * 1000000L;
         tsp = &ts;
     }
-    return ppoll(fds, (nfds_t)nfds, tsp, (const sigset_t *)e->sleep_mask);
+    int n = ppoll(fds, (nfds_t)nfds, tsp, (const sigset_t *)e->sleep_mask);
+    if (n < 0 && errno == EINTR) {
+        /* Most often the handler of a SIGCHLD left pending since the last stop ran here and wrote
+         * the eventfd: reset it, or the next sleep ends at once for the same SIGCHLD.  Every caller
+         * looks at waitpid before it sleeps again, so nothing the eventfd told is missed. */
+        drain_fd(chld_wakefd);
+        errno = EINTR;
+    }
+    return n;
 }
 
 /* The mask to sleep with: the caller's own, less SIGCHLD (computed once per public call). */

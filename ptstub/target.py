@@ -279,12 +279,35 @@ class Target(Protocol):
 
 
 class ProcessGroup(Protocol):
-    """Every process of one session run and waited for together (all-stop across processes), and
-    non-stop's wait over all of them. One process is served with the `Target` calls alone; the group
-    is asked only once a second process is served (a fork child GDB keeps, a second vRun/vAttach)."""
+    """Every process one session serves, by pid in the order they came; run and waited for together
+    (all-stop across processes), and non-stop's wait over all of them. One process is run with the
+    `Target` calls alone; the group's run calls are used once a second process is served (a fork
+    child GDB keeps, a second vRun/vAttach). `ServedProcesses` gives the table."""
+
+    def __len__(self) -> int: ...
+
+    def __contains__(self, pid: object) -> bool: ...
+
+    def get(self, pid: int) -> Target | None: ...
+
+    def members(self) -> list[Target]:
+        """Every process served, in the order they came."""
+        ...
+
+    def start_over(self, target: Target | None) -> None:
+        """Serve `target` alone (or nothing): a new program run or attached in its place."""
+        ...
+
+    def serve(self, process: Target, beside: Target | None = None) -> None:
+        """Serve `process` from now on, beside `beside` (already served: the backend `join`s them)."""
+        ...
+
+    def forget(self, pid: int) -> None:
+        """Stop serving `pid` (ended, detached or killed); nothing if it is not served."""
+        ...
 
     def join(self, served: Target, process: Target) -> None:
-        """`process` is served from now on beside `served` (already in the group)."""
+        """The backend's part of `serve`: `process` runs and waits beside `served` from now on."""
         ...
 
     def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
@@ -304,6 +327,40 @@ class ProcessGroup(Protocol):
         """Non-stop: the next event of one thread of any of `processes`, looked for from
         `processes[first]` on; None when `wake_fd` is readable first or nothing can happen."""
         ...
+
+
+class ServedProcesses:
+    """The table of a `ProcessGroup`: the processes served by pid, in the order they came. A backend's
+    group derives from it and gives `join` and the run calls."""
+
+    def __init__(self) -> None:
+        self._by_pid: dict[int, Target] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_pid)
+
+    def __contains__(self, pid: object) -> bool:
+        return pid in self._by_pid
+
+    def get(self, pid: int) -> Target | None:
+        return self._by_pid.get(pid)
+
+    def members(self) -> list[Target]:
+        return list(self._by_pid.values())
+
+    def start_over(self, target: Target | None) -> None:
+        self._by_pid = {target.pid: target} if target is not None else {}
+
+    def serve(self, process: Target, beside: Target | None = None) -> None:
+        if beside is not None:
+            self.join(beside, process)
+        self._by_pid[process.pid] = process
+
+    def forget(self, pid: int) -> None:
+        self._by_pid.pop(pid, None)
+
+    def join(self, served: Target, process: Target) -> None:
+        raise NotImplementedError
 
 
 class HostServices(Protocol):

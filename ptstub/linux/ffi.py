@@ -8,7 +8,7 @@ import os
 from ptstub._ptcore import ffi, lib  # built from csrc/ at install time (API mode)
 from ptstub.errors import MemoryAccessError, NoSuchThreadError, PtraceError, TargetError
 
-__all__ = ["ffi", "lib", "check", "check_thread", "check_memory"]
+__all__ = ["ffi", "lib", "check", "check_resumed", "check_waited", "check_thread", "check_memory"]
 
 
 def check(rc: int, what: str) -> int:
@@ -16,6 +16,20 @@ def check(rc: int, what: str) -> int:
     if rc < 0:
         raise TargetError(f"{what}: {os.strerror(-rc)}", -rc)
     return rc
+
+
+def check_resumed(rc: int) -> int:
+    """Like `check` for a resume: -EDEADLK means no thread had an action (the caller's mistake)."""
+    if rc == -errno_mod.EDEADLK:
+        raise TargetError("no thread was resumed", errno_mod.EINVAL)
+    return check(rc, "resume")
+
+
+def check_waited(rc: int) -> int:
+    """Like `check` for an all-stop wait: -ECHILD means no resumed thread can report any more."""
+    if rc == -errno_mod.ECHILD:
+        raise TargetError("no thread is running", errno_mod.ECHILD)
+    return check(rc, "wait")
 
 
 def check_thread(rc: int, op: str, tid: int) -> int:

@@ -1,19 +1,21 @@
 """The Linux `ProcessGroup` and `HostServices` (ptstub.target) that the session is built with.
 
-`LinuxProcessGroup` serves several traced processes through `ptstub.linux.processes`, over engines
-that form one process group (csrc/ptcore_group.c); the engines' own return codes (another process has
-the event, nothing runs) stay inside that module: through this seam the session sees only processes
-and typed stop events.
+`LinuxProcessGroup` serves several traced processes through the engines' process group
+(csrc/ptcore_group.c) and its one waiter (csrc/ptcore_waiter.c): every call below is one C call over
+all the processes it names, which resumes, waits, stops and picks the event to report. Through this
+seam the session sees only processes and typed stop events.
 `LinuxHost` answers the machine-wide questions from /proc and the filesystem.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Mapping, Sequence
 
 from ptstub.events import StopEvent
-from ptstub.target import HostServices, ProcessGroup, ResumeAction, Target
+from ptstub.linux.ffi import check, check_resumed, check_waited, ffi, lib
+from ptstub.target import HostServices, ProcessGroup, ResumeAction, ServedProcesses, Target
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
@@ -21,30 +23,72 @@ if TYPE_CHECKING:
 
     from ptstub.linux.inferior import Inferior
 
+WAIT_FOREVER = -1
 
-class LinuxProcessGroup:
-    """Every `Inferior` of one session; their engines form one group, share `waitpid(-1)`, hand statuses over."""
+
+def _engines(processes: Sequence[Any]) -> Any:
+    return ffi.new("pt_engine *[]", [process._e for process in processes] or 1)
+
+
+def _owner(processes: Sequence[Any], engine: Any) -> Any:
+    return next(process for process in processes if process._e == engine)
+
+
+class LinuxProcessGroup(ServedProcesses):
+    """Every `Inferior` of one session; their engines form one group with one waiter over all of them."""
 
     def join(self, served: Target, process: Target) -> None:
-        link: Any = served
-        link.link(process)  # served and process are Inferiors: process joins the group of served
+        into, newcomer = _engines([served, process])  # Inferiors: process joins the group of served
+        check(lib.pt_join_group(into, newcomer), "join the process group")
 
     def resume(self, plans: Sequence[tuple[Target, Mapping[int, ResumeAction]]]) -> list[Target]:
-        from ptstub.linux.processes import resume_processes
-
-        return resume_processes(plans)
+        processes: list[Any] = [process for process, _ in plans]
+        for process, (_, actions) in zip(processes, plans, strict=True):
+            process.plan_resume(actions)
+        which = ffi.new("pt_engine **")
+        # each engine raises the tracer's priority for its own resume batch as its policy allows (boost_begin)
+        rc = check_resumed(lib.pt_group_resume(_engines(processes), len(processes), which))
+        for process in processes:
+            process._ready = False
+        if rc == 1:  # it had an event pending and ran nothing; the ones started before it are held
+            ready = _owner(processes, which[0])
+            ready._ready = True
+            return [ready]
+        return list(processes)
 
     def wait(
         self, running: list[Target], served: Sequence[Target], wake_fd: int | None
     ) -> tuple[Target, StopEvent] | None:
-        from ptstub.linux.processes import wait_processes
-
-        return wait_processes(running, served, wake_fd)
+        if running and running[0].ready:
+            first: Any = running[0]
+            first._ready = False
+            return first, first.take_event()
+        held: list[Any] = [process for process in served if process not in running]  # they report once ended
+        count = ffi.new("int32_t *", len(running))
+        engines, which = _engines(running), ffi.new("pt_engine **")
+        fd = -1 if wake_fd is None else wake_fd
+        rc = lib.pt_group_wait(engines, count, _engines(held), len(held), WAIT_FOREVER, fd, which)
+        everyone: list[Any] = [*running, *held]
+        running[:] = [_owner(everyone, engines[i]) for i in range(count[0])]
+        if rc == -errno.EDEADLK:  # the event went away and a process then had nothing to run
+            check_resumed(rc)
+        if check_waited(rc) != 1:
+            return None
+        process = _owner(everyone, which[0])
+        for other in everyone:
+            other._ready = False
+        return process, process.take_event()
 
     def next_event(self, processes: Sequence[Target], wake_fd: int, first: int = 0) -> tuple[Target, StopEvent] | None:
-        from ptstub.linux.processes import next_event_non_stop
-
-        return next_event_non_stop(processes, wake_fd, first)
+        which = ffi.new("pt_engine **")
+        count = len(processes)
+        rc = lib.pt_group_next_event(_engines(processes), count, first % (count or 1), WAIT_FOREVER, wake_fd, which)
+        if rc != 1:
+            if rc != -errno.ECHILD:  # -ECHILD: no thread runs anywhere and nothing is pending
+                check(rc, "wait")
+            return None
+        process: Any = _owner(processes, which[0])
+        return process, process.take_event()
 
 
 class LinuxHost:

@@ -42,7 +42,7 @@ from ptstub.linux import (
 from ptstub.linux.actions import ResumePlan
 from ptstub.linux.breakpoints import BreakpointTable
 from ptstub.linux.engine import new_engine
-from ptstub.linux.ffi import check, ffi, lib
+from ptstub.linux.ffi import check, check_resumed, check_waited, ffi, lib
 from ptstub.linux.thread_list import ThreadList
 from ptstub.target import AgentCode, BreakpointKind, ResumeAction, ResumeKind, ThreadInfo
 
@@ -53,8 +53,6 @@ if TYPE_CHECKING:
 log = logs.logger("ptstub.events")
 
 WAIT_FOREVER = -1
-PEER = 4  # wait_in_group: another process of the session has the event
-NOTHING_RUNNING = 3  # wait_in_group: no resumed thread of this process can report
 
 
 def _ms(timeout: float | None) -> int:
@@ -179,17 +177,17 @@ class Inferior:
     # -------------------------------------------------------------------------------- run control
     def resume(self, actions: Mapping[int, ResumeAction] | None = None, default: ResumeAction | None = None) -> None:
         """Start threads: those in `actions` as given, every other one with `default` (or not at all)."""
+        self.plan_resume(actions, default)
+        self._after_resume(lib.pt_resume(self._e))  # its batch at the priority `realtime` allows (boost_begin)
+
+    def plan_resume(self, actions: Mapping[int, ResumeAction] | None, default: ResumeAction | None = None) -> None:
+        """Set each thread's action for the next resume (`resume`, or the group's over several processes)."""
         self._require_alive()
         actions = actions or {}
         self._plan.write(self._e, actions, default)
         self._resumes += 1
         if default is not None or len(actions) >= self._listed:
             self.world_resumes += 1
-        self._after_resume(self._resume_batch())
-
-    def _resume_batch(self) -> int:
-        """pt_resume: the engine raises the tracer's priority for its batch as `realtime` allows."""
-        return lib.pt_resume(self._e)
 
     def set_realtime(self, policy: realtime.RealtimePolicy) -> None:
         """Resume batches of many threads at SCHED_FIFO when `policy` allows it (ptstub/linux/realtime.py)."""
@@ -197,21 +195,16 @@ class Inferior:
         lib.pt_set_realtime(self._e, policy.enabled)
 
     def _after_resume(self, rc: int) -> None:
-        if rc == -errno_mod.EDEADLK:
-            raise TargetError("no thread was resumed", errno_mod.EINVAL)
-        check(rc, "resume")
-        self._ready = rc == 1
+        self._ready = check_resumed(rc) == 1
 
     def wait(self, timeout: float | None = None, wake_fd: int | None = None) -> StopEvent | None:
         """Block until a stop is reported with every thread stopped; None on timeout or `wake_fd` readable."""
         if self._ready:
             self._ready = False
             return self._take_event()
-        rc = check(lib.pt_wait(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd), "wait")
+        rc = check_waited(lib.pt_wait(self._e, _ms(timeout), -1 if wake_fd is None else wake_fd))
         if rc == 1:
             return self._take_event()
-        if rc == 3:
-            raise TargetError("no thread is running", errno_mod.ECHILD)
         self._log_ptrace()
         return None
 
@@ -226,7 +219,7 @@ class Inferior:
             return self._take_event()
         if rc == 0:
             self._timeout()
-        self._after_resume(rc)
+        self._after_resume(0 if rc == -errno_mod.ECHILD else rc)
         if self._ready:
             self._ready = False
             return self._take_event()
@@ -286,14 +279,6 @@ class Inferior:
         self._log_ptrace()
         return None
 
-    def next_event_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
-        """`wait_event` for a process served with others in non-stop: its own event, PEER (a status
-        collected here gave another process of the group an event), NOTHING_RUNNING, or None when
-        `wake_fd` is readable. `wake_fd` None: do not wait, only look at what is pending."""
-        self._require_alive()
-        timeout = WAIT_FOREVER if wake_fd is not None else 0
-        return self._group_outcome(lib.pt_wait_one(self._e, timeout, -1 if wake_fd is None else wake_fd))
-
     def stop_thread(self, tid: int) -> bool:
         self._require_alive()
         return nonstop.stop_thread(self._e, tid)
@@ -327,55 +312,18 @@ class Inferior:
         return child
 
     # -------------------------------------------------------------------------------- several processes
-    def link(self, other: Inferior) -> None:
-        """Serve `other` in the same session: each engine then hands the other's wait statuses over
-        (both wait with waitpid(-1); docs/design-notes.md, "Several processes")."""
-        check(lib.pt_join_group(self._e, other._e), "join the process group")
-
     @property
     def ready(self) -> bool:
         """The last `resume()` found an event to report and ran nothing."""
         return self._ready
-
-    def clear_peer_event(self) -> None:
-        if not self._closed:
-            lib.pt_clear_peer_event(self._e)
-
-    def wait_in_group(self, wake_fd: int | None) -> StopEvent | int | None:
-        """`wait()` for a process served with others: its own event, PEER (another process of the
-        group got one; this one is stopped), NOTHING_RUNNING, or None when `wake_fd` is readable."""
-        if self._ready:
-            self._ready = False
-            return self._take_event()
-        return self._group_outcome(lib.pt_wait(self._e, WAIT_FOREVER, -1 if wake_fd is None else wake_fd))
-
-    def _group_outcome(self, rc: int) -> StopEvent | int | None:
-        """A wait's return code, for a process served with others: its event (1), PEER (4),
-        NOTHING_RUNNING (3), or None (extra fd readable, timeout)."""
-        rc = check(rc, "wait")
-        if rc == 1:
-            return self._take_event()
-        return rc if rc in (PEER, NOTHING_RUNNING) else None
-
-    def hold(self) -> bool:
-        """Stop every thread, because another process reports (all-stop over processes). Events
-        caught meanwhile stay pending; True when this process has one to report (`take_event`)."""
-        if self._closed:
-            return False
-        self._ready = False
-        return check(lib.pt_hold(self._e), "hold") == 1
 
     @property
     def ended(self) -> bool:
         """The process ended and the engine has not reported it yet (or detached/killed by us: not)."""
         return not self._closed and bool(self._e.exited) and self.exit_code is None and self.exit_signal is None
 
-    def resume_again(self) -> None:
-        """Resume with the actions of the last `resume()` (an event vanished while stopping)."""
-        self._after_resume(self._resume_batch())
-
     def take_event(self) -> StopEvent:
-        """The event `hold()` found (an `Exited`/`Killed` when the process ended)."""
+        """The event a group call found (an `Exited`/`Killed` when the process ended)."""
         return self._take_event()
 
     # -------------------------------------------------------------------------------- events

@@ -29,8 +29,13 @@ def resume_threads(e: Any, plan: ResumePlan, actions: Mapping[int, ResumeAction]
 
 def event_ready(e: Any, timeout_ms: int, wake_fd: int | None) -> bool:
     """Wait for one thread's event (True: the engine reports it); False on timeout, when `wake_fd` is
-    readable, or when no thread runs and nothing is pending."""
-    return check(lib.pt_wait_one(e, timeout_ms, -1 if wake_fd is None else wake_fd), "wait") == 1
+    readable, or when no thread runs and nothing is pending (-ECHILD)."""
+    rc = lib.pt_wait_one(e, timeout_ms, -1 if wake_fd is None else wake_fd)
+    if rc == 1:
+        return True
+    if rc != -errno_mod.ECHILD:
+        check(rc, "wait")
+    return False
 
 
 def stop_thread(e: Any, tid: int) -> bool:

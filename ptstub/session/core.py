@@ -1,11 +1,11 @@
 """One GDB debug connection's server: the handler table, the processes served, and the parts.
 
-`Session` owns what every part needs (the processes served and the target among them, the launcher
-and attacher, the last stop) and the connection state; each part owns its own state and handlers:
-thread selection (threads), the register cache (registers), memory, the breakpoint book
-(breakpoints), run control (runcontrol), non-stop's queue (nonstop), stop replies (stopreplies),
-process lifecycle (lifecycle), qXfer objects (objects), `monitor` and `vFile`. The dispatcher maps a
-failure to `E NN` in one place (`handle_packet`). The session never parses or frames bytes
+`Session` owns what every part needs (the `ProcessGroup`, which holds the processes served, and the
+target among them, the launcher and attacher, the last stop) and the connection state; each part
+owns its own state and handlers: thread selection (threads), the register cache (registers),
+memory, the breakpoint book (breakpoints), run control (runcontrol), non-stop's queue (nonstop), stop
+replies (stopreplies), process lifecycle (lifecycle), qXfer objects (objects), `monitor` and `vFile`.
+The dispatcher maps a failure to `E NN` in one place (`handle_packet`). The session never parses or frames bytes
 (`ptstub.rsp` does) and never calls ptrace: it speaks to the backend only through `ptstub.target`.
 Behaviour follows GNU gdbserver 13.1 as the tests capture it (tests/gdb/ runs each GDB script against
 both stubs, conformance/ compares GDB's own testsuite with gdbserver's checked-in result).
@@ -39,7 +39,7 @@ from ptstub.session.runcontrol import RunControl
 from ptstub.session.stopreplies import StopReplies
 from ptstub.session.threads import ThreadSelection
 from ptstub.settings import LaunchSettings
-from ptstub.target import HostServices, ProcessGroup, ResumeAction, ResumeKind, Target
+from ptstub.target import HostServices, ProcessGroup, ResumeAction, ResumeKind, ServedProcesses, Target
 
 log = logs.logger("ptstub.rsp")
 
@@ -69,7 +69,11 @@ class Session:
         program: list[str] | None = None,
     ) -> None:
         self.target = target
-        self.group: ProcessGroup = group or NoProcessGroup()
+        # Every process served (docs/design-notes.md, "Several processes"), owned by the group: the
+        # first one and each fork child GDB keeps; `target` is the one events and wildcard selections
+        # fall back to.
+        self.group: ProcessGroup = group if group is not None else NoProcessGroup()
+        self.group.start_over(target)
         self.host: HostServices = host or NoHost()
         self.launcher = launcher
         self.attacher = attacher
@@ -87,9 +91,6 @@ class Session:
         # Processes ptstub attached to (detached at the end), not started (killed): gdbserver's
         # process->attached, which a fork child inherits.
         self.attached_pids: set[int] = {target.pid} if attached and target is not None else set()
-        # Every process served (docs/design-notes.md, "Several processes"): the first one and each fork
-        # child GDB keeps; `target` is the one events and wildcard selections fall back to.
-        self.processes: dict[int, Target] = {target.pid: target} if target is not None else {}
         self.agent_output_fd = 1  # where a command's printf writes: the program's stdout (ptstub's own)
         self.threads = ThreadSelection(self)
         self.regs = RegisterCache(self)
@@ -248,8 +249,8 @@ class Session:
 
     def current(self) -> Target:
         """The process `Hg` selected (registers, memory and breakpoints go there), else the target."""
-        if len(self.processes) > 1:
-            process = self.processes.get(self.conn.g_pid)
+        if len(self.group) > 1:
+            process = self.group.get(self.conn.g_pid)
             if process is not None and process.alive:
                 return process
         target = self.target  # `_alive()` inlined: every Z/z/m/g of a stop comes through here
@@ -262,14 +263,14 @@ class Session:
         target = self.target
         if target is not None and target.alive and target.has_thread(tid):
             return target
-        for process in self.processes.values():
+        for process in self.group.members():
             if process is not target and process.alive and process.has_thread(tid):
                 return process
         return None
 
     def process_for(self, tid: int) -> Target:
         """The process to ask about thread `tid`: its owner, else the selected process."""
-        if len(self.processes) > 1:
+        if len(self.group) > 1:
             owner = self.owner(tid)
             if owner is not None:
                 return owner
@@ -284,11 +285,11 @@ class Session:
     def served(self) -> list[Target]:
         """Live processes, the target first."""
         target = self.target
-        processes = self.processes
-        if len(processes) == 1 and target is not None and processes.get(target.pid) is target:
+        group = self.group
+        if len(group) == 1 and target is not None and group.get(target.pid) is target:
             return [target] if target.alive else []  # the common case: one process, the target
         first = [target] if target is not None and target.alive else []
-        return first + [p for p in self.processes.values() if p is not target and p.alive]
+        return first + [p for p in self.group.members() if p is not target and p.alive]
 
     def prepare(self) -> None:
         """Build the target description now, before GDB connects: it is GDB's first real request, and
@@ -352,7 +353,7 @@ def error_reply(err: PtstubError | OSError) -> bytes:
     return replies.error((number or errno_mod.EIO) & 0xFF or errno_mod.EIO)
 
 
-class NoProcessGroup:
+class NoProcessGroup(ServedProcesses):
     """The group of a session built without one: it serves one process at a time (`Target` alone)."""
 
     def join(self, served: Target, process: Target) -> None:

@@ -48,11 +48,9 @@ class ProcessLifecycle:
 
     def join(self, served: Target | None, process: Target) -> None:
         """`process` is served beside `served`, in one `ProcessGroup`."""
-        if served is not None:
-            self.s.group.join(served, process)
         if self.s.conn.thread_events:
             process.set_options(thread_exits=True)
-        self.s.processes[process.pid] = process
+        self.s.group.serve(process, beside=served)
 
     def forget_target(self) -> None:
         """The target ended: out of the session; another process (if any) becomes the target."""
@@ -67,7 +65,7 @@ class ProcessLifecycle:
     def forget_process(self, process: Target) -> None:
         self.s.invalidate()  # its threads leave the thread list (threadapply.exp "kill-and-remove")
         self.s.nonstop.fork_parents.pop(process.pid, None)
-        self.s.processes.pop(process.pid, None)
+        self.s.group.forget(process.pid)
         self.s.attached_pids.discard(process.pid)
         self.s.book.forget(process.pid)
         self.s.run.forget(process)
@@ -75,7 +73,7 @@ class ProcessLifecycle:
         if self.s.target is process:
             # Another process becomes the target, even one that ended meanwhile and is still to be
             # reported (it is, at the next resume).
-            remaining = self.s.served() or list(self.s.processes.values())
+            remaining = self.s.served() or self.s.group.members()
             self.s.target = remaining[0] if remaining else None
         if self.s.conn.g_pid == process.pid:
             self.s.conn.g_pid, self.s.conn.g_thread = 0, 0
@@ -127,7 +125,7 @@ class ProcessLifecycle:
         return self.s.last_stop
 
     def handle_query_attached(self, c: cmd.QueryAttached) -> bytes:
-        if c.pid is not None and c.pid in self.s.processes:
+        if c.pid is not None and c.pid in self.s.group:
             return replies.attached(c.pid in self.s.attached_pids)
         return replies.attached(self.s.attached)
 
@@ -168,7 +166,7 @@ class ProcessLifecycle:
         self.s.nonstop.thread_stops.clear()
         self.s.run.start_over()
         self.s.target = start()
-        self.s.processes = {self.s.target.pid: self.s.target}
+        self.s.group.start_over(self.s.target)
         self.s.signal_pid = self.s.target.pid
         self.s.apply_target_options()
         self.s.attached_pids = {self.s.target.pid} if attached else set()
@@ -193,10 +191,10 @@ class ProcessLifecycle:
         """Let every process but the target go (fork children GDB kept, processes run or attached
         beside it): attached ones are detached, the ones ptstub started are killed, as gdbserver's
         detach_or_kill_for_exit does; detached, a started program ran on after ptstub had gone."""
-        for process in list(self.s.processes.values()):
+        for process in self.s.group.members():
             if process is self.s.target:
                 continue
-            self.s.processes.pop(process.pid, None)
+            self.s.group.forget(process.pid)
             self.s.book.forget(process.pid)
             try:
                 if process.pid in self.s.attached_pids:
@@ -210,8 +208,8 @@ class ProcessLifecycle:
 
     def handle_kill(self, c: cmd.KillProcess) -> bytes | None:
         self.s.run.interrupt_due = False
-        if c.pid is not None and len(self.s.processes) > 1:
-            process = self.s.processes.get(c.pid)
+        if c.pid is not None and len(self.s.group) > 1:
+            process = self.s.group.get(c.pid)
             if process is None:
                 return replies.error(errno_mod.ESRCH)
             # One of several processes (`vKill;pid`): the others stay (GDB's `kill inferiors N`).
@@ -226,14 +224,14 @@ class ProcessLifecycle:
             pid = self.s.target.pid
             self.s.nonstop.stops.discard()
             self.s.nonstop.thread_stops.clear()
-            for other in list(self.s.processes.values()):
+            for other in self.s.group.members():
                 if other is not self.s.target:  # `k`: every process
                     other.kill()
                     self.forget_process(other)
             if self.s.target.alive:
                 self.s.target.kill()
             self.s.target.close()
-            self.s.processes.pop(pid, None)
+            self.s.group.forget(pid)
             self.s.target = None
             self.s.last_stop = replies.killed(9, pid if self.s.conn.features.multiprocess else None)
         if not self.s.conn.extended:
@@ -244,14 +242,14 @@ class ProcessLifecycle:
 
     def handle_detach(self, c: cmd.Detach) -> bytes:
         self.s.run.interrupt_due = False
-        process = self.s.processes.get(c.pid) if c.pid is not None else None
+        process = self.s.group.get(c.pid) if c.pid is not None else None
         if c.pid is not None and process is None:
             return replies.error(errno_mod.ESRCH)
         target = process or self.s.alive()
         if self.keeps_commands_after_detach(target):
             return self.detach_leaving_commands(target)
         self.s.announce(f"Detaching from process {target.pid}")
-        if self.s.conn.non_stop and len(self.s.processes) > 1:
+        if self.s.conn.non_stop and len(self.s.group) > 1:
             self.s.nonstop.discard_stops_of(target)
         elif target is self.s.target or self.s.conn.non_stop:
             self.s.nonstop.stops.discard()
@@ -279,7 +277,7 @@ class ProcessLifecycle:
         `persist` by default: `set disconnected-dprintf on`). Served for the simple case only: one
         process, all-stop, `target remote`; otherwise the detach is a plain one and the commands end."""
         pid = target.pid
-        if self.s.conn.extended or self.s.conn.non_stop or target is not self.s.target or len(self.s.processes) != 1:
+        if self.s.conn.extended or self.s.conn.non_stop or target is not self.s.target or len(self.s.group) != 1:
             return False
         return self.s.book.has_persistent_commands(pid)
 

@@ -191,14 +191,14 @@ class NonStopQueue:
 
     def next_event(self, target: Target, wake_fd: int) -> tuple[Target, StopEvent] | None:
         """The next event of one thread of any process served, the others left as they are."""
-        if len(self.s.processes) == 1:
+        if len(self.s.group) == 1:
             if target.ended:  # its exit status came to another call: report it
                 return target, target.take_event()
             if not target.alive:
                 return None
             event = target.wait_event(None, wake_fd)
             return None if event is None else (target, event)
-        ended = [p for p in self.s.processes.values() if p.ended]
+        ended = [p for p in self.s.group.members() if p.ended]
         self.rotation += 1
         return self.s.group.next_event(self.s.served() + ended, wake_fd, self.rotation)
 
@@ -221,7 +221,7 @@ class NonStopQueue:
 
     def forget_thread_stops(self) -> None:
         """Non-stop: forget the stops of threads no process served has any more."""
-        if len(self.s.processes) <= 1 and (self.s.target is None or not self.s.target.alive):
+        if len(self.s.group) <= 1 and (self.s.target is None or not self.s.target.alive):
             self.thread_stops.clear()
             return
         self.thread_stops = {tid: reply for tid, reply in self.thread_stops.items() if self.s.owner(tid)}

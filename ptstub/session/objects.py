@@ -99,7 +99,7 @@ class TransferObjects:
                 pid = parse_hex(annex, "pid")
             except ProtocolError:
                 raise ProtocolError(f"qXfer:exec-file: bad pid {annex[:20]!r}", errno_mod.EINVAL) from None
-            process = self.s.processes.get(pid)
+            process = self.s.group.get(pid)
             if process is None or not process.alive:
                 return self.s.host.executable_of(pid)
             return str(process.executable())

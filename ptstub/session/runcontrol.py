@@ -103,7 +103,7 @@ class RunControl:
     def handle_resume(self, c: cmd.Resume) -> list[bytes] | bytes | None:
         if self.s.conn.non_stop:
             return self.s.nonstop.resume_non_stop(c)
-        if len(self.s.processes) > 1:
+        if len(self.s.group) > 1:
             return self.resume_processes(c)
         target = self.s.alive()
         tids = tuple(target.thread_ids())
@@ -147,7 +147,7 @@ class RunControl:
     def resume(self, actions: dict[int, ResumeAction], among: tuple[int, ...] | None = None) -> list[bytes] | None:
         """Resume the target as GDB asked; `among`: its threads now, if the caller has them."""
         target = self.s.alive()
-        if len(self.s.processes) > 1:
+        if len(self.s.group) > 1:
             return self.resume_plans_of([(self.s.process_for(next(iter(actions))), actions)] if actions else [])
         if not actions:
             return [replies.no_resumed() if self.s.conn.features.no_resumed else replies.error(errno_mod.EINVAL)]
@@ -169,7 +169,7 @@ class RunControl:
         # The process last started or attached first: the wait sleeps in it, so a Ctrl-C stops it
         # and is reported there, as gdbserver's kill(-signal_pid, SIGINT) (detach-step-over.exp).
         plans = sorted(plans, key=lambda plan: plan[0].pid != self.s.signal_pid)
-        ended = [p for p in self.s.processes.values() if p.ended]
+        ended = [p for p in self.s.group.members() if p.ended]
         if ended:
             # A process ended while held and GDB was not told yet: that comes first, nothing runs.
             self.pending_end = ended[0]
@@ -198,7 +198,7 @@ class RunControl:
         if (
             first is None
             or first.ready  # it reports an event it had already, and runs nothing
-            or (first.pid != self.s.signal_pid and self.s.signal_pid in self.s.processes and self.stepping_one_thread())
+            or (first.pid != self.s.signal_pid and self.s.signal_pid in self.s.group and self.stepping_one_thread())
         ):
             self.interrupt_due = True
             return
@@ -220,7 +220,7 @@ class RunControl:
             process, self.pending_end = self.pending_end, None
             self.state = RunState.STOPPED
             return self.s.replies.report(process.take_event(), process)
-        if len(self.s.processes) > 1:
+        if len(self.s.group) > 1:
             next_stop: Callable[[], Found | None] = lambda: self.s.group.wait(  # noqa: E731
                 self.running_processes, self.s.served(), wake_fd
             )
@@ -287,7 +287,7 @@ class RunControl:
     def resume_all_again(self, process: Target, event: UnreportedStop) -> StopEvent | None:
         """All-stop: every process resumed as GDB last did (the engine steps a thread off the
         breakpoint it stands on); a Ctrl-C that waited for the process to run is asked for now."""
-        if len(self.s.processes) > 1:
+        if len(self.s.group) > 1:
             plans = [(p, self.actions_again(p)) for p in self.s.served()]
             plans.sort(key=lambda plan: plan[0].pid != self.s.signal_pid)
             self.running_processes = self.s.group.resume([(p, a) for p, a in plans if a])
@@ -303,7 +303,7 @@ class RunControl:
         heard of, and its joiner with it: step-over-exec.exp, a false condition in a new thread)."""
         last, among = self.last_resume, self.resumed_among
         tids = process.thread_ids()
-        if len(self.s.processes) == 1 and all(tid in last for tid in tids):
+        if len(self.s.group) == 1 and all(tid in last for tid in tids):
             return last  # the common case: GDB resumed every thread and none was born since
         actions = {tid: last[tid] for tid in tids if tid in last}
         for tid in tids:

@@ -59,7 +59,7 @@ class StopReplies:
         """Turn a stop event of `process` (default: the target) into the stop reply (and remember it
         for `?`); in all-stop the process of the event becomes the target, as gdbserver's current
         thread (in non-stop gdbserver keeps the thread GDB selected)."""
-        if process is None or process is self.s.target or process.pid not in self.s.processes:
+        if process is None or process is self.s.target or process.pid not in self.s.group:
             return self.report_target_event(event)
         if not self.s.conn.non_stop:
             self.s.target = process
@@ -68,7 +68,7 @@ class StopReplies:
         try:
             return self.report_target_event(event)
         finally:
-            if target is not None and target.pid in self.s.processes:
+            if target is not None and target.pid in self.s.group:
                 self.s.target = target
 
     def report_target_event(self, event: StopEvent) -> bytes:
@@ -152,9 +152,7 @@ class StopReplies:
         # A breakpoint loop stops the same thread at the same place again and again: keep those replies
         # (only for the constant reasons, whose identity stands for their value).
         memo = reason is None or reason is replies.SOFTWARE_BREAKPOINT or reason is replies.HARDWARE_BREAKPOINT
-        thread = (
-            self.s.threads.thread_id(tid) if len(self.s.processes) > 1 else None
-        )  # else the target's, made on a miss
+        thread = self.s.threads.thread_id(tid) if len(self.s.group) > 1 else None  # else the target's, made on a miss
         key = (
             signal,
             self.s.pid if thread is None else thread.pid,

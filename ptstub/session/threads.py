@@ -28,7 +28,7 @@ class ThreadSelection:
         self.s = session
 
     def thread_id(self, tid: int) -> ThreadId:
-        if len(self.s.processes) > 1:
+        if len(self.s.group) > 1:
             owner = self.s.owner(tid)
             if owner is not None:
                 return ThreadId(owner.pid, tid)
@@ -57,7 +57,7 @@ class ThreadSelection:
             if self.s.target is None:
                 return replies.error(1)
             pid = c.thread.pid if c.thread.pid is not None and c.thread.pid > 0 else 0
-            process = self.s.processes.get(pid) if pid else (self.s.owner(tid) if tid > 0 else None)
+            process = self.s.group.get(pid) if pid else (self.s.owner(tid) if tid > 0 else None)
             if pid and process is None:
                 return replies.error(errno_mod.ESRCH)
             process = process or self.s.target

@@ -1,13 +1,15 @@
 """Several processes served together: a fork child adopted as an engine of its own, put in
-its parent's process group (pt_join_group), resumed and waited for with the parent (ptstub.linux.processes).
+its parent's process group (pt_join_group), resumed and waited for with the parent by the group's one
+waiter (ptstub.linux.group over csrc/ptcore_waiter.c).
 
-Both engines wait with waitpid(-1), so each collects statuses of the other's threads: they must reach
-their owner (hand_to_member), and an event of the process not being waited on must end the wait with
-every process stopped (pt_wait returns 4, pt_hold).
+The waiter's waitpid(-1) collects statuses of every process's threads: they must reach their owner
+(hand_to_member), and an event of a process other than the one waited in must end the wait with
+every process stopped.
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -17,10 +19,12 @@ from helpers import launched
 
 import ptstub
 from ptstub.events import BreakpointHit, Exited, Forked
-from ptstub.linux.processes import resume_processes, wait_processes
+from ptstub.linux.group import LinuxProcessGroup
 from ptstub.target import ResumeAction, ResumeKind, ThreadState
 
 CONTINUE = ResumeAction(ResumeKind.CONTINUE)
+GROUP = LinuxProcessGroup()
+resume_processes, wait_processes = GROUP.resume, GROUP.wait
 
 
 def _fork_child(inf: ptstub.Inferior) -> ptstub.Inferior:
@@ -30,7 +34,7 @@ def _fork_child(inf: ptstub.Inferior) -> ptstub.Inferior:
     event = inf.cont(timeout=20)
     assert isinstance(event, Forked), event
     child = inf.adopt_fork_child(event.child_pid)
-    inf.link(child)
+    GROUP.join(inf, child)
     return child
 
 
@@ -89,6 +93,33 @@ def test_held_child_runs_alone_then_parent_alone(fixture_path) -> None:
             assert all(t.state is ThreadState.STOPPED for t in parent.threads())
             event = parent.cont(timeout=20)
             assert event == Exited(parent.pid, 0)
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_non_stop_wait_over_both_processes_reports_each_end_once(fixture_path) -> None:
+    """Non-stop over two processes (pt_group_next_event): every thread of both runs; the waiter
+    reports the child's exit and the parent's, each exactly once, whichever process it looks at
+    first; then nothing is left to wait for (None)."""
+    with ptstub.launch([fixture_path("simple"), "--fork", "--iterations", "1"]) as parent:
+        child = _fork_child(parent)
+        with child:
+            parent.resume_threads(_all(parent))
+            child.resume_threads(_all(child))
+            read_end, write_end = os.pipe()  # GDB's socket stand-in: never readable
+            try:
+                ends = {}
+                for first in range(10):
+                    processes = [p for p in (parent, child) if p.alive or p.ended]
+                    found = GROUP.next_event(processes, read_end, first)
+                    if found is None:
+                        break
+                    process, event = found
+                    assert isinstance(event, Exited) and process not in ends, event
+                    ends[process] = event
+                assert ends == {child: Exited(child.pid, 7), parent: Exited(parent.pid, 0)}
+            finally:
+                os.close(read_end)
+                os.close(write_end)
 
 
 @pytest.mark.timeout(60, method="thread")

@@ -21,6 +21,7 @@ from ptstub.target import (
     LibraryEntry,
     ProcessGroup,
     ResumeAction,
+    ServedProcesses,
     Target,
     ThreadInfo,
     ThreadState,
@@ -297,11 +298,12 @@ class FakeProcess:
         self.running.clear()
 
 
-class FakeProcessGroup:
+class FakeProcessGroup(ServedProcesses):
     """The processes of a session served together: events come from each process's script, the
     processes looked at in the order the session gives."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.joined: list[tuple[int, int]] = []
 
     def join(self, served: Target, process: Target) -> None:

@@ -42,8 +42,8 @@ def test_session_code_does_not_import_the_linux_backend() -> None:
 
 def test_the_check_sees_a_linux_import(tmp_path: Path) -> None:
     source = tmp_path / "example.py"
-    source.write_text("def f():\n    from ptstub.linux.processes import wait_processes\n")
-    assert _imported_modules(source) == ["ptstub.linux.processes"]
+    source.write_text("def f():\n    from ptstub.linux.group import LinuxProcessGroup\n")
+    assert _imported_modules(source) == ["ptstub.linux.group"]
 
 
 def test_session_code_keeps_the_size_limits() -> None:
