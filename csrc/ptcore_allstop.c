@@ -488,6 +488,32 @@ int exit_status_due(pt_engine *e)
     return 0;
 }
 
+/* An event came: stop the world and choose what to report.  Returns 1 when a thread reports
+ * (e->reported; an interrupt first when one was asked for), 0 when the event went away while stopping
+ * (its thread died) and the world runs again, -ECHILD when nothing is then left to run, or -errno.
+ * `in_group`: a waiter of several processes, which returns 0 at once, stopped, when another member
+ * got an event meanwhile (the group then chooses among every member). */
+int settle_event(pt_engine *e, int in_group)
+{
+    if (!e->exited)
+        stop_all_masked(e);
+    pt_prune(e);
+    e->world_stopped = 1;
+    if (in_group && group_handed_event(e))
+        return 0;
+    if (e->stop_requested && !e->exited && report_interrupt(e)) {
+        e->stop_requested = 0; /* the hits stay pending for the next resumes */
+        return 1;
+    }
+    e->stop_requested = 0;
+    /* Only threads GDB resumed report (gdbserver's status_pending_p_callback skips the others): a
+     * thread scheduler-locking holds keeps its pending hit for later. */
+    if (choose_report(e, 1) || choose_report(e, 0))
+        return 1;
+    int rc = resume_masked(e); /* the event went away: run the world again */
+    return rc == -EDEADLK ? -ECHILD : rc;
+}
+
 /* just_resumed: the world was resumed a moment ago, so the first look at waitpid would find nothing;
  * sleep first (a stop that came already has its SIGCHLD pending and ends the sleep at once). */
 int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
@@ -502,23 +528,9 @@ int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
             e->stop_requested = 1; /* looked at every round: a stream of hits must not starve it */
         if (!(first && just_resumed) && (found || drain(e) || e->exited)) {
             found = 0;
-            if (!e->exited)
-                stop_all_masked(e);
-            pt_prune(e);
-            e->world_stopped = 1;
-            if (e->stop_requested && !e->exited && report_interrupt(e)) {
-                e->stop_requested = 0; /* the hits stay pending for the next resumes */
-                return 1;
-            }
-            e->stop_requested = 0;
-            /* Only threads GDB resumed report (gdbserver's status_pending_p_callback skips the
-             * others): a thread scheduler-locking holds keeps its pending hit for later. */
-            if (choose_report(e, 1) || choose_report(e, 0))
-                return 1;
-            /* the event went away while stopping (its thread died): run the world again */
-            int rc = resume_masked(e);
+            int rc = settle_event(e, 0);
             if (rc != 0)
-                return rc == -EDEADLK ? -ECHILD : rc;
+                return rc;
             continue;
         }
         if (e->stop_requested) { /* the wake-up fd was already read at the top of this round */

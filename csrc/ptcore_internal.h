@@ -163,6 +163,7 @@ int emulate_over(pt_engine *e, pt_thread *t, uint64_t pc);
 int step_over(pt_engine *e, pt_thread *t, uint64_t pc);
 int resume_masked(pt_engine *e);
 int report_interrupt(pt_engine *e);
+int settle_event(pt_engine *e, int in_group);
 int exit_status_due(pt_engine *e);
 int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed);
 

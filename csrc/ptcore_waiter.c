@@ -115,30 +115,6 @@ static int group_resume(struct group_call *c)
     return 0;
 }
 
-/* Stop m[0] after its own event; 1 when it reports, 0 when the event went away (its thread died
- * while stopping) and it runs again, -ECHILD when it then has nothing to run, or -errno.  A handed
- * event seen meanwhile is left to the caller (the group then picks among every member). */
-static int own_event(pt_engine *e)
-{
-    if (!e->exited)
-        stop_all_masked(e);
-    pt_prune(e);
-    e->world_stopped = 1;
-    if (group_handed_event(e))
-        return 0;
-    if (e->stop_requested && !e->exited && report_interrupt(e)) {
-        e->stop_requested = 0; /* the hits stay pending for the next resumes */
-        return 1;
-    }
-    e->stop_requested = 0;
-    /* Only threads GDB resumed report (gdbserver's status_pending_p_callback skips the others): a
-     * thread scheduler-locking holds keeps its pending hit for later. */
-    if (choose_report(e, 1) || choose_report(e, 0))
-        return 1;
-    int rc = resume_masked(e); /* the event went away: run again */
-    return rc == -EDEADLK ? -ECHILD : rc;
-}
-
 /* Every running engine is held and one event chosen among those that have one, and the processes of
  * c->also that ended meanwhile (a SIGKILL from outside; a vfork child whose exit came after its
  * parent's VFORK_DONE was reported, while only the parent runs): an ended process first, since its
@@ -219,7 +195,7 @@ static int group_wait(struct group_call *c)
         }
         if (found || drain(waiter) || waiter->exited || group_handed_event(waiter)) {
             found = 0;
-            int rc = group_handed_event(waiter) ? 0 : own_event(waiter);
+            int rc = group_handed_event(waiter) ? 0 : settle_event(waiter, 1);
             if (rc == 1)
                 return report(c, 0);
             if (rc == -ECHILD) {
