@@ -425,8 +425,11 @@ int resume_masked(pt_engine *e)
         e->world_stopped = 1;
         return e->exited ? choose_report(e, 0) : 1;
     }
-    if (!any)
+    if (!any && !exit_status_due(e))
         return -EDEADLK; /* nothing to run */
+    /* Nothing resumed but a thread on its way out (a PTRACE_INTERRUPT of the stop-all found it exiting,
+     * ESRCH): its exit status comes without a resume, and the wait reports it (the exit of a process
+     * that ended while another one's event was being reported). */
     e->world_stopped = 0;
     return resume_in_order(e);
 }

@@ -181,8 +181,11 @@ class Inferior:
         self._after_resume(lib.pt_resume(self._e))  # its batch at the priority `realtime` allows (boost_begin)
 
     def plan_resume(self, actions: Mapping[int, ResumeAction] | None, default: ResumeAction | None = None) -> None:
-        """Set each thread's action for the next resume (`resume`, or the group's over several processes)."""
-        self._require_alive()
+        """Set each thread's action for the next resume (`resume`, or the group's over several processes).
+        A process that ended while another one's event was reported (`ended`) resumes too: its resume
+        runs nothing and reports the end."""
+        if not self.ended:
+            self._require_alive()
         actions = actions or {}
         self._plan.write(self._e, actions, default)
         self._resumes += 1
