@@ -22,7 +22,6 @@ import signal as signal_mod
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
 
-from ptstub import logs
 from ptstub.errors import ProcessGoneError, StopTimeout, TargetError
 from ptstub.events import Exec, Interrupted, Killed, StopEvent
 from ptstub.linux import (
@@ -50,7 +49,6 @@ TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-u
 if TYPE_CHECKING:
     from typing import Any
 
-log = logs.logger("ptstub.events")
 
 WAIT_FOREVER = -1
 
@@ -439,6 +437,12 @@ class Inferior:
     def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
         """The same through the public path (`measure.stop_resume_rounds`)."""
         return measure.stop_resume_rounds(self._e, partial(self.resume, default=ResumeAction()), rounds)
+
+    @property
+    def counters(self) -> Any:
+        """The engine's record, read-only: its counters (`n_stops`, `last_stop_ns`) without the dict
+        `stats` builds per call (the stress harness reads two of them at every hit)."""
+        return self._e
 
     @property
     def resumed_ns(self) -> int:
