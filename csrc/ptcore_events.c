@@ -177,6 +177,23 @@ void reopen_memfd(pt_engine *e)
     }
 }
 
+/* A thread of a held process at PTRACE_EVENT_EXIT.  Killed with SIGKILL (from outside: a held thread
+ * runs nothing, and any other fatal signal stops it at its delivery first), it is let go at once:
+ * it can never stop for GDB again, and held it keeps its process from becoming a zombie, so a parent
+ * waiting for it in another process of the group, still running, waited for ever.  Its exit status
+ * follows and reports the end (the message of this event is that status, ptrace(2)).  Any other
+ * exit stays held, as every stop of a held process does. */
+static int on_exit_while_held(pt_engine *e, pt_thread *t)
+{
+    unsigned long status = 0;
+    if (pt_ptrace(e, PTRACE_GETEVENTMSG, t->tid, 0, &status) < 0 || !WIFSIGNALED((int)status) ||
+        WTERMSIG((int)status) != SIGKILL)
+        return keep_or_resume(e, t);
+    t->deliver_sig = 0;
+    resume_thread(e, t, 0); /* past PTRACE_EVENT_EXIT: a plain PTRACE_CONT, the thread PT_EXITING */
+    return 0;
+}
+
 /* execve replaced the image; every other thread is gone and the execing thread now has the leader's
  * tid (ptrace(2), "execve(2) under ptrace").  Old breakpoints and debug registers went with the mm. */
 static int on_exec(pt_engine *e, pt_thread *t)
@@ -369,7 +386,7 @@ int on_status(pt_engine *e, int tid, int status)
         return on_exec(e, t);
     case PTRACE_EVENT_EXIT:
         t->phase = PT_PHASE_EXITING;
-        return keep_or_resume(e, t);
+        return e->stopping || e->world_stopped ? on_exit_while_held(e, t) : keep_or_resume(e, t);
     case 0:
         if (sig == (SIGTRAP | 0x80))
             return on_syscall_stop(e, t);

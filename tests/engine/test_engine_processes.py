@@ -18,7 +18,7 @@ import pytest
 from helpers import launched
 
 import ptstub
-from ptstub.events import BreakpointHit, Exited, Forked
+from ptstub.events import BreakpointHit, Exited, Forked, Killed
 from ptstub.linux.group import LinuxProcessGroup
 from ptstub.target import ResumeAction, ResumeKind, ThreadState
 
@@ -166,3 +166,19 @@ def test_child_detached_while_its_threads_end_it_lets_every_thread_go(fixture_pa
             assert parent.cont(timeout=20) == Exited(parent.pid, 0), f"the child did not end ({late} let go late)"
     if not late:
         pytest.skip("no detach met the process's end in a minute")
+
+
+@pytest.mark.timeout(60, method="thread")
+def test_held_child_killed_from_outside_does_not_hang_its_waiting_parent(fixture_path) -> None:
+    """The fork child is held (only the parent resumed, GDB's schedule-multiple off) and SIGKILLed
+    from outside while the parent waits for it in waitpid(). Held at its PTRACE_EVENT_EXIT stop, the
+    child never became a zombie and the parent's wait never returned (a hang). The child's end is
+    reported, then the parent runs to its own."""
+    with ptstub.launch([fixture_path("simple"), "--fork", "--iterations", "1"]) as parent:
+        child = _fork_child(parent)
+        with child:
+            os.kill(child.pid, signal.SIGKILL)
+            found = wait_processes(resume_processes([(parent, _all(parent))]), [parent, child], None)
+            assert found == (child, Killed(child.pid, signal.SIGKILL))
+            found = wait_processes(resume_processes([(parent, _all(parent))]), [parent], None)
+            assert found == (parent, Exited(parent.pid, 0))
