@@ -102,5 +102,7 @@ def test_the_thread_list_is_exact_after_churn(stub: str, fixture_path) -> None:
     assert "Traceback" not in out, out
     found = re.search(r"LISTED (\w+) (\w+) (\d+)", out)
     assert found is not None and found.group(1) == found.group(2) == "True", out
-    assert int(found.group(3)) >= 2 + 8 + 20, out
+    # Not vacuous: the 20 idle threads are all up before the first hit (start_idle waits for them);
+    # how many of the workers and spawners are live at the 21st stop depends on scheduling.
+    assert int(found.group(3)) >= 20, out
     assert "NAMES ['stress']" in out, out
