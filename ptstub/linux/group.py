@@ -27,11 +27,11 @@ WAIT_FOREVER = -1
 
 
 def _engines(processes: Sequence[Any]) -> Any:
-    return ffi.new("pt_engine *[]", [process._e for process in processes] or 1)
+    return ffi.new("pt_engine *[]", [process.engine for process in processes] or 1)
 
 
 def _owner(processes: Sequence[Any], engine: Any) -> Any:
-    return next(process for process in processes if process._e == engine)
+    return next(process for process in processes if process.engine == engine)
 
 
 class LinuxProcessGroup(ServedProcesses):
@@ -48,11 +48,10 @@ class LinuxProcessGroup(ServedProcesses):
         which = ffi.new("pt_engine **")
         # each engine raises the tracer's priority for its own resume batch as its policy allows (boost_begin)
         rc = check_resumed(lib.pt_group_resume(_engines(processes), len(processes), which))
+        ready = _owner(processes, which[0]) if rc == 1 else None
         for process in processes:
-            process._ready = False
-        if rc == 1:  # it had an event pending and ran nothing; the ones started before it are held
-            ready = _owner(processes, which[0])
-            ready._ready = True
+            process.group_resumed(process is ready)
+        if ready is not None:  # it had an event pending and ran nothing; the ones started before it are held
             return [ready]
         return list(processes)
 
@@ -60,9 +59,7 @@ class LinuxProcessGroup(ServedProcesses):
         self, running: list[Target], served: Sequence[Target], wake_fd: int | None
     ) -> tuple[Target, StopEvent] | None:
         if running and running[0].ready:
-            first: Any = running[0]
-            first._ready = False
-            return first, first.take_event()
+            return running[0], running[0].take_event()
         held: list[Any] = [process for process in served if process not in running]  # they report once ended
         count = ffi.new("int32_t *", len(running))
         engines, which = _engines(running), ffi.new("pt_engine **")
@@ -75,8 +72,6 @@ class LinuxProcessGroup(ServedProcesses):
         if check_waited(rc) != 1:
             return None
         process = _owner(everyone, which[0])
-        for other in everyone:
-            other._ready = False
         return process, process.take_event()
 
     def next_event(self, processes: Sequence[Target], wake_fd: int, first: int = 0) -> tuple[Target, StopEvent] | None:

@@ -314,9 +314,18 @@ class Inferior:
 
     # -------------------------------------------------------------------------------- several processes
     @property
+    def engine(self) -> Any:
+        """The engine (`pt_engine *`) the process group's C calls take (ptstub/linux/group.py)."""
+        return self._e
+
+    @property
     def ready(self) -> bool:
-        """The last `resume()` found an event to report and ran nothing."""
+        """The last resume found an event to report and ran nothing; taking the event clears it."""
         return self._ready
+
+    def group_resumed(self, found_event: bool) -> None:
+        """The process group's resume (`pt_group_resume`) ran this process, or found its event first."""
+        self._ready = found_event
 
     @property
     def ended(self) -> bool:
@@ -325,6 +334,7 @@ class Inferior:
 
     def take_event(self) -> StopEvent:
         """The event a group call found (an `Exited`/`Killed` when the process ended)."""
+        self._ready = False
         return self._take_event()
 
     # -------------------------------------------------------------------------------- events
