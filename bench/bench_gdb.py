@@ -28,14 +28,18 @@ go under.
 `--agent` measures the target-side cases instead (bench/agent_cases.py): a condition that is never
 true and an agent dprintf, hits/s at 1 and 8 threads; `--before CMD` adds another ptstub command line.
 
+The hits/s figures also print each round's ratio (ptstub and gdbserver ran back to back) and the
+lowest. `--load N` runs N busy processes for the whole measurement, at the stubs' own priority.
+
 Usage: bench/bench_gdb.py [--repeats N] [--hits N] [--quick] [--baseline DIR] [--cpu | --startup [--floor]]
-                          [--agent [--before CMD]] [--json FILE]
+                          [--agent [--before CMD]] [--load N] [--json FILE]
 The machine is shared and noisy: compare within one run only.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -418,12 +422,40 @@ def loop_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
                 cols.record("connect s", column, connect_time(stub, simple))
                 cols.record("read 1 MiB MB/s", column, read_mib(stub, simple))
     table = print_columns(cols.results, cols.order)
+    print_round_ratios(cols.results, ("hits/s 1 thread(s)", "hits/s 8 thread(s)"))
     per_stop = packets_per_stop(stress)
     print(f"requests per 8-thread breakpoint stop (ptstub): {per_stop:.1f}")
     table["requests per stop"] = {"ptstub": per_stop}
     if opts.json:
         Path(opts.json).write_text(json.dumps(table, indent=2))
     return 0
+
+
+def print_round_ratios(results: dict[str, dict[str, list[float]]], names: tuple[str, ...]) -> None:
+    """Each round's ptstub / gdbserver ratio (the two ran back to back in that round), and the lowest:
+    a claim of "faster in every run" rests on the lowest, not on the ratio of the medians."""
+    for name in names:
+        by_column = results.get(name, {})
+        pairs = list(zip(by_column.get("ptstub", []), by_column.get("gdbserver", []), strict=False))
+        ratios = [p / g for p, g in pairs if g]
+        if ratios:
+            listed = " ".join(f"{r:.2f}" for r in ratios)
+            print(f"{name}, ptstub/gdbserver per round: {listed} (lowest {min(ratios):.2f}x)")
+
+
+@contextlib.contextmanager
+def cpu_load(hogs: int) -> Iterator[None]:
+    """`hogs` busy processes at the stubs' own priority for the time of the measurement (`--load`): the
+    machine is then as loaded as a CI runner with other jobs; they are killed whatever happens."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"], stdin=subprocess.DEVNULL) for _ in range(hogs)
+    ]
+    try:
+        yield
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
 
 
 def main() -> int:
@@ -437,8 +469,14 @@ def main() -> int:
     parser.add_argument("--floor", action="store_true", help="with --startup: the bare interpreter's figures too")
     parser.add_argument("--agent", action="store_true", help="never-true condition and agent dprintf hits/s")
     parser.add_argument("--before", help="with --agent: another ptstub command line, measured beside")
+    parser.add_argument("--load", type=int, default=0, metavar="N", help="run N busy processes meanwhile")
     parser.add_argument("--json")
     opts = parser.parse_args()
+    with cpu_load(opts.load):
+        return measure(opts)
+
+
+def measure(opts: argparse.Namespace) -> int:
     if opts.quick:
         opts.repeats, opts.hits = 1, 400
     build = build_fixtures()
