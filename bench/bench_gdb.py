@@ -9,11 +9,13 @@ Figures (min / median / max over --repeats, ratios of medians, ptstub / gdbserve
   packets     requests GDB sends per multi-thread breakpoint stop (from `--remote-debug` counts)
 
 `--startup` measures start-up alone, side by side (min / median / max of --repeats, default 15 here;
-ratios of medians to gdbserver's): exec to `Listening on port` (wall ms and stub CPU ms) and stub CPU ms
-from exec to GDB's first prompt after `target remote`. ptstub runs as users start it, the `ptstub`
-script beside this Python (else `python -m ptstub`). In every mode but `--agent`, `--baseline DIR` adds
-DIR/.venv/bin/ptstub (another tree, e.g. a worktree of the commit before) as a third column, for
-before/after figures of one run (hits/s and `--cpu` figures; connect and read only for this tree).
+ratios of medians to gdbserver's): exec to `Listening on port` (wall ms and stub CPU ms), stub CPU ms
+from exec to GDB's first prompt after `target remote`, and stub CPU ms of the whole session (exec,
+`target remote`, `kill`, exit: what each of the testsuite's many stub starts costs). ptstub runs as
+users start it, the `ptstub` script beside this Python (else `python -m ptstub`). In every mode but
+`--agent`, `--baseline DIR` adds DIR/.venv/bin/ptstub (another tree, e.g. a worktree of the commit
+before) as a third column, for before/after figures of one run (hits/s and `--cpu` figures; connect
+and read only for this tree).
 `--floor` adds the interpreter alone (`python -S -c pass`, `python -I -c pass`): what no Python stub can
 go under.
 
@@ -276,8 +278,10 @@ def per_stop(
     return (cpu - base_cpu) * 1000 / hits, (packets - base_packets) / hits
 
 
-def startup(stub: str, program: str, command: list[str] | None = None) -> tuple[float, float, float]:
-    """(wall ms exec -> Listening, stub CPU ms exec -> Listening, stub CPU ms to GDB's first prompt)."""
+def startup(stub: str, program: str, command: list[str] | None = None) -> tuple[float, float, float, float]:
+    """(wall ms exec -> Listening, stub CPU ms exec -> Listening, stub CPU ms to GDB's first prompt, stub
+    CPU ms of the whole session: exec, `target remote`, `kill`, exit). GDB's testsuite starts a stub
+    several times per file: the whole session is what each start costs it."""
     proc, port, wall, cpu = launch_stub(stub, ["--once", "127.0.0.1:0", program], command)
     try:
         with tempfile.NamedTemporaryFile("w", suffix=".cpu", delete=False) as out:
@@ -285,9 +289,11 @@ def startup(stub: str, program: str, command: list[str] | None = None) -> tuple[
         gdb_batch(port, program, [gdb_cpu_probe(proc.pid, out.name), "kill"])
         connected = float(Path(out.name).read_text())
         os.unlink(out.name)
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)  # exited, not reaped: its clock still reads
+        session = stub_cpu_ms(proc.pid)
     finally:
         stop_stub(proc)
-    return wall, cpu, connected
+    return wall, cpu, connected, session
 
 
 def interpreter_ms(args: list[str]) -> tuple[float, float]:
@@ -332,10 +338,11 @@ def startup_main(opts: argparse.Namespace, simple: str) -> int:
     cols = Columns(opts)
     for columns in cols.rounds(opts.repeats):
         for column, stub, command in columns:
-            wall, cpu, connected = startup(stub, simple, command)
+            wall, cpu, connected, session = startup(stub, simple, command)
             cols.record("exec->Listening wall ms", column, wall)
             cols.record("exec->Listening CPU ms", column, cpu)
             cols.record("exec->1st prompt CPU ms", column, connected)
+            cols.record("whole session CPU ms", column, session)
         if opts.floor:
             for flag in ("-S", "-I"):
                 wall, cpu = interpreter_ms([flag, "-c", "pass"])
@@ -379,10 +386,11 @@ def cpu_main(opts: argparse.Namespace, stress: str, simple: str) -> int:
             for threads in (1, 8):
                 cpu = per_stop(stub, stress, threads, opts.hits, command=command)[0]
                 cols.record(f"CPU us/stop {threads} thr", column, cpu)
-            wall, cpu, connected = startup(stub, simple, command)
+            wall, cpu, connected, session = startup(stub, simple, command)
             cols.record("exec->Listening wall ms", column, wall)
             cols.record("exec->Listening CPU ms", column, cpu)
             cols.record("exec->1st prompt CPU ms", column, connected)
+            cols.record("whole session CPU ms", column, session)
     for column, stub, command in next(cols.rounds(1)):
         for threads in (1, 8):
             packets = per_stop(stub, stress, threads, 200, True, command)[1]

@@ -1,7 +1,5 @@
 """`python -m ptstub`: the same as the `ptstub` command."""
 
-import sys
+from ptstub.cli import run
 
-from ptstub.cli import main
-
-sys.exit(main())
+run()

@@ -149,6 +149,22 @@ def parse_args(args: list[str]) -> Options:
     return opts
 
 
+def run() -> None:
+    """The `ptstub` command and `python -m ptstub`: `main()`, then exit without tearing the interpreter
+    down. By then the program is killed or let go, the sockets are closed and nothing is left to write
+    but what `sys.stdout`/`sys.stderr` buffer; freeing some two hundred modules one by one took 10-40
+    ms at every stub's exit, which GDB's testsuite waits for at each of its many stub sessions
+    (design-notes, "Start-up"). `main()` itself returns, for callers in the same process."""
+    code = main()
+    import atexit
+
+    atexit._run_exitfuncs()  # what the interpreter's exit runs first: the terminal's foreground (_give_terminal)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("--help", "-h"):
