@@ -152,7 +152,7 @@ def parse_args(args: list[str]) -> Options:
 def run() -> None:
     """The `ptstub` command and `python -m ptstub`: `main()`, then exit without tearing the interpreter
     down. By then the program is killed or let go, the sockets are closed and nothing is left to write
-    but what `sys.stdout`/`sys.stderr` buffer; freeing some two hundred modules one by one took 10-40
+    but what `sys.stdout`/`sys.stderr` buffer; freeing some 130 modules one by one took 10-40
     ms at every stub's exit, which GDB's testsuite waits for at each of its many stub sessions
     (design-notes, "Start-up"). `main()` itself returns, for callers in the same process."""
     code = main()

@@ -315,7 +315,9 @@ class Inferior:
     # -------------------------------------------------------------------------------- several processes
     @property
     def engine(self) -> Any:
-        """The engine (`pt_engine *`) the process group's C calls take (ptstub/linux/group.py)."""
+        """The engine's record (`pt_engine *`): what the process group's C calls take
+        (ptstub/linux/group.py), and its counters (`n_stops`, `last_stop_ns`) read without the dict
+        `stats` builds per call (the stress harness reads two of them at every hit)."""
         return self._e
 
     @property
@@ -447,12 +449,6 @@ class Inferior:
     def measure_stop_resume(self, rounds: int) -> list[tuple[float, float]]:
         """The same through the public path (`measure.stop_resume_rounds`)."""
         return measure.stop_resume_rounds(self._e, partial(self.resume, default=ResumeAction()), rounds)
-
-    @property
-    def counters(self) -> Any:
-        """The engine's record, read-only: its counters (`n_stops`, `last_stop_ns`) without the dict
-        `stats` builds per call (the stress harness reads two of them at every hit)."""
-        return self._e
 
     @property
     def resumed_ns(self) -> int:

@@ -65,7 +65,7 @@ class _StatsView:
 def _engine_counters(inferior: Any) -> Any:
     # `Inferior.stats` builds a dict per call (~1.5 µs); the loop reads the same two fields of the
     # engine's C record directly (~0.2 µs), falling back to `stats` if that record is not there.
-    record = getattr(inferior, "counters", None)
+    record = getattr(inferior, "engine", None)
     return record if record is not None and hasattr(record, "last_stop_ns") else _StatsView(inferior)
 
 
