@@ -249,6 +249,9 @@ uint64_t pt_now_ns(void);
 int pt_ptrace_log_enable(pt_engine *e, int32_t capacity);
 void pt_ptrace_log_disable(pt_engine *e);
 int pt_ptrace_log_take(pt_engine *e, pt_ptrace_record *out, int32_t max, uint64_t *dropped);
+
+/* CPUID(leaf, subleaf) into out[0..3] = EAX, EBX, ECX, EDX (the XSAVE layout, arch/xsave.py). */
+void pt_cpuid(uint32_t leaf, uint32_t subleaf, uint32_t *out);
 /* CDEF-END */
 
 #endif

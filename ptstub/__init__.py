@@ -10,8 +10,6 @@ entry point, the CLI and `ptstub.rsp` do) must not load the engine's cffi module
 
 from __future__ import annotations
 
-import importlib
-
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
 if TYPE_CHECKING:
     from typing import Any
@@ -50,7 +48,7 @@ def __getattr__(name: str) -> Any:
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module 'ptstub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
+    value = getattr(__import__(home, fromlist=[name]), name)  # not importlib: ~1 ms more at start-up
     globals()[name] = value  # later lookups skip this function
     return value
 

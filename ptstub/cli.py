@@ -14,9 +14,9 @@ IDEs and GDB's testsuite wait for them. A bad command line prints one line and e
 
 from __future__ import annotations
 
+import _signal
 import contextlib
 import os
-import signal
 import sys
 from collections.abc import Iterator
 
@@ -285,8 +285,8 @@ def _give_terminal(pid: int) -> None:
         fd = sys.stderr.fileno()
         if not os.isatty(fd):
             return
-        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-        signal.signal(signal.SIGTTIN, signal.SIG_IGN)
+        _signal.signal(_signal.SIGTTOU, _signal.SIG_IGN)
+        _signal.signal(_signal.SIGTTIN, _signal.SIG_IGN)
         old = os.tcgetpgrp(fd)
         os.tcsetpgrp(fd, pid)
     except (OSError, ValueError):
@@ -327,14 +327,11 @@ def _skip_wrapper_exec(inferior: Any) -> None:
 
 def _startup_end(event: Any) -> str:
     """GDB's startup_inferior words for a program that ended before its exec."""
-    from ptstub.events import Killed
+    from ptstub.events import Killed, signal_name
 
     if isinstance(event, Killed):
-        try:
-            name = signal.Signals(event.signal).name
-        except ValueError:  # a real-time signal has no name of its own
-            name = f"SIG{event.signal}"
-        return f"During startup program terminated with signal {name}, {signal.strsignal(event.signal)}."
+        name = signal_name(event.signal)
+        return f"During startup program terminated with signal {name}, {_signal.strsignal(event.signal)}."
     if event.code == 0:
         return "During startup program exited normally."
     return f"During startup program exited with code {event.code}."
@@ -393,18 +390,18 @@ def run_server(opts: Options, endpoint: Any) -> int:
         session.prepare()
         return session
 
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    _signal.signal(_signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     if endpoint.stdio:
         print("Remote debugging using stdio", file=sys.stderr, flush=True)
         return _serve_stdio(new_session(), opts)
     try:
         listener = Listener(endpoint)
     except OSError as err:
-        import socket
+        import _socket
 
         # gdbserver's exact words: GDB's testsuite watches for them to retry on another port, or
         # to see that a host name does not resolve (gdb.server/server-connect.exp).
-        if isinstance(err, socket.gaierror):
+        if isinstance(err, _socket.gaierror):
             print(f"{opts.comm}: cannot resolve name: {err.strerror}", file=sys.stderr)
         else:
             print(f"Can't bind address: {err.strerror}.", file=sys.stderr)

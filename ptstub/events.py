@@ -7,10 +7,23 @@ is reported; process-level ones (exit, kill) carry only the status.
 
 from __future__ import annotations
 
-import signal as _signal
 from enum import Enum, IntEnum
 
 from ptstub.values import frozen
+
+
+def signal_name(number: int) -> str:
+    """`SIGSEGV` for 11, `SIG<n>` for a number without a name of its own (a real-time signal).
+
+    The one user of the `signal` module's `Signals` enum, imported here when first needed: the stub's
+    modules take their signal numbers and `signal()` from `_signal`, since building `signal`'s three
+    enums cost ~1 ms at every start."""
+    import signal
+
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"SIG{number}"
 
 
 class WatchKind(Enum):
@@ -71,10 +84,7 @@ class SignalReceived:
 
     @property
     def name(self) -> str:
-        try:
-            return _signal.Signals(self.signal).name
-        except ValueError:
-            return f"SIG{self.signal}"
+        return signal_name(self.signal)
 
 
 @frozen

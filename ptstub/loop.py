@@ -9,10 +9,10 @@ packets. Framing and acks follow the GDB manual, "Overview", "Interrupts" and "N
 
 from __future__ import annotations
 
+import _socket
 import functools
 import os
 import select
-import socket
 import stat
 import sys
 from collections import deque
@@ -42,11 +42,14 @@ class Connection(Protocol):
     def close(self) -> None: ...
 
 
+# The sockets are `_socket`'s, not `socket`'s: the `socket` module builds four IntEnums of ~400 members
+# from its constants and imports `selectors`, ~6 ms at every stub's start, for conveniences the loop does
+# not use (its `accept` is `_accept` wrapped, as `Listener.accept` does here).
 class SocketConnection:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+            sock.setsockopt(_socket.IPPROTO_TCP, _socket.TCP_NODELAY, 1)
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -129,7 +132,7 @@ class Listener:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         if endpoint.unix_path:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             if os.path.exists(endpoint.unix_path) and stat.S_ISSOCK(os.stat(endpoint.unix_path).st_mode):
                 os.unlink(endpoint.unix_path)
             old = os.umask(0o177)  # the socket file is created 0600: only its owner may debug
@@ -138,12 +141,11 @@ class Listener:
             finally:
                 os.umask(old)
         else:
-            family = socket.AF_INET6 if ":" in endpoint.host else socket.AF_INET
-            self.sock = socket.socket(family, socket.SOCK_STREAM)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            family = _socket.AF_INET6 if ":" in endpoint.host else _socket.AF_INET
+            self.sock = _socket.socket(family, _socket.SOCK_STREAM)
+            self.sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
             self.sock.bind((endpoint.host, endpoint.port))
-        self.sock.listen(1)
-        self.sock.set_inheritable(False)
+        self.sock.listen(1)  # created close-on-exec (SOCK_CLOEXEC, PEP 446): the program never inherits it
 
     @property
     def port(self) -> int:
@@ -152,10 +154,16 @@ class Listener:
         return int(self.sock.getsockname()[1])
 
     def accept(self) -> tuple[SocketConnection, str, int]:
-        conn, addr = self.sock.accept()
+        conn, addr = self._accept()
         if isinstance(addr, tuple):
             return SocketConnection(conn), str(addr[0]), int(addr[1])
         return SocketConnection(conn), "unix", 0
+
+    def _accept(self) -> tuple[_socket.socket, object]:
+        """A blocking, close-on-exec socket for the next client, and its address."""
+        fd, addr = self.sock._accept()
+        sock = self.sock
+        return _socket.socket(sock.family, sock.type, sock.proto, fd), addr
 
     def refuse_pending(self) -> None:
         """Answer clients that connect while one is being served, then close them (one GDB at a time)."""
@@ -165,7 +173,7 @@ class Listener:
         try:
             while True:
                 try:
-                    extra, _ = self.sock.accept()
+                    extra, _ = self._accept()
                 except BlockingIOError:
                     return
                 try:

@@ -12,7 +12,7 @@ Components: gdbserver 13.1 describes x87, SSE, AVX, MPX (BNDREGS, BNDCSR), AVX-5
 and PKRU, each where XCR0 has it, in features `core`, `sse`, `linux`, `segments`, `avx`, `mpx`, `avx512`, `pkeys`
 in that order; so does ptstub. AMX, CET and later components are not described. Their offsets in the standard
 format are the CPU's: CPUID leaf 0xD sub-leaf n gives component n's (EBX), which Python cannot ask directly, so
-`cpuid` runs a 27-byte stub from an anonymous executable page through the engine's cffi module. Intel and AMD
+`cpuid` asks the engine's C helper (`pt_cpuid`). Intel and AMD
 differ: AMD's layout has no MPX area, so AVX-512 starts at 832 (Intel: 1088) and PKRU sits at 2432 (Intel: 2688).
 Where CPUID cannot run, the whole layout is guessed from the regset's length as GDB 14's `i387_guess_xsave_layout`
 does: Intel's where the image holds it all, else AMD's (PKRU may also sit at the image's end). gdbserver 13.1
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import functools
 import os
-import re
 import struct
 
 from ptstub.values import frozen
@@ -109,8 +108,12 @@ def xcr0_from_cpuinfo(text: str | None = None) -> int:
     if text is None:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             text = f.read()
-    match = re.search(r"^flags\s*:(.*)$", text, re.MULTILINE)
-    flags = set(match.group(1).split()) if match else set()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        name, colon, value = line.partition(":")
+        if colon and name.strip() == "flags":
+            flags = set(value.split())
+            break
     xcr0 = XSTATE_X87 | XSTATE_SSE
     if "xsave" not in flags:
         return xcr0
@@ -120,40 +123,23 @@ def xcr0_from_cpuinfo(text: str | None = None) -> int:
     return xcr0
 
 
-# push rbx; mov r8,rdx; mov eax,edi; mov ecx,esi; cpuid; mov [r8],eax; mov [r8+4],ebx;
-# mov [r8+8],ecx; mov [r8+12],edx; pop rbx; ret   -- void stub(u32 leaf, u32 subleaf, u32 out[4])
-_CPUID_CODE = bytes.fromhex("534989d089f889f10fa241890041895804418948084189500c5bc3")
-
-
 @functools.cache
 def cpuid(leaf: int, subleaf: int = 0) -> tuple[int, int, int, int] | None:
-    """EAX, EBX, ECX, EDX of CPUID(`leaf`, `subleaf`), or None where the stub cannot run."""
+    """EAX, EBX, ECX, EDX of CPUID(`leaf`, `subleaf`), or None where it cannot be asked (no C helper)."""
     if os.uname().machine not in ("x86_64", "AMD64"):
         return None
     try:
         return _run_cpuid(leaf, subleaf)
-    except (OSError, ValueError, TypeError, AttributeError, BufferError, ImportError):
+    except (ImportError, AttributeError):
         return None
 
 
 def _run_cpuid(leaf: int, subleaf: int) -> tuple[int, int, int, int]:
-    # Called through the engine's cffi module, already loaded when a layout is built (ctypes would add
-    # ~3-8 ms of imports on the way to GDB's first prompt).
-    import mmap
+    from ptstub._ptcore import ffi, lib  # loaded anyway by the time a layout is built
 
-    from ptstub._ptcore import ffi
-
-    page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    try:
-        page.write(_CPUID_CODE)
-        code = ffi.from_buffer(page)
-        stub = ffi.cast("void (*)(uint32_t, uint32_t, uint32_t *)", code)
-        out = ffi.new("uint32_t[4]")
-        stub(leaf, subleaf, out)
-        del stub, code  # the buffer view must go before the page can be closed
-        return out[0], out[1], out[2], out[3]
-    finally:
-        page.close()
+    out = ffi.new("uint32_t[4]")
+    lib.pt_cpuid(leaf, subleaf, out)
+    return out[0], out[1], out[2], out[3]
 
 
 def _cpuid_offset(component: XsaveComponent) -> int | None:

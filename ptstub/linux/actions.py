@@ -14,7 +14,7 @@ delivered nor dropped. Every call takes the process's engine (`pt_engine *`).
 
 from __future__ import annotations
 
-import signal as signal_mod
+import _signal
 from collections.abc import Callable, Mapping
 
 from ptstub.errors import TargetError
@@ -138,7 +138,7 @@ class ResumePlan:
         SIGTRAP and SIGINT, gdbserver's rule when GDB sent no QProgramSignals); dropped, a signal the
         program relies on is lost (gdb.threads/attach-into-signal.exp)."""
         for tid, sig in self.held_signals.items():
-            wanted = pass_signal(sig) if pass_signal is not None else sig not in (signal_mod.SIGTRAP, signal_mod.SIGINT)
+            wanted = pass_signal(sig) if pass_signal is not None else sig not in (_signal.SIGTRAP, _signal.SIGINT)
             if wanted:
                 lib.pt_set_deliver_signal(e, tid, sig)  # kept unless one is due; -ESRCH: gone
         self.held_signals.clear()

@@ -16,9 +16,9 @@ from the tracer thread), except `interrupt()`, which any thread may call.
 
 from __future__ import annotations
 
+import _signal
 import errno as errno_mod
 import os
-import signal as signal_mod
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
 
@@ -432,7 +432,7 @@ class Inferior:
         lib.pt_kill(self._e)
         self._log_ptrace()
         self._thread_list.clear()
-        self.exit_signal = signal_mod.SIGKILL
+        self.exit_signal = _signal.SIGKILL
 
     # -------------------------------------------------------------------------------- statistics
     @property

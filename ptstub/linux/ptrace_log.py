@@ -13,10 +13,10 @@ the standard library.
 from __future__ import annotations
 
 import errno as errno_mod
-import signal as signal_mod
 import sys
 
 from ptstub import logs
+from ptstub.events import signal_name
 from ptstub.linux.ffi import ffi, lib
 
 TYPE_CHECKING = False  # not `typing`'s: importing typing costs ~3 ms at start-up (ptstub.values)
@@ -71,13 +71,6 @@ _OPTIONS_DATA = {0x4200, 0x4206}
 
 def request_name(request: int) -> str:
     return REQUEST_NAMES.get(request, f"PTRACE_{request:#x}")
-
-
-def signal_name(sig: int) -> str:
-    try:
-        return signal_mod.Signals(sig).name
-    except ValueError:
-        return str(sig)
 
 
 def errno_name(err: int) -> str:

@@ -22,7 +22,6 @@ Invariants:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 from ptstub.rsp.command_values import (
@@ -608,15 +607,20 @@ _VERBOSE: dict[bytes, _NamedParser] = {
     b"vFile": _parse_file,
 }
 
-_NAME = re.compile(rb"[^:;,]*")
+
+def _name_end(body: bytes) -> int:
+    """Where the name of a `q`/`Q`/`v` packet ends: its first `:`, `;` or `,` (or the body's end)."""
+    end = len(body)
+    for separator in (b":", b";", b","):
+        found = body.find(separator, 0, end)
+        if found >= 0:
+            end = found
+    return end
 
 
 def _named_dispatcher(table: dict[bytes, _NamedParser]) -> Callable[[bytes], Command]:
-    match_name = _NAME.match
-
     def dispatch(body: bytes) -> Command:
-        match = match_name(body)
-        end = match.end() if match is not None else 0  # `[^:;,]*` always matches; for mypy
+        end = _name_end(body)
         parser = table.get(body[:end])
         if parser is None:
             return UnknownCommand(body)

@@ -285,11 +285,11 @@ class ProcessLifecycle:
         """gdbserver's `handle_detach` with persistent commands: it stays attached, says so (its words),
         resumes every thread and answers OK; the commands keep printing while no GDB is connected.
         Signals GDB would have been told of go to the program, forks are let go (no GDB to follow them)."""
-        import signal as signal_mod
+        import _signal
 
         self.s.announce("Persistent commands are present, leaving gdbserver attached to the process")
         target.set_options(fork_events=False, catch_syscalls=False, thread_exits=False)
-        target.set_pass_signals(frozenset(range(1, 65)) - {signal_mod.SIGTRAP, signal_mod.SIGSTOP})
+        target.set_pass_signals(frozenset(range(1, 65)) - {_signal.SIGTRAP, _signal.SIGSTOP})
         self.s.conn.catch_syscalls = None
         target.resume({tid: ResumeAction(ResumeKind.CONTINUE) for tid in target.thread_ids()})
         self.s.detached_with_commands = True

@@ -15,6 +15,7 @@ from ptstub.events import (
     Killed,
     StopEvent,
     ThreadExited,
+    signal_name,
 )
 from ptstub.rsp import command_values as cmd
 from ptstub.rsp import replies
@@ -96,7 +97,7 @@ class StopReplies:
             reply = replies.exited(event.code, event.pid if self.s.conn.features.multiprocess else None)
             self.s.life.forget_target()
         elif isinstance(event, Killed):
-            self.s.announce(f"\nChild terminated with signal = {event.signal:#x} ({_signal_name(event.signal)})")
+            self.s.announce(f"\nChild terminated with signal = {event.signal:#x} ({signal_name(event.signal)})")
             reply = replies.killed(event.signal, event.pid if self.s.conn.features.multiprocess else None)
             self.s.life.forget_target()
         else:
@@ -187,12 +188,3 @@ class StopReplies:
                 slices = tuple((n, reg.offset, reg.offset + reg.size) for n, reg in zip(EXPEDITED, regs, strict=True))
             cached = self.expedite = (layout, slices)
         return cached[1]
-
-
-def _signal_name(sig: int) -> str:
-    import signal as signal_mod
-
-    try:
-        return signal_mod.Signals(sig).name
-    except ValueError:
-        return f"SIG{sig}"
