@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.gdb import stubs
 from tests.gdb.stubs import PTSTUB, run_gdb, running_stub
 
 
@@ -165,3 +166,22 @@ def _read_until(conn: socket.socket, marker: bytes) -> bytes:
 def test_python_dash_m_works() -> None:
     result = subprocess.run([sys.executable, "-m", "ptstub", "--version"], capture_output=True, text=True, timeout=20)
     assert result.returncode == 0 and "ptstub" in result.stdout
+
+
+@pytest.mark.timeout(120)
+def test_a_whole_session_stays_off_the_costly_imports(fixture_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # GDB's testsuite starts a stub several times per file, so every module a plain session loads is paid
+    # for again and again (design-notes: "Start-up"). `-X importtime` lists what the stub really imported
+    # from exec to exit: a connection, a breakpoint, a stop, registers, memory and `kill`.
+    monkeypatch.setattr(stubs, "PTSTUB", [sys.executable, "-X", "importtime", "-m", "ptstub"])
+    program = fixture_path("simple")
+    with running_stub("ptstub", ["--once", "127.0.0.1:0", program]) as stub:
+        result = run_gdb(stub.port, program, ["break main", "continue", "info registers rip", "x/4x $sp", "kill"])
+        assert "Breakpoint 1, main" in result.output, result.output
+        stub.proc.wait(timeout=30)
+        text = stub.read_stderr(timeout=10)
+    loaded = {line.rsplit("|", 1)[1].strip() for line in text.splitlines() if line.startswith("import time:")}
+    assert "ptstub.session" in loaded  # the listing is whole
+    costly = {"socket", "selectors", "signal", "re", "binascii", "mmap", "ctypes", "typing", "logging", "dataclasses"}
+    assert not costly & loaded
+    assert not any(name.startswith(("elftools", "xml.")) for name in loaded)
