@@ -425,7 +425,7 @@ int resume_masked(pt_engine *e)
         e->world_stopped = 1;
         return e->exited ? choose_report(e, 0) : 1;
     }
-    if (!any && !exit_status_due(e))
+    if (!any && !status_can_come(e))
         return -EDEADLK; /* nothing to run */
     /* Nothing resumed but a thread on its way out (a PTRACE_INTERRUPT of the stop-all found it exiting,
      * ESRCH): its exit status comes without a resume, and the wait reports it (the exit of a process
@@ -491,6 +491,61 @@ int exit_status_due(pt_engine *e)
     return 0;
 }
 
+/* Held threads knocked out of their stops under us.  A SIGKILL (exit_group in another thread, a kill
+ * from outside) ends any ptrace-stop: the thread runs to its PTRACE_EVENT_EXIT stop, whose status the
+ * engine never looks for while it believes the thread stopped.  A status already there is taken (the
+ * thread stays held, at its exit stop); a thread no longer in a stop (ESRCH) is marked exiting, so its
+ * status is waited for.  Looked at only when nothing else can report. */
+static void find_knocked_out(pt_engine *e)
+{
+    for (int32_t i = 0; i < e->nthreads; i++) { /* on_status may append threads: re-read both each time */
+        pt_thread *t = e->threads[i];
+        if (t->state != PT_STOPPED || t->phase == PT_PHASE_EXITING)
+            continue;
+        int st;
+        unsigned long msg;
+        if (waitpid(t->tid, &st, __WALL | WNOHANG) == t->tid) {
+            int held = e->world_stopped;
+            e->world_stopped = 1;
+            on_status(e, t->tid, st);
+            e->world_stopped = held;
+        } else if (pt_ptrace(e, PTRACE_GETEVENTMSG, t->tid, 0, &msg) < 0 && errno == ESRCH) {
+            set_state(e, t, PT_EXITING);
+        }
+    }
+}
+
+/* Let go the threads held at PTRACE_EVENT_EXIT (phase EXITING, stopped, nothing to report).  They can
+ * run no code again, and held they keep their process from ending.  Returns how many were let go. */
+static int release_exit_stops(pt_engine *e)
+{
+    int released = 0;
+    for (int32_t i = 0; i < e->nthreads; i++) {
+        pt_thread *t = e->threads[i];
+        if (t->phase != PT_PHASE_EXITING || t->state != PT_STOPPED || has_event(t))
+            continue;
+        t->deliver_sig = 0;
+        resume_thread(e, t, 0); /* PTRACE_CONT, run state PT_EXITING: never waited for as a stop again */
+        released++;
+    }
+    return released;
+}
+
+/* Whether a status can still come although no thread runs.  A thread on its way out gives one
+ * (exit_status_due).  Otherwise held threads may have been killed under us: when GDB steps one thread
+ * with the others held and the process meets exit_group, the stepper dies and every other thread
+ * leaves its stop for its exit stop, so the answer was N (no resumed thread) and the process never
+ * ended (gdb.threads/process-dies-while-handling-bp.exp, all-stop with GDB's conditions).  Such
+ * threads are found and let go at their exit stops: gdbserver 13 never sets PTRACE_O_TRACEEXIT, so its
+ * threads just die and the leader's exit status reports the end; so it does here. */
+int status_can_come(pt_engine *e)
+{
+    if (exit_status_due(e))
+        return 1;
+    find_knocked_out(e);
+    return release_exit_stops(e) > 0 || exit_status_due(e);
+}
+
 /* An event came: stop the world and choose what to report.  Returns 1 when a thread reports
  * (e->reported; an interrupt first when one was asked for), 0 when the event went away while stopping
  * (its thread died) and the world runs again, -ECHILD when nothing is then left to run, or -errno.
@@ -543,7 +598,7 @@ int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed)
             if (report_interrupt(e) || choose_report(e, 1) || choose_report(e, 0)) /* hits stay pending */
                 return 1;
         }
-        if (e->nrunning <= 0 && !exit_status_due(e))
+        if (e->nrunning <= 0 && !status_can_come(e))
             return -ECHILD;
         if (extra_fd < 0 && e->nrunning <= FEW_RUNNING) { /* else ppoll (see "Sleeping in waitpid") */
             if (timeout_ms >= 0 && pt_now_ns() >= deadline)

@@ -344,6 +344,27 @@ static int on_syscall_stop(pt_engine *e, pt_thread *t)
     return record(t, PT_EV_SYSCALL, is_exit, r.rip, r.orig_rax);
 }
 
+/* A stop still to report when its thread reaches PTRACE_EVENT_EXIT: it was held in that stop, and only
+ * a SIGKILL (exit_group in another thread, a kill from outside) takes a held thread out of one.  It is
+ * at no breakpoint, signal or step now and will never run again, so the stop is void, as gdbserver
+ * drops the pending status of an lwp that died (GDB hears the process's end instead).  Fork and exec
+ * events stay: a traced child or a new image exists whatever became of the thread. */
+static void drop_void_event(pt_thread *t)
+{
+    switch (t->ev_kind) {
+    case PT_EV_BREAKPOINT:
+    case PT_EV_STEP:
+    case PT_EV_SIGNAL:
+    case PT_EV_INTERRUPT:
+    case PT_EV_HWTRAP:
+    case PT_EV_SYSCALL:
+        t->ev_kind = PT_EV_NONE;
+        break;
+    default:
+        break;
+    }
+}
+
 /* Classify one wait status.  Returns 1 when a reportable event was recorded on a thread (or the
  * process ended), 0 otherwise.  The thread is resumed again here when nothing is to be reported and
  * the world is running. */
@@ -386,6 +407,7 @@ int on_status(pt_engine *e, int tid, int status)
         return on_exec(e, t);
     case PTRACE_EVENT_EXIT:
         t->phase = PT_PHASE_EXITING;
+        drop_void_event(t);
         return e->stopping || e->world_stopped ? on_exit_while_held(e, t) : keep_or_resume(e, t);
     case 0:
         if (sig == (SIGTRAP | 0x80))

@@ -165,6 +165,7 @@ int resume_masked(pt_engine *e);
 int report_interrupt(pt_engine *e);
 int settle_event(pt_engine *e, int in_group);
 int exit_status_due(pt_engine *e);
+int status_can_come(pt_engine *e);
 int wait_resumed(pt_engine *e, int timeout_ms, int extra_fd, int just_resumed);
 
 /* ptcore_lifecycle.c */

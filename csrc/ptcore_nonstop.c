@@ -153,7 +153,7 @@ int wait_one_masked(pt_engine *e, int timeout_ms, int extra_fd)
     for (;;) {
         if (nonstop_look(e))
             return 1;
-        if (e->nrunning <= 0 && !exit_status_due(e))
+        if (e->nrunning <= 0 && !status_can_come(e))
             return -ECHILD;
         struct pollfd p[3];
         int n = sleep_until_ready(&e, 1, p, extra_fd, timeout_ms, deadline);

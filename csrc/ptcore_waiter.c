@@ -156,7 +156,7 @@ static void drop_idle(struct group_call *c)
 {
     int32_t kept = 0;
     for (int32_t i = 0; i < *c->n; i++)
-        if (c->m[i]->exited || c->m[i]->nrunning > 0 || exit_status_due(c->m[i]))
+        if (c->m[i]->exited || c->m[i]->nrunning > 0 || status_can_come(c->m[i]))
             c->m[kept++] = c->m[i];
     *c->n = kept;
 }
