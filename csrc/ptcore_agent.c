@@ -35,6 +35,15 @@ int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r)
     return 0;
 }
 
+/* Whether a thread was left running, so that the stop of pass_breakpoints must run it again: running,
+ * or resumed and found gone under us (PT_EXITING in its live phase: exit_group took it out of a stop,
+ * ESRCH).  Such a thread still stops once, at PTRACE_EVENT_EXIT, and that stop catches it there;
+ * not run again it held its process's exit for ever (gdb.threads/process-dies-while-handling-bp.exp). */
+static int ran_on(const pt_thread *t)
+{
+    return t->state == PT_RUNNING || (t->state == PT_EXITING && t->phase != PT_PHASE_EXITING);
+}
+
 /* The end of a drain in which threads were left at breakpoints to pass (pass_due == 1).  Each is
  * stepped over its breakpoint exactly as a step-over at a resume does (step_over): the int3 lifted,
  * so every other thread of the process is held stopped meanwhile, or one could run past the lifted
@@ -43,15 +52,6 @@ int breakpoint_hit(pt_engine *e, pt_thread *t, const struct user_regs_struct *r)
  * with `hold` (all-stop): the world stays stopped for its report, and the threads still to pass are
  * stepped over by the resume after it.  Without `hold` (non-stop) such events stay pending on their
  * threads and the rest run.  Returns 1 when an event is to be reported. */
-/* Whether a thread was left running, so that the stop of pass_breakpoints must run it again: running,
- * or resumed and found gone under us (PT_EXITING in its live phase: exit_group took it out of a stop,
- * ESRCH).  Such a thread still stops once, at PTRACE_EVENT_EXIT, and the stop below catches it there;
- * not run again it held its process's exit for ever (gdb.threads/process-dies-while-handling-bp.exp). */
-static int ran_on(const pt_thread *t)
-{
-    return t->state == PT_RUNNING || (t->state == PT_EXITING && t->phase != PT_PHASE_EXITING);
-}
-
 int pass_breakpoints(pt_engine *e, int hold, int found)
 {
     e->agent_due = 0;
